@@ -1,0 +1,392 @@
+// Pure: validated API objects → immutable, indexed Topology with a content-derived version.
+// Referential problems are reported per object; the rest of the topology still builds.
+import { createHash } from "node:crypto";
+import type {
+  ADSite,
+  ApiObject,
+  ClientAccessServer,
+  Kind,
+  MailboxDatabase,
+  Service,
+  VirtualDirectory,
+} from "../../crds/index.js";
+import type {
+  DatabaseInfo,
+  Problem,
+  ServerInfo,
+  SiteInfo,
+  Topology,
+  VersionClass,
+  VersionNumber,
+  VirtualDirectoryInfo,
+} from "./types.js";
+
+export function versionClassOf(v: VersionNumber): VersionClass {
+  return v >= 2013 ? "2013+" : (String(v) as VersionClass);
+}
+
+/** Oldest Exchange version that has each service (a directory on an older server is a mistake). */
+const SERVICE_MIN_VERSION: Record<Service, VersionNumber> = {
+  Owa: 2003,
+  ActiveSync: 2003,
+  RpcHttp: 2003,
+  Pop3: 2003,
+  Imap4: 2003,
+  Public: 2003,
+  Ews: 2007,
+  Oab: 2007,
+  Autodiscover: 2007,
+  Ecp: 2010,
+  PowerShell: 2010,
+  Mapi: 2013,
+};
+/** Newest version that still has the service (Exchange 2010 removed /Public). */
+const SERVICE_MAX_VERSION: Partial<Record<Service, VersionNumber>> = { Public: 2007 };
+
+const KIND_ORDER: Record<Kind, number> = { ADSite: 0, ClientAccessServer: 1, VirtualDirectory: 2, MailboxDatabase: 3 };
+
+function compareObjects(a: ApiObject, b: ApiObject): number {
+  return (
+    KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
+    cmp(a.metadata.name, b.metadata.name) ||
+    cmp(a.metadata.namespace ?? "", b.metadata.namespace ?? "")
+  );
+}
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Canonical JSON: keys sorted, so equal content gives equal bytes. */
+export function canonicalJson(v: unknown): string {
+  if (v === undefined) return "null";
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(",")}}`;
+}
+
+export function contentVersion(parts: unknown): string {
+  return createHash("sha256").update(canonicalJson(parts)).digest("hex").slice(0, 16);
+}
+
+/** Last `CN=` of an LDAP DN or last `cn=` of a legacy Exchange DN; the input when it has none. */
+export function commonNameOf(name: string): string {
+  const dn = /^\s*cn=([^,]+)/i.exec(name);
+  if (dn) return dn[1].trim();
+  const legacy = /\/cn=([^/]+)\s*$/i.exec(name);
+  if (legacy) return legacy[1].trim();
+  return name.trim();
+}
+
+export function buildTopology(input: readonly ApiObject[]): Topology {
+  const problems: Problem[] = [];
+  const objects = [...input].sort(compareObjects);
+  const report = (
+    obj: ApiObject,
+    field: string,
+    reason: string,
+    message: string,
+    severity: Problem["severity"] = "error",
+    condition = severity === "error" ? "ResolvedRefs" : reason,
+  ) =>
+    problems.push({
+      kind: obj.kind,
+      name: obj.metadata.name,
+      ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+      field,
+      reason,
+      message,
+      severity,
+      condition,
+    });
+
+  // Duplicate names: the organisation is one name space per kind (like Active Directory).
+  const seen = new Map<string, ApiObject>();
+  const unique: ApiObject[] = [];
+  for (const o of objects) {
+    const key = `${o.kind}/${o.metadata.name}`;
+    const first = seen.get(key);
+    if (first) {
+      report(
+        o,
+        "metadata.name",
+        "DuplicateName",
+        `${o.kind} "${o.metadata.name}" is defined more than once (also in namespace "${first.metadata.namespace ?? "default"}")`,
+        "error",
+        "Accepted",
+      );
+      continue;
+    }
+    seen.set(key, o);
+    unique.push(o);
+  }
+  const ofKind = <K extends Kind>(k: K) =>
+    unique.filter((o): o is Extract<ApiObject, { kind: K }> => o.kind === k);
+
+  // Sites.
+  const siteObjs = new Map<string, ADSite>();
+  for (const s of ofKind("ADSite")) siteObjs.set(s.metadata.name, s);
+
+  // Servers.
+  const serverObjs = new Map<string, ClientAccessServer>();
+  for (const s of ofKind("ClientAccessServer")) {
+    if (!siteObjs.has(s.spec.site)) {
+      report(s, "spec.site", "UnknownSite", `ADSite "${s.spec.site}" does not exist`);
+      continue;
+    }
+    if (s.spec.tls.insecureSkipVerify) {
+      report(
+        s,
+        "spec.tls.insecureSkipVerify",
+        "InsecureSkipVerify",
+        "upstream certificate validation is off for this server (R-GEN-3: as Exchange does, but the certificate's name, expiry and trust are not checked)",
+        "warning",
+        "InsecureUpstreamTLS",
+      );
+    }
+    serverObjs.set(s.metadata.name, s);
+  }
+
+  // Virtual directories.
+  const vdirsByServer = new Map<string, Map<Service, VirtualDirectoryInfo>>();
+  for (const v of ofKind("VirtualDirectory")) {
+    const srv = serverObjs.get(v.spec.server);
+    if (!srv) {
+      report(v, "spec.server", "UnknownServer", `ClientAccessServer "${v.spec.server}" does not exist or was not accepted`);
+      continue;
+    }
+    const ver = Number(srv.spec.exchangeVersion) as VersionNumber;
+    const min = SERVICE_MIN_VERSION[v.spec.service];
+    const max = SERVICE_MAX_VERSION[v.spec.service];
+    if (ver < min || (max !== undefined && ver > max)) {
+      report(
+        v,
+        "spec.service",
+        "ServiceNotOnVersion",
+        `service ${v.spec.service} does not exist on Exchange ${srv.spec.exchangeVersion} (server "${srv.metadata.name}")`,
+        "error",
+        "Accepted",
+      );
+      continue;
+    }
+    const isCas = srv.spec.roles.includes("ClientAccess");
+    // Exchange 2003 back-end servers and 2013+ Mailbox servers host their own directories.
+    if (!isCas && ver !== 2003 && ver < 2013) {
+      report(
+        v,
+        "spec.server",
+        "ServerNotClientAccess",
+        `server "${srv.metadata.name}" has no ClientAccess role, so it cannot host a ${v.spec.service} virtual directory`,
+      );
+      continue;
+    }
+    let byService = vdirsByServer.get(srv.metadata.name);
+    if (!byService) vdirsByServer.set(srv.metadata.name, (byService = new Map()));
+    const existing = byService.get(v.spec.service);
+    if (existing) {
+      report(
+        v,
+        "spec.service",
+        "DuplicateService",
+        `server "${srv.metadata.name}" already has a ${v.spec.service} virtual directory ("${existing.name}")`,
+        "error",
+        "Accepted",
+      );
+      continue;
+    }
+    byService.set(v.spec.service, vdirInfo(v));
+  }
+
+  const servers = new Map<string, ServerInfo>();
+  for (const [name, s] of serverObjs) {
+    const version = Number(s.spec.exchangeVersion) as VersionNumber;
+    servers.set(
+      name,
+      Object.freeze({
+        name,
+        site: s.spec.site,
+        fqdn: s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
+        exchangeVersion: s.spec.exchangeVersion,
+        version,
+        versionClass: versionClassOf(version),
+        clientAccess: s.spec.roles.includes("ClientAccess"),
+        mailbox: s.spec.roles.includes("Mailbox"),
+        address: s.spec.address ?? s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
+        internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
+        maintenance: s.spec.maintenance,
+        insecureSkipVerify: s.spec.tls.insecureSkipVerify,
+        vdirs: sortedMap(vdirsByServer.get(name) ?? new Map()),
+      }),
+    );
+  }
+
+  // Databases.
+  const databases = new Map<string, DatabaseInfo>();
+  const dbIndex = new Map<string, DatabaseInfo>();
+  for (const d of ofKind("MailboxDatabase")) {
+    const active = servers.get(d.spec.activeServer);
+    if (!active) {
+      report(d, "spec.activeServer", "UnknownServer", `server "${d.spec.activeServer}" does not exist or was not accepted`);
+      continue;
+    }
+    if (!active.mailbox) {
+      report(d, "spec.activeServer", "NotMailboxServer", `server "${active.name}" has no Mailbox role`);
+      continue;
+    }
+    const missing = d.spec.servers.findIndex((s) => !servers.has(s));
+    if (missing >= 0) {
+      report(
+        d,
+        `spec.servers.${missing}`,
+        "UnknownServer",
+        `server "${d.spec.servers[missing]}" does not exist or was not accepted`,
+      );
+      continue;
+    }
+    const info: DatabaseInfo = Object.freeze({
+      name: d.metadata.name,
+      databaseName: d.spec.databaseName ?? d.metadata.name,
+      activeServer: d.spec.activeServer,
+      servers: Object.freeze([...d.spec.servers].sort()),
+    });
+    const keys = [info.name.toLowerCase(), info.databaseName.toLowerCase()];
+    const clash = keys.map((k) => dbIndex.get(k)).find((x) => x !== undefined);
+    if (clash) {
+      report(
+        d,
+        "spec.databaseName",
+        "DuplicateName",
+        `database name "${info.databaseName}" is already used by MailboxDatabase "${clash.name}"`,
+        "error",
+        "Accepted",
+      );
+      continue;
+    }
+    databases.set(info.name, info);
+    for (const k of keys) dbIndex.set(k, info);
+  }
+
+  // Sites, with derived facts.
+  const sites = new Map<string, SiteInfo>();
+  const hostToSite = new Map<string, string>();
+  for (const [name, s] of siteObjs) {
+    const members = [...servers.values()].filter((x) => x.site === name);
+    const names = members.map((m) => m.name).sort();
+    const casServers = members.filter((m) => m.clientAccess).map((m) => m.name).sort();
+    const mailboxServers = members.filter((m) => m.mailbox).map((m) => m.name).sort();
+    const hasExternal = members.some((m) => [...m.vdirs.values()].some((v) => v.externalUrl !== null));
+    const hostnames: string[] = [];
+    s.spec.hostnames.forEach((h, i) => {
+      const host = normaliseHost(h);
+      const owner = hostToSite.get(host);
+      if (owner !== undefined) {
+        report(
+          s,
+          `spec.hostnames.${i}`,
+          "DuplicateHostname",
+          `host name "${host}" already belongs to ADSite "${owner}"; ignored here`,
+          "warning",
+          "HostnameConflict",
+        );
+        return;
+      }
+      hostToSite.set(host, name);
+      hostnames.push(host);
+    });
+    if (mailboxServers.length > 0 && casServers.length === 0) {
+      // R-GEN-6: the site stays in the topology so decisions can name it, but it is not valid.
+      report(
+        s,
+        "spec",
+        "NoClientAccessServer",
+        `R-GEN-6: site has Mailbox servers (${mailboxServers.join(", ")}) but no Client Access server`,
+        "error",
+        "Accepted",
+      );
+    }
+    sites.set(
+      name,
+      Object.freeze({
+        name,
+        hostnames: Object.freeze(hostnames),
+        internetFacing: s.spec.internetFacing ?? hasExternal,
+        description: s.spec.description,
+        servers: Object.freeze(names),
+        casServers: Object.freeze(casServers),
+        mailboxServers: Object.freeze(mailboxServers),
+      }),
+    );
+  }
+
+  // Names, FQDNs, and NetBIOS names (first FQDN label) where that label is unambiguous.
+  const serverIndex = new Map<string, ServerInfo>();
+  const labelCount = new Map<string, number>();
+  for (const s of servers.values()) {
+    const label = s.fqdn.split(".")[0];
+    labelCount.set(label, (labelCount.get(label) ?? 0) + 1);
+  }
+  for (const s of servers.values()) {
+    serverIndex.set(s.name.toLowerCase(), s);
+    serverIndex.set(s.fqdn, s);
+  }
+  for (const s of servers.values()) {
+    const label = s.fqdn.split(".")[0];
+    if (labelCount.get(label) === 1 && !serverIndex.has(label)) serverIndex.set(label, s);
+  }
+
+  const version = contentVersion({
+    sites: [...sites.values()],
+    servers: [...servers.values()].map((s) => ({ ...s, vdirs: [...s.vdirs.values()] })),
+    databases: [...databases.values()],
+  });
+
+  const topology: Topology = {
+    version,
+    sites: sortedMap(sites),
+    servers: sortedMap(servers),
+    databases: sortedMap(databases),
+    hostToSite: sortedMap(hostToSite),
+    problems: Object.freeze(problems),
+    findDatabase: (name) => dbIndex.get(commonNameOf(name).toLowerCase()) ?? dbIndex.get(name.trim().toLowerCase()),
+    findServer: (name) => serverIndex.get(commonNameOf(name).toLowerCase()),
+    siteForHost: (host) => hostToSite.get(normaliseHost(host)),
+  };
+  return Object.freeze(topology);
+}
+
+/** Lower-case, without port or trailing dot; IPv6 literals keep their brackets. */
+export function normaliseHost(host: string): string {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith("[")) {
+    const end = h.indexOf("]");
+    return end > 0 ? h.slice(0, end + 1) : h;
+  }
+  const colon = h.lastIndexOf(":");
+  if (colon >= 0 && h.indexOf(":") === colon) h = h.slice(0, colon);
+  return h.replace(/\.$/, "");
+}
+
+function vdirInfo(v: VirtualDirectory): VirtualDirectoryInfo {
+  const s = v.spec;
+  return Object.freeze({
+    name: v.metadata.name,
+    server: s.server,
+    service: s.service,
+    internalUrl: s.internalUrl,
+    externalUrl: s.externalUrl ?? null,
+    internalAuthenticationMethods: Object.freeze([...s.internalAuthenticationMethods]),
+    externalAuthenticationMethods: Object.freeze([...s.externalAuthenticationMethods]),
+    crossSiteRedirectType: s.crossSiteRedirectType ?? "Manual",
+    exchange2003Url: s.exchange2003Url,
+    internalConnectionSettings: Object.freeze([...(s.internalConnectionSettings ?? [])]),
+    externalConnectionSettings: Object.freeze([...(s.externalConnectionSettings ?? [])]),
+  });
+}
+
+function sortedMap<K extends string, V>(m: Map<K, V>): ReadonlyMap<K, V> {
+  return new Map([...m.entries()].sort(([a], [b]) => cmp(a, b)));
+}
+
+export type { MailboxDatabase };

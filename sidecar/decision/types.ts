@@ -1,0 +1,87 @@
+// What goes into the decision engine and what comes out. The contract between the engine,
+// the ext_authz/ext_proc sidecar, the mail proxy and `cas-gateway explain`.
+import type { Service } from "../../crds/index.js";
+
+/** Stable rule IDs from ../shared/RULES.md, plus engine steps that are not rules. */
+export type RuleId = `R-${string}`;
+
+/** One client request, as the gateway sees it (HTTP from Envoy's CheckRequest, or a mail login). */
+export interface ClientRequest {
+  /** HTTP method, or "LOGIN" for POP3/IMAP4. */
+  readonly method: string;
+  /** Host header (or SNI / mail listener's front-door host). */
+  readonly host: string;
+  /** Path with query string, as sent (e.g. /Microsoft-Server-ActiveSync?Cmd=Sync&User=bob). */
+  readonly path: string;
+  readonly scheme: "https" | "http";
+  /** Header names lower-case. Client-sent x-cas-* headers must never change the outcome. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Request body when buffered (EWS SOAP, Autodiscover POST, OWA FBA logon), UTF-8. */
+  readonly body?: string;
+  readonly sourceAddress?: string;
+  /** Set by the mail proxy: POP3 and IMAP4 do not come from a path. */
+  readonly mail?: {
+    readonly protocol: "Pop3" | "Imap4";
+    /** The login name the client gave. */
+    readonly user: string;
+    /** SASL mechanism or LOGIN/USER-PASS, upper-case: PLAIN, LOGIN, NTLM, USER. */
+    readonly mechanism: string;
+  };
+  /** The server named by a verified affinity pin (the sidecar checks the cookie signature). */
+  readonly pinnedServer?: string;
+}
+
+/** Which servers/services are known to be down. Absent = healthy. */
+export interface HealthView {
+  isServerHealthy(server: string): boolean;
+  isServiceHealthy(server: string, service: Service): boolean;
+}
+
+export const ALL_HEALTHY: HealthView = {
+  isServerHealthy: () => true,
+  isServiceHealthy: () => true,
+};
+
+export type RedirectKind = "silent" | "manual" | "sso" | "eas451";
+
+export interface DecisionCommon {
+  /** Rule IDs applied, in order. */
+  readonly rules: readonly RuleId[];
+  /** Human trace, one line per step. */
+  readonly trace: readonly string[];
+  readonly service?: Service;
+  readonly receivingSite?: string;
+  /** The identity used, and its source (e.g. "x-anchormailbox", "basic", "ntlm"). */
+  readonly identity?: { readonly value: string; readonly source: string };
+}
+
+export interface RouteDecision extends DecisionCommon {
+  readonly outcome: "local" | "proxy";
+  readonly targetSite: string;
+  /** Set when one server is chosen (pin, NLB bypass, combined server, 2013+ active copy). */
+  readonly targetServer?: string;
+  /** Envoy cluster the route selects (operator/topology/names.ts). */
+  readonly cluster: string;
+  /** Upstream path when it differs from the request's (EAS /Proxy, /Public). */
+  readonly upstreamPath?: string;
+  /** Affinity: set a pin to targetServer, clear an existing pin, or leave it. */
+  readonly affinity: "set" | "clear" | "keep" | "none";
+  /** POP3/IMAP4: where the mail proxy connects. */
+  readonly mailBackend?: { readonly host: string; readonly port: number; readonly encryption: "None" | "Ssl" | "Tls" };
+}
+
+export interface RedirectDecision extends DecisionCommon {
+  readonly outcome: "redirect";
+  readonly kind: RedirectKind;
+  /** Always a configured ExternalUrl, InternalUrl or exchange2003Url: never built from request input. */
+  readonly url: string;
+}
+
+export interface ErrorDecision extends DecisionCommon {
+  readonly outcome: "error";
+  readonly status: number;
+  /** Short and fit to show a user: no internal host names. */
+  readonly reason: string;
+}
+
+export type Decision = RouteDecision | RedirectDecision | ErrorDecision;

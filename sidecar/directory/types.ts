@@ -1,0 +1,53 @@
+// The mailbox directory: who has a mailbox, and in which database. Implementations: CSV export
+// (csv-directory.ts) and LDAP/Active Directory (a later piece). The decision engine never calls a
+// directory itself: the caller resolves identities first (async) and hands it a DirectoryView.
+
+export interface MailboxRecord {
+  readonly primarySmtpAddress: string;
+  readonly userPrincipalName?: string;
+  readonly samAccountName?: string;
+  /** NetBIOS domain for DOMAIN\sam look-ups, when known. */
+  readonly domain?: string;
+  /** Database name as Exchange reports it (Get-Mailbox Database, or homeMDB's CN). */
+  readonly database: string;
+  /** Mailbox GUID (ExchangeGuid / msExchMailboxGuid), lower-case, without braces. */
+  readonly exchangeGuid?: string;
+  /** All SMTP addresses (primary and proxy), lower-case, without the smtp: prefix. */
+  readonly emailAddresses: readonly string[];
+  readonly displayName?: string;
+  /** Legacy fallback when the database is unknown (msExchHomeServerName). */
+  readonly homeServer?: string;
+}
+
+export type LookupResult =
+  | { readonly status: "found"; readonly mailbox: MailboxRecord }
+  | { readonly status: "not-found" }
+  | { readonly status: "unavailable"; readonly reason: string };
+
+/** Asynchronous directory, as the sidecar and mail proxy use it. */
+export interface MailboxDirectory {
+  /**
+   * Look up by SMTP address (primary or proxy), UPN, DOMAIN\sam, bare sam or mailbox GUID,
+   * case-insensitively. Never throws: failures are `unavailable`.
+   */
+  lookup(identity: string): Promise<LookupResult>;
+  close?(): Promise<void>;
+}
+
+/** Synchronous view over look-ups already made; what the pure decision engine reads. */
+export interface DirectoryView {
+  find(identity: string): LookupResult;
+}
+
+/** Resolve a set of identities with an async directory, and return a synchronous view of the answers. */
+export async function resolveIdentities(dir: MailboxDirectory, identities: readonly string[]): Promise<DirectoryView> {
+  const answers = new Map<string, LookupResult>();
+  await Promise.all(
+    [...new Set(identities)].map(async (id) => {
+      answers.set(id, await dir.lookup(id));
+    }),
+  );
+  return {
+    find: (id) => answers.get(id) ?? { status: "unavailable", reason: `identity "${id}" was not looked up` },
+  };
+}
