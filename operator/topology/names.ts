@@ -21,3 +21,33 @@ export const SIDECAR_CLUSTER = "cas-gateway/sidecar";
 export const MAIL_PROXY_CLUSTER = "cas-gateway/mail-proxy";
 /** The control plane's ADS service. */
 export const XDS_CLUSTER = "cas-gateway/xds";
+
+/**
+ * Path rewrites the sidecar can ask for with the `x-cas-rewrite` header; the translator emits one
+ * route per rewrite (header match + prefix_rewrite). Prefixes match case-insensitively.
+ */
+export const PATH_REWRITES = {
+  /** R-EAS-2, R-EAS-5: ActiveSync proxied to another CAS goes to its /Proxy sub-directory. */
+  "eas-proxy": { prefix: "/Microsoft-Server-ActiveSync", rewrite: "/Microsoft-Server-ActiveSync/Proxy" },
+  /** R-EWS-3: Availability for an Exchange 2003 mailbox is free/busy on the 2003 server's /Public. */
+  "public-freebusy": { prefix: "/EWS/Exchange.asmx", rewrite: "/public" },
+} as const;
+export type RewriteName = keyof typeof PATH_REWRITES;
+
+/** Headers of the sidecar → Envoy contract (docs/sidecar-contract.md). Client-sent x-cas-* are stripped. */
+export const CAS_HEADERS = {
+  decision: "x-cas-decision",
+  targetSite: "x-cas-target-site",
+  targetServer: "x-cas-target-server",
+  cluster: "x-cas-cluster",
+  rules: "x-cas-rules",
+  rewrite: "x-cas-rewrite",
+} as const;
+
+/**
+ * ext_authz dynamic metadata key that carries the decision name; Envoy stores it under the
+ * ext_authz filter's namespace for denials too, and the HTTP connection manager's
+ * local_reply_config maps `redirect-451` to HTTP 451 (docs/eas-451.md).
+ */
+export const EXT_AUTHZ_FILTER_NAME = "envoy.filters.http.ext_authz";
+export const DECISION_METADATA_KEY = "cas_decision";

@@ -1,6 +1,7 @@
 // What goes into the decision engine and what comes out. The contract between the engine,
 // the ext_authz/ext_proc sidecar, the mail proxy and `cas-gateway explain`.
 import type { Service } from "../../crds/index.js";
+import type { RewriteName } from "../../operator/topology/names.js";
 
 /** Stable rule IDs from ../shared/RULES.md, plus engine steps that are not rules. */
 export type RuleId = `R-${string}`;
@@ -64,6 +65,8 @@ export interface RouteDecision extends DecisionCommon {
   readonly cluster: string;
   /** Upstream path when it differs from the request's (EAS /Proxy, /Public). */
   readonly upstreamPath?: string;
+  /** Named path rewrite the route applies (operator/topology/names.ts PATH_REWRITES). */
+  readonly rewrite?: RewriteName;
   /** Affinity: set a pin to targetServer, clear an existing pin, or leave it. */
   readonly affinity: "set" | "clear" | "keep" | "none";
   /** POP3/IMAP4: where the mail proxy connects. */
