@@ -1,9 +1,10 @@
 // Every subcommand registers itself here. Keep one line per command.
 import type { Command } from "commander";
+import { register as validate } from "./validate.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [];
+const commands: Register[] = [validate];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);

@@ -29,9 +29,14 @@ export function identityKey(identity: string): string {
 
 export class CsvDirectory implements MailboxDirectory, DirectoryView {
   private readonly index = new Map<string, MailboxRecord>();
+  private readonly lines: ReadonlyMap<MailboxRecord, number> | undefined;
+  private readonly all: readonly MailboxRecord[];
   readonly size: number;
 
-  constructor(records: readonly MailboxRecord[]) {
+  /** `lines`, when given, holds each record's 1-based line in its source file (same order as records). */
+  constructor(records: readonly MailboxRecord[], lines?: readonly number[]) {
+    this.all = records;
+    if (lines) this.lines = new Map(records.map((r, i) => [r, lines[i] ?? 0]));
     for (const r of records) {
       const keys = [r.primarySmtpAddress, ...r.emailAddresses, r.userPrincipalName, r.samAccountName, r.exchangeGuid];
       if (r.domain && r.samAccountName) keys.push(`${r.domain}\\${r.samAccountName}`);
@@ -54,6 +59,16 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
 
   async lookup(identity: string): Promise<LookupResult> {
     return this.find(identity);
+  }
+
+  /** Every record, in file order. */
+  records(): readonly MailboxRecord[] {
+    return this.all;
+  }
+
+  /** The record's line in its source file, when known. */
+  lineOf(record: MailboxRecord): number | undefined {
+    return this.lines?.get(record);
   }
 }
 
@@ -81,6 +96,7 @@ export function parseCsvDirectory(text: string, file = "<csv>"): CsvDirectory {
     throw new CsvDirectoryError(file, (e.lines ?? 0) + lineOffset, "(csv)", e.message ?? String(err));
   }
   const records: MailboxRecord[] = [];
+  const lines: number[] = [];
   if (rows.length > 0) {
     const cols = Object.keys(rows[0].record);
     for (const c of REQUIRED) {
@@ -119,8 +135,9 @@ export function parseCsvDirectory(text: string, file = "<csv>"): CsvDirectory {
         displayName: r.DisplayName || undefined,
       }),
     );
+    lines.push(line);
   }
-  return new CsvDirectory(records);
+  return new CsvDirectory(records, lines);
 }
 
 export async function loadCsvDirectory(file: string): Promise<CsvDirectory> {
