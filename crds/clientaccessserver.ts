@@ -18,7 +18,7 @@ export const ClientAccessServerSpec = withCrossFieldRules(
     fqdn: hostname.describe("The server's fully qualified domain name, e.g. cas01.usa.contoso.com."),
     exchangeVersion: ExchangeVersion.describe("Exchange version the server runs."),
     roles: z
-      .array(ServerRole)
+      .array(ServerRole.describe("An Exchange server role: ClientAccess or Mailbox."))
       .min(1)
       .max(2)
       .describe("Roles installed: ClientAccess, Mailbox, or both on a combined server.")

@@ -16,7 +16,7 @@ export const MailboxDatabaseSpec = withCrossFieldRules(
         "Server (ClientAccessServer with the Mailbox role) that holds the active copy. Change it to follow a database failover (R-2013-2).",
       ),
       servers: z
-        .array(k8sName)
+        .array(k8sName.describe("Name of a ClientAccessServer with the Mailbox role."))
         .min(1)
         .max(16)
         .describe("Servers holding a copy of the database (DAG members); activeServer must be one of them.")

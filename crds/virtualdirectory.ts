@@ -25,7 +25,7 @@ export type ConnectionSetting = z.infer<typeof ConnectionSetting>;
 
 const authList = (what: string) =>
   z
-    .array(AuthMethod)
+    .array(AuthMethod.describe("An authentication method, as Exchange names it (Fba = forms-based)."))
     .max(9)
     .default([])
     .describe(`Authentication methods the virtual directory accepts on its ${what}.`)
