@@ -102,7 +102,7 @@ export function toStructural(input: JsonSchema, path = "$"): JsonSchema {
       s.minLength = Math.max(Number(s.minLength ?? 0), Number(m[1]));
       s.maxLength = Math.min(Number(s.maxLength ?? Infinity), Number(m[2]));
     }
-    if (!isRe2Compatible(s.pattern)) throw new CrdGenerationError(`${path}: pattern ${s.pattern} is not RE2-compatible`);
+    if (!isRe2Compatible(String(s.pattern))) throw new CrdGenerationError(`${path}: pattern ${s.pattern} is not RE2-compatible`);
   }
 
   if (s.properties) {
