@@ -1,0 +1,68 @@
+// The gateway's own xDS type: what a sidecar needs to decide, so sidecars are stateless and need no
+// Kubernetes API access. The value is JSON (not protobuf): the accepted API objects, the health
+// down-list and the topology version. The sidecar validates it with zod and rebuilds the Topology
+// with the same pure buildTopology the operator uses.
+import { z } from "zod";
+import { ApiObject } from "../../../crds/index.js";
+import { buildTopology, canonicalJson } from "../../topology/build.js";
+import { healthFromDown } from "../../../sidecar/health.js";
+import type { GatewayState } from "../../../sidecar/state.js";
+import { hashHex, TYPE_URLS, type XdsResource } from "./resources.js";
+
+export const GATEWAY_STATE_TYPE_URL = TYPE_URLS.gatewayState;
+/** The single resource name of the type. */
+export const GATEWAY_STATE_NAME = "gateway-state";
+
+export const GatewayStateMessage = z.object({
+  apiVersion: z.literal("casgateway.io/v1alpha1"),
+  topologyVersion: z.string().min(1),
+  /** Health keys: "server" or "server/Service" (sidecar/health.ts). */
+  down: z.array(z.string()),
+  objects: z.array(ApiObject),
+});
+export type GatewayStateMessage = z.infer<typeof GatewayStateMessage>;
+
+export function gatewayStateVersion(topologyVersion: string, down: readonly string[]): string {
+  return `${topologyVersion}/${hashHex(...[...down].sort()).slice(0, 12)}`;
+}
+
+/** The xDS resource carrying the objects a Topology was built from plus the health down-list. */
+export function gatewayStateResource(objects: readonly ApiObject[], topologyVersion: string, down: readonly string[]): XdsResource {
+  const msg: GatewayStateMessage = {
+    apiVersion: "casgateway.io/v1alpha1",
+    topologyVersion,
+    down: [...new Set(down)].sort(),
+    objects: [...objects],
+  };
+  return {
+    name: GATEWAY_STATE_NAME,
+    typeUrl: GATEWAY_STATE_TYPE_URL,
+    encoded: new TextEncoder().encode(canonicalJson(msg)),
+    version: gatewayStateVersion(topologyVersion, msg.down),
+  };
+}
+
+export class GatewayStateError extends Error {}
+
+/** Decode and validate the bytes received over xDS; throws GatewayStateError saying what is wrong. */
+export function decodeGatewayState(bytes: Uint8Array): { state: GatewayState; message: GatewayStateMessage; versionMismatch: boolean } {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw new GatewayStateError(`GatewayState is not UTF-8 JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = GatewayStateMessage.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new GatewayStateError(`GatewayState invalid at ${first?.path.join(".") || "(root)"}: ${first?.message ?? "invalid"}`);
+  }
+  const message = parsed.data;
+  const topology = buildTopology(message.objects);
+  return {
+    message,
+    // Same builder, same objects → same version; a mismatch means operator and sidecar builds differ.
+    versionMismatch: topology.version !== message.topologyVersion,
+    state: { topology, health: healthFromDown(message.down), version: gatewayStateVersion(topology.version, message.down) },
+  };
+}

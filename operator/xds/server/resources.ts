@@ -1,0 +1,66 @@
+// What the ADS server serves: opaque, already-encoded resources. The translator's EnvoyResource
+// ({name, typeUrl, value, encoded, version}) fits this shape; so does the gateway's own state type.
+import { createHash } from "node:crypto";
+
+export interface XdsResource {
+  readonly name: string;
+  readonly typeUrl: string;
+  /** Serialized protobuf (or, for the custom state type, JSON) bytes: the Any's value. */
+  readonly encoded: Uint8Array;
+  /** Content-derived version; computed from `encoded` when empty. */
+  readonly version: string;
+}
+
+export const TYPE_URLS = {
+  listener: "type.googleapis.com/envoy.config.listener.v3.Listener",
+  route: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+  cluster: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+  endpoint: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+  /** The gateway's own type: the accepted API objects + health down-list, for stateless sidecars. */
+  gatewayState: "type.googleapis.com/casgateway.io.v1alpha1.GatewayState",
+} as const;
+
+/** Make-before-break push order: clusters, then their endpoints, then listeners, then routes. */
+export const PUSH_ORDER: readonly string[] = [
+  TYPE_URLS.cluster,
+  TYPE_URLS.endpoint,
+  TYPE_URLS.listener,
+  TYPE_URLS.route,
+  TYPE_URLS.gatewayState,
+];
+
+/** Types a server-initiated push of `typeUrl` waits on (their previous responses must be answered). */
+export const PUSH_AFTER: Readonly<Record<string, readonly string[]>> = {
+  [TYPE_URLS.endpoint]: [TYPE_URLS.cluster],
+  [TYPE_URLS.listener]: [TYPE_URLS.cluster, TYPE_URLS.endpoint],
+  [TYPE_URLS.route]: [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.listener],
+};
+
+/**
+ * Types where an empty SotW resource_names (or an empty first Delta subscribe) means "everything"
+ * (legacy wildcard). RDS and EDS are always subscribed by name.
+ */
+export const WILDCARD_TYPES: ReadonlySet<string> = new Set([TYPE_URLS.listener, TYPE_URLS.cluster, TYPE_URLS.gatewayState]);
+
+export const SHORT_TYPE: Readonly<Record<string, string>> = {
+  [TYPE_URLS.listener]: "LDS",
+  [TYPE_URLS.route]: "RDS",
+  [TYPE_URLS.cluster]: "CDS",
+  [TYPE_URLS.endpoint]: "EDS",
+  [TYPE_URLS.gatewayState]: "GatewayState",
+};
+export const shortType = (typeUrl: string): string => SHORT_TYPE[typeUrl] ?? typeUrl.replace(/^type\.googleapis\.com\//, "");
+
+export function hashHex(...parts: (string | Uint8Array)[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) {
+    h.update(p);
+    h.update("\0");
+  }
+  return h.digest("hex");
+}
+
+/** The version of one resource: the one it carries, or a hash of its bytes. */
+export function resourceVersion(r: XdsResource): string {
+  return r.version || hashHex(r.encoded).slice(0, 16);
+}
