@@ -1,0 +1,264 @@
+// One request, end to end: CheckRequest → ClientRequest (verified pin, no x-cas-*) → identities →
+// directory (with a deadline below Envoy's timeout) → decide() → the Envoy answer. Nothing thrown
+// escapes: a failure becomes an error decision (503), never a crashed process or a hung call.
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Topology } from "../../operator/topology/types.js";
+import type { ClientRequest, Decision, HealthView } from "../decision/types.js";
+import type { DirectoryView, LookupResult, MailboxDirectory } from "../directory/types.js";
+import { resolveIdentities } from "../directory/types.js";
+import type { StateSource } from "../state.js";
+import { AFFINITY_PATHS, AffinitySigner, affinityPathFor } from "./affinity.js";
+import type { SidecarMetrics } from "./metrics.js";
+import { errorPage, manualRedirectPage, ssoFormPage } from "./pages.js";
+import { BadRequestError, credentialsOf, mapCheckRequest, type MappedRequest } from "./request.js";
+import {
+  EAS_451_CARRIER_STATUS,
+  decisionName,
+  deniedResponse,
+  okResponse,
+  pageResponse,
+  type CheckResponseOut,
+  type DecisionName,
+} from "./response.js";
+
+/** The decision engine's entry points (sidecar/decision/engine.ts and identity.ts). */
+export interface DecisionEngine {
+  identityCandidates(req: ClientRequest): { value: string; source: string }[];
+  decide(
+    req: ClientRequest,
+    topology: Topology,
+    directory: DirectoryView,
+    health: HealthView,
+    options?: { defaultSite?: string },
+  ): Decision;
+}
+
+/** What to do when the directory is unreachable or too slow: refuse (503) or serve locally. */
+export type DirectoryFailurePolicy = "fail-closed" | "local";
+
+export interface DecisionServiceOptions {
+  readonly state: StateSource;
+  readonly directory: MailboxDirectory;
+  readonly engine: DecisionEngine;
+  readonly affinity: AffinitySigner;
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  /** Directory deadline; keep it below Envoy's ext_authz timeout (Envoy's default is 200 ms). */
+  readonly lookupTimeoutMs?: number;
+  readonly directoryFailurePolicy?: DirectoryFailurePolicy;
+  /** Receiving site when the Host matches none (context_extensions `cas_site` overrides per route). */
+  readonly defaultSite?: string;
+}
+
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 150;
+/** context_extensions key the translator may set per route/vhost: the receiving site. */
+export const CONTEXT_SITE_KEY = "cas_site";
+
+export interface Evaluation {
+  readonly name: DecisionName;
+  readonly decision: Decision;
+  readonly response: CheckResponseOut;
+  readonly requestId: string;
+}
+
+const NOT_FOUND: LookupResult = { status: "not-found" };
+
+class LookupTimeout extends Error {}
+
+/** Origins (scheme://host:port) of every URL the topology configures: the only places we redirect to. */
+const originsCache = new WeakMap<Topology, ReadonlySet<string>>();
+export function configuredOrigins(t: Topology): ReadonlySet<string> {
+  let s = originsCache.get(t);
+  if (s) return s;
+  const out = new Set<string>();
+  const addUrl = (u: string | null | undefined) => {
+    if (!u) return;
+    try {
+      out.add(new URL(u).origin.toLowerCase());
+    } catch {
+      /* not a URL: never a redirect target */
+    }
+  };
+  for (const srv of t.servers.values()) {
+    addUrl(srv.internalNLBBypassUrl);
+    for (const v of srv.vdirs.values()) {
+      addUrl(v.internalUrl);
+      addUrl(v.externalUrl);
+      addUrl(v.exchange2003Url);
+    }
+  }
+  s = out;
+  originsCache.set(t, s);
+  return s;
+}
+
+export class DecisionService {
+  readonly lookupTimeoutMs: number;
+  readonly policy: DirectoryFailurePolicy;
+
+  constructor(private readonly o: DecisionServiceOptions) {
+    this.lookupTimeoutMs = o.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
+    this.policy = o.directoryFailurePolicy ?? "fail-closed";
+  }
+
+  /** ext_authz Check: never rejects. */
+  async check(raw: unknown): Promise<CheckResponseOut> {
+    return (await this.evaluateRaw(raw, "ext_authz")).response;
+  }
+
+  async evaluateRaw(raw: unknown, api: "ext_authz" | "ext_proc"): Promise<Evaluation> {
+    const started = process.hrtime.bigint();
+    let mapped: MappedRequest | undefined;
+    let ev: Evaluation;
+    try {
+      mapped = mapCheckRequest(raw);
+      ev = await this.evaluate(mapped);
+    } catch (err) {
+      const requestId = mapped?.requestId ?? randomUUID();
+      if (err instanceof BadRequestError) {
+        this.o.metrics.badRequests.inc({ status: String(err.status) });
+        ev = this.errorEvaluation(err.status, err.message, requestId, ["R-SIDECAR-bad-request"]);
+      } else {
+        this.o.logger.error({ rid: requestId, err: err instanceof Error ? err.message : String(err) }, "decision failed");
+        ev = this.errorEvaluation(503, "The service is temporarily unavailable", requestId, ["R-SIDECAR-internal-error"]);
+      }
+    }
+    const secs = Number(process.hrtime.bigint() - started) / 1e9;
+    this.o.metrics.decisions.inc({ decision: ev.name });
+    for (const r of ev.decision.rules) this.o.metrics.ruleHits.inc({ decision: ev.name, rule: r });
+    this.o.metrics.duration.observe({ api, decision: ev.name }, secs);
+    const r = mapped?.request;
+    this.o.logger.info(
+      {
+        rid: ev.requestId,
+        api,
+        method: r?.method,
+        host: r?.host,
+        // No query string: it is request input we have no reason to keep.
+        path: r?.path.split("?")[0],
+        decision: ev.name,
+        rules: ev.decision.rules,
+        site: ev.decision.outcome === "local" || ev.decision.outcome === "proxy" ? ev.decision.targetSite : undefined,
+        identitySource: ev.decision.identity?.source,
+        ms: Math.round(secs * 10000) / 10,
+      },
+      "decision",
+    );
+    return ev;
+  }
+
+  private errorEvaluation(status: number, reason: string, requestId: string, rules: `R-${string}`[]): Evaluation {
+    const decision: Decision = { outcome: "error", status, reason, rules, trace: [reason] };
+    const page = errorPage(status, reason);
+    return { name: "error", decision, requestId, response: pageResponse("error", rules, page, reason) };
+  }
+
+  /** Evaluate an already mapped request. May throw BadRequestError or anything the engine throws. */
+  async evaluate(mapped: MappedRequest): Promise<Evaluation> {
+    const requestId = mapped.requestId ?? randomUUID();
+    const state = this.o.state.current();
+    if (!state) return this.errorEvaluation(503, "The gateway is starting; try again shortly", requestId, ["R-SIDECAR-not-ready"]);
+
+    // Affinity: only a verified pin for this host and vdir path reaches the engine.
+    let req = mapped.request;
+    const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
+    if (pin) req = { ...req, pinnedServer: pin.server };
+
+    const ids = this.o.engine.identityCandidates(req);
+    const view = await this.lookup(ids.map((i) => i.value));
+    const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
+    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite } : {});
+    return { ...this.render(decision, req, mapped, state.topology), requestId };
+  }
+
+  /** Resolve identities within the deadline; on failure apply the policy. */
+  private async lookup(ids: readonly string[]): Promise<DirectoryView> {
+    if (ids.length === 0) return { find: () => NOT_FOUND };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const view = await Promise.race([
+        resolveIdentities(this.o.directory, ids),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new LookupTimeout()), this.lookupTimeoutMs);
+        }),
+      ]);
+      const unavailable = ids.some((id) => view.find(id).status === "unavailable");
+      if (unavailable) this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
+      if (!unavailable || this.policy === "fail-closed") return view;
+      return { find: (id) => (view.find(id).status === "unavailable" ? NOT_FOUND : view.find(id)) };
+    } catch (err) {
+      this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
+      const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";
+      // fail-closed: the engine sees `unavailable` and refuses; local: it sees "not found" and serves locally.
+      return this.policy === "local" ? { find: () => NOT_FOUND } : { find: () => ({ status: "unavailable", reason }) };
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  private render(
+    d: Decision,
+    req: ClientRequest,
+    mapped: MappedRequest,
+    topology: Topology,
+  ): { name: DecisionName; decision: Decision; response: CheckResponseOut } {
+    if (d.outcome === "error") {
+      const status = d.status >= 400 && d.status < 600 ? d.status : 500;
+      return { name: "error", decision: d, response: pageResponse("error", d.rules, errorPage(status, d.reason), d.reason) };
+    }
+    if (d.outcome !== "redirect") {
+      const cookies: string[] = [];
+      const path = (d.service && AFFINITY_PATHS[d.service]) ?? affinityPathFor(req.path);
+      if (path && d.affinity === "set" && d.targetServer) cookies.push(this.o.affinity.setCookie(d.targetServer, req.host, path));
+      else if (path && d.affinity === "clear") cookies.push(this.o.affinity.clearCookie(path));
+      return { name: d.outcome, decision: d, response: okResponse(d, mapped.casHeadersSent, cookies) };
+    }
+    // Redirect: only ever to an origin the topology configures (defence in depth over the engine).
+    let target: URL | undefined;
+    try {
+      target = new URL(d.url);
+    } catch {
+      target = undefined;
+    }
+    if (!target || !configuredOrigins(topology).has(target.origin.toLowerCase())) {
+      const err: Decision = {
+        outcome: "error",
+        status: 500,
+        reason: "The gateway is misconfigured: redirect target is not a configured URL",
+        rules: [...d.rules, "R-SIDECAR-unconfigured-redirect"],
+        trace: [...d.trace, `refused redirect to unconfigured URL ${d.url}`],
+      };
+      return this.render(err, req, mapped, topology);
+    }
+    const url = target.toString() === d.url ? d.url : target.toString();
+    const name = decisionName(d);
+    switch (d.kind) {
+      case "eas451":
+        return {
+          name,
+          decision: d,
+          response: deniedResponse(name, d.rules, EAS_451_CARRIER_STATUS, { "x-ms-location": url, "cache-control": "no-store" }, "", "redirect-451"),
+        };
+      case "silent":
+        return { name, decision: d, response: silent(d.rules, url) };
+      case "manual":
+        return { name, decision: d, response: pageResponse(name, d.rules, manualRedirectPage(url), name) };
+      case "sso": {
+        // Credentials go to HTTPS targets only; without them the user signs in again at the target.
+        if (target.protocol !== "https:") {
+          return { name: "redirect-manual", decision: d, response: pageResponse("redirect-manual", d.rules, manualRedirectPage(url), "redirect-manual") };
+        }
+        const creds = credentialsOf(req);
+        if (!creds) return { name: "redirect-silent", decision: d, response: silent(d.rules, url) };
+        return { name, decision: d, response: pageResponse(name, d.rules, ssoFormPage(url, creds), name) };
+      }
+      default:
+        return { name, decision: d, response: pageResponse("error", d.rules, errorPage(500, "Unknown redirect kind"), "error") };
+    }
+  }
+}
+
+function silent(rules: readonly string[], url: string): CheckResponseOut {
+  return deniedResponse("redirect-silent", rules, 302, { location: url, "cache-control": "no-store" }, "", "redirect-silent");
+}

@@ -1,0 +1,166 @@
+// CheckRequest (envoy.service.auth.v3, decoded with keepCase) → ClientRequest. Reads the request as
+// Envoy sends it: attributes.request.http (method, host, path with query, lower-case headers or
+// header_map, scheme, body / raw_body), attributes.source.address, context_extensions.
+// Client-sent x-cas-* headers are dropped here, so the engine never sees them.
+import { z } from "zod";
+import type { ClientRequest } from "../decision/types.js";
+
+export const LIMITS = {
+  /** Total header bytes accepted (Envoy's own default limit is 60 KiB). */
+  maxHeaderBytes: 64 * 1024,
+  maxHeaderCount: 200,
+  /** Body bytes handed to the engine (EWS SOAP, Autodiscover, FBA logon); the rest is cut off. */
+  maxBodyBytes: 64 * 1024,
+  maxPathBytes: 16 * 1024,
+} as const;
+
+const str = z.string();
+const bytes = z.instanceof(Uint8Array);
+
+const HeaderValue = z.looseObject({ key: str, value: str.optional(), raw_value: bytes.optional() });
+
+const HttpRequest = z.looseObject({
+  id: str.optional(),
+  method: str.optional(),
+  headers: z.record(str, str).optional(),
+  header_map: z.looseObject({ headers: z.array(HeaderValue).optional() }).optional(),
+  path: str.optional(),
+  host: str.optional(),
+  scheme: str.optional(),
+  query: str.optional(),
+  body: str.optional(),
+  raw_body: bytes.optional(),
+});
+
+const SocketAddress = z.looseObject({ address: str.optional(), port_value: z.union([z.number(), str]).optional() });
+
+export const CheckRequestSchema = z.looseObject({
+  attributes: z
+    .looseObject({
+      source: z.looseObject({ address: z.looseObject({ socket_address: SocketAddress.optional() }).optional() }).optional(),
+      request: z.looseObject({ http: HttpRequest.optional() }).optional(),
+      context_extensions: z.record(str, str).optional(),
+    })
+    .optional(),
+});
+export type CheckRequestIn = z.infer<typeof CheckRequestSchema>;
+
+export class BadRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "BadRequestError";
+  }
+}
+
+export interface MappedRequest {
+  readonly request: ClientRequest;
+  /** x-request-id from Envoy, if any. */
+  readonly requestId?: string;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+  /** Client-sent x-cas-* header names (dropped; Envoy is told to remove them). */
+  readonly casHeadersSent: readonly string[];
+  /** Whether the body was longer than the limit and cut. */
+  readonly bodyTruncated: boolean;
+}
+
+const METHOD_RE = /^[A-Z][A-Z0-9_-]{0,31}$/;
+const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** Map a decoded CheckRequest. Throws BadRequestError (never anything else) on unusable input. */
+export function mapCheckRequest(raw: unknown): MappedRequest {
+  const parsed = CheckRequestSchema.safeParse(raw);
+  if (!parsed.success) throw new BadRequestError(400, `malformed CheckRequest: ${parsed.error.issues[0]?.path.join(".") ?? "?"}`);
+  const attrs = parsed.data.attributes ?? {};
+  const http = attrs.request?.http;
+  if (!http) throw new BadRequestError(400, "CheckRequest carries no attributes.request.http");
+
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  const casHeadersSent: string[] = [];
+  let headerBytes = 0;
+  let count = 0;
+  const add = (name: string, value: string) => {
+    const k = name.toLowerCase();
+    if (++count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
+    headerBytes += k.length + value.length;
+    if (headerBytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
+    if (k.startsWith("x-cas-")) {
+      casHeadersSent.push(k);
+      return;
+    }
+    // Pseudo-headers (:authority, :path, ...) are read from their own fields; odd names are dropped.
+    if (!HEADER_NAME_RE.test(k)) return;
+    headers[k] = k in headers ? (k === "cookie" ? `${headers[k]}; ${value}` : `${headers[k]},${value}`) : value;
+  };
+  if (http.headers) for (const [k, v] of Object.entries(http.headers)) add(k, v);
+  else if (http.header_map?.headers) {
+    for (const h of http.header_map.headers) add(h.key, h.value ?? Buffer.from(h.raw_value ?? new Uint8Array()).toString("latin1"));
+  }
+
+  const method = (http.method ?? headers[":method"] ?? "").toUpperCase();
+  if (!METHOD_RE.test(method)) throw new BadRequestError(400, "missing or invalid HTTP method");
+  const host = (http.host ?? "").trim();
+  if (!host || host.length > 255 || /[\s/\\@]/.test(host)) throw new BadRequestError(400, "missing or invalid Host");
+  let path = http.path ?? "";
+  if (!path.startsWith("/")) throw new BadRequestError(400, "missing or invalid path");
+  if (path.length > LIMITS.maxPathBytes) throw new BadRequestError(414, "request path too long");
+  // Envoy's path already includes the query; older versions also set `query` separately.
+  if (http.query && !path.includes("?")) path = `${path}?${http.query}`;
+  const scheme = http.scheme === "http" ? "http" : "https";
+
+  let body: string | undefined;
+  let bodyTruncated = false;
+  if (http.raw_body && http.raw_body.length > 0) {
+    const b = Buffer.from(http.raw_body.buffer, http.raw_body.byteOffset, http.raw_body.byteLength);
+    bodyTruncated = b.length > LIMITS.maxBodyBytes;
+    body = b.subarray(0, LIMITS.maxBodyBytes).toString("utf8");
+  } else if (http.body) {
+    bodyTruncated = http.body.length > LIMITS.maxBodyBytes;
+    body = http.body.slice(0, LIMITS.maxBodyBytes);
+  }
+
+  const sa = attrs.source?.address?.socket_address?.address;
+  const request: ClientRequest = {
+    method,
+    host,
+    path,
+    scheme,
+    headers,
+    ...(body !== undefined ? { body } : {}),
+    ...(sa ? { sourceAddress: sa } : {}),
+  };
+  const rid = headers["x-request-id"];
+  return {
+    request,
+    ...(rid && rid.length <= 200 ? { requestId: rid } : {}),
+    contextExtensions: attrs.context_extensions ?? {},
+    casHeadersSent: [...new Set(casHeadersSent)],
+    bodyTruncated,
+  };
+}
+
+/** Credentials for the SSO form: an FBA logon POST body (username/password) or a Basic header. */
+export function credentialsOf(req: ClientRequest): { username: string; password: string } | undefined {
+  const ct = req.headers["content-type"] ?? "";
+  if (req.body && /application\/x-www-form-urlencoded/i.test(ct)) {
+    try {
+      const form = new URLSearchParams(req.body);
+      const username = form.get("username");
+      const password = form.get("password");
+      if (username && password !== null) return { username, password };
+    } catch {
+      /* malformed form: no credentials */
+    }
+  }
+  const auth = req.headers.authorization;
+  if (auth && /^basic\s+/i.test(auth)) {
+    const b64 = auth.replace(/^basic\s+/i, "").trim();
+    if (b64.length > 4096 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
+    const text = Buffer.from(b64, "base64").toString("utf8");
+    const colon = text.indexOf(":");
+    if (colon > 0) return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+  }
+  return undefined;
+}

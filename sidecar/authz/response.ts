@@ -1,0 +1,119 @@
+// Decision → CheckResponse (envoy.service.auth.v3, keepCase field names). The observable contract
+// (docs/sidecar-contract.md): x-cas-* headers, PERMISSION_DENIED for redirects and errors, and
+// dynamic_metadata cas_decision on every answer (docs/eas-451.md).
+import { CAS_HEADERS, DECISION_METADATA_KEY } from "../../operator/topology/names.js";
+import type { Decision } from "../decision/types.js";
+import type { Page } from "./pages.js";
+
+export type DecisionName =
+  | "local"
+  | "proxy"
+  | "redirect-silent"
+  | "redirect-manual"
+  | "redirect-sso"
+  | "redirect-451"
+  | "error";
+
+/** gRPC status codes the sidecar answers with. */
+export const GRPC_OK = 0;
+export const GRPC_PERMISSION_DENIED = 7;
+
+/**
+ * The status Envoy sends for a redirect-451 before local_reply_config rewrites it to 451. 403: a
+ * defined HttpStatus (451 is not, and Envoy validates defined_only), terminal for every client; 421
+ * would invite HTTP/2 clients to retry on another connection if the mapper were ever missing.
+ */
+export const EAS_451_CARRIER_STATUS = 403;
+
+/** Status codes defined in envoy.type.v3.StatusCode (http_status.proto). */
+const DEFINED_STATUS = new Set([
+  100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403,
+  404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500,
+  501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+]);
+
+/** A status Envoy accepts: undefined codes fall back to the class's generic code. */
+export function definedStatus(status: number): number {
+  if (DEFINED_STATUS.has(status)) return status;
+  return status >= 500 && status < 600 ? 500 : status >= 400 && status < 500 ? 400 : 500;
+}
+
+export function decisionName(d: Decision): DecisionName {
+  if (d.outcome !== "redirect") return d.outcome;
+  return d.kind === "eas451" ? "redirect-451" : (`redirect-${d.kind}` as DecisionName);
+}
+
+export interface HeaderValueOption {
+  header: { key: string; value: string };
+  append_action: "APPEND_IF_EXISTS_OR_ADD" | "OVERWRITE_IF_EXISTS_OR_ADD";
+}
+
+export interface CheckResponseOut {
+  status: { code: number; message?: string };
+  ok_response?: {
+    headers: HeaderValueOption[];
+    headers_to_remove: string[];
+    response_headers_to_add: HeaderValueOption[];
+  };
+  denied_response?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
+  dynamic_metadata: { fields: Record<string, { stringValue: string }> };
+}
+
+const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" });
+const add = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: "APPEND_IF_EXISTS_OR_ADD" });
+
+const metadata = (name: string) => ({ fields: { [DECISION_METADATA_KEY]: { stringValue: name } } });
+
+const ALL_CAS = Object.values(CAS_HEADERS) as string[];
+
+/**
+ * OK answer for local/proxy. Envoy applies headers_to_set before headers_to_remove (ext_authz.cc
+ * onComplete), so headers_to_remove lists only the x-cas-* names this answer does not set.
+ */
+export function okResponse(
+  d: Decision & { outcome: "local" | "proxy" },
+  casHeadersSent: readonly string[],
+  setCookies: readonly string[],
+): CheckResponseOut {
+  const headers: HeaderValueOption[] = [
+    set(CAS_HEADERS.decision, d.outcome),
+    set(CAS_HEADERS.targetSite, d.targetSite),
+    set(CAS_HEADERS.cluster, d.cluster),
+    set(CAS_HEADERS.rules, d.rules.join(",")),
+  ];
+  if (d.targetServer) headers.push(set(CAS_HEADERS.targetServer, d.targetServer));
+  if (d.rewrite) headers.push(set(CAS_HEADERS.rewrite, d.rewrite));
+  const setNames = new Set(headers.map((h) => h.header.key));
+  const remove = [...new Set([...ALL_CAS, ...casHeadersSent])].filter((h) => !setNames.has(h)).sort();
+  return {
+    status: { code: GRPC_OK },
+    ok_response: {
+      headers,
+      headers_to_remove: remove,
+      response_headers_to_add: setCookies.map((c) => add("set-cookie", c)),
+    },
+    dynamic_metadata: metadata(d.outcome),
+  };
+}
+
+/** Denied answer (redirect or error): Envoy sends this response to the client itself. */
+export function deniedResponse(
+  name: DecisionName,
+  rules: readonly string[],
+  status: number,
+  extraHeaders: Readonly<Record<string, string>>,
+  body: string,
+  message: string,
+): CheckResponseOut {
+  const headers = [set(CAS_HEADERS.decision, name), set(CAS_HEADERS.rules, rules.join(","))];
+  for (const [k, v] of Object.entries(extraHeaders)) headers.push(set(k, v));
+  return {
+    status: { code: GRPC_PERMISSION_DENIED, message },
+    denied_response: { status: { code: definedStatus(status) }, headers, body },
+    dynamic_metadata: metadata(name),
+  };
+}
+
+export function pageResponse(name: DecisionName, rules: readonly string[], page: Page, message: string): CheckResponseOut {
+  return deniedResponse(name, rules, page.status, page.headers, page.body, message);
+}

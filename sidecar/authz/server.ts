@@ -1,0 +1,138 @@
+// The sidecar's gRPC server: envoy.service.auth.v3.Authorization/Check,
+// envoy.service.ext_proc.v3.ExternalProcessor/Process and grpc.health.v1.Health (SERVING only once
+// a GatewayState is present), on one @grpc/grpc-js server.
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+import type { MailboxDirectory } from "../directory/types.js";
+import { loadEnvoyServices } from "../envoy-protos.js";
+import type { StateSource } from "../state.js";
+import { AffinitySigner, randomAffinityKey } from "./affinity.js";
+import {
+  DecisionService,
+  type DecisionEngine,
+  type DirectoryFailurePolicy,
+} from "./decision-service.js";
+import { extProcHandler } from "./ext-proc.js";
+import { createSidecarLogger } from "./logging.js";
+import { SidecarMetrics } from "./metrics.js";
+
+export interface SidecarServerOptions {
+  readonly state: StateSource;
+  readonly directory: MailboxDirectory;
+  /** Defaults to the real engine (sidecar/decision/engine.ts + identity.ts). */
+  readonly engine?: DecisionEngine;
+  /** HMAC key for affinity cookies (>= 32 bytes). A random key is made (and a warning logged) when absent. */
+  readonly affinityKey?: Buffer;
+  readonly affinityTtlSeconds?: number;
+  readonly logger?: Logger;
+  readonly metrics?: SidecarMetrics;
+  readonly lookupTimeoutMs?: number;
+  readonly directoryFailurePolicy?: DirectoryFailurePolicy;
+  readonly defaultSite?: string;
+  /** Envoy's ext_proc config buffers request bodies. */
+  readonly extProcBufferedBody?: boolean;
+}
+
+/** Service names the health service reports: "" (overall) and the two Envoy services. */
+export const HEALTH_SERVICES = ["", "envoy.service.auth.v3.Authorization", "envoy.service.ext_proc.v3.ExternalProcessor"];
+
+/** The real decision engine, loaded lazily so the sidecar module graph stays small for tests that inject one. */
+export async function loadDefaultEngine(): Promise<DecisionEngine> {
+  // Specifiers in variables until engine.ts lands, so the type-check does not depend on it.
+  const enginePath = "../decision/engine.js";
+  const identityPath = "../decision/identity.js";
+  const engine = (await import(enginePath)) as Pick<DecisionEngine, "decide">;
+  const identity = (await import(identityPath)) as Pick<DecisionEngine, "identityCandidates">;
+  return { decide: engine.decide, identityCandidates: identity.identityCandidates };
+}
+
+export class SidecarServer {
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  private server: grpc.Server | undefined;
+  private service: DecisionService | undefined;
+  private readonly health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "NOT_SERVING"])));
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly o: SidecarServerOptions) {
+    this.logger = o.logger ?? createSidecarLogger();
+    this.metrics = o.metrics ?? new SidecarMetrics();
+  }
+
+  /** The per-request pipeline (also used in-process by the fuzz test). */
+  async decisionService(): Promise<DecisionService> {
+    if (this.service) return this.service;
+    let key = this.o.affinityKey;
+    if (!key) {
+      this.logger.warn("no affinity key given (--affinity-key-file): using a random key; pins will not survive a restart or be shared between replicas");
+      key = randomAffinityKey();
+    }
+    this.service = new DecisionService({
+      state: this.o.state,
+      directory: this.o.directory,
+      engine: this.o.engine ?? (await loadDefaultEngine()),
+      affinity: new AffinitySigner(key, this.o.affinityTtlSeconds),
+      logger: this.logger,
+      metrics: this.metrics,
+      ...(this.o.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: this.o.lookupTimeoutMs } : {}),
+      ...(this.o.directoryFailurePolicy ? { directoryFailurePolicy: this.o.directoryFailurePolicy } : {}),
+      ...(this.o.defaultSite ? { defaultSite: this.o.defaultSite } : {}),
+    });
+    return this.service;
+  }
+
+  ready(): true | string {
+    return this.o.state.current() ? true : "no gateway state yet";
+  }
+
+  private updateHealth(): void {
+    const status = this.o.state.current() ? "SERVING" : "NOT_SERVING";
+    for (const s of HEALTH_SERVICES) this.health.setStatus(s, status);
+  }
+
+  /** Listen on host:port (port 0 = ephemeral); returns the bound port. */
+  async start(port = 0, host = "127.0.0.1"): Promise<number> {
+    const svc = await this.decisionService();
+    const envoy = loadEnvoyServices();
+    const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+    server.addService(envoy.authorization, {
+      Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        svc.check(call.request).then(
+          (res) => callback(null, res),
+          // check() never rejects; this is the last guard so a call always gets an answer.
+          () => callback({ code: grpc.status.INTERNAL, details: "cas-gateway sidecar failure" }),
+        );
+      },
+    });
+    server.addService(envoy.externalProcessor, {
+      Process: extProcHandler(svc, { bufferedBody: this.o.extProcBufferedBody ?? false }),
+    });
+    this.health.addToServer(server);
+    this.updateHealth();
+    this.unsubscribe = this.o.state.subscribe(() => this.updateHealth());
+    const bound = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    this.server = server;
+    this.logger.info({ host, port: bound }, "sidecar gRPC listening");
+    return bound;
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        s.forceShutdown();
+        resolve();
+      }, 2000);
+      s.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
