@@ -93,7 +93,9 @@ export function parseCsvDirectory(text: string, file = "<csv>"): CsvDirectory {
     }) as { record: Record<string, string>; info: { lines: number } }[];
   } catch (err) {
     const e = err as { lines?: number; message?: string };
-    throw new CsvDirectoryError(file, (e.lines ?? 0) + lineOffset, "(csv)", e.message ?? String(err));
+    // csv-parse counts lines from the header; report file lines (the #TYPE line included).
+    const message = (e.message ?? String(err)).replace(/\bat line (\d+)/g, (_m, n: string) => `at line ${Number(n) + lineOffset}`);
+    throw new CsvDirectoryError(file, (e.lines ?? 0) + lineOffset, "(csv)", message);
   }
   const records: MailboxRecord[] = [];
   const lines: number[] = [];
