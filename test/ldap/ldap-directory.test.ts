@@ -1,0 +1,275 @@
+// The LDAP mailbox directory against a real OpenLDAP slapd (loopback, ephemeral ports, own config),
+// loaded with the example organisation's mailboxes in AD's shapes.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Topology } from "../../operator/topology/types.js";
+import { CachedDirectory } from "../../sidecar/directory/cached-directory.js";
+import { LdapDirectory, type LdapDirectoryOptions } from "../../sidecar/directory/ldap-directory.js";
+import { openDirectory } from "../../sidecar/directory/open-directory.js";
+import type { LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
+import { contosoLdif, type FixtureUser } from "./fixtures.js";
+import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
+
+const missing = slapdMissing();
+
+const found = (r: LookupResult) => {
+  if (r.status !== "found") throw new Error(`expected found, got ${JSON.stringify(r)}`);
+  return r.mailbox;
+};
+
+describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? ` (skipped: ${missing})` : ""}`, () => {
+  let slapd: Slapd;
+  let topology: Topology;
+  let users: FixtureUser[];
+  let dir: LdapDirectory;
+  const open: MailboxDirectory[] = [];
+
+  const make = (o: Partial<LdapDirectoryOptions> = {}) => {
+    const d = new LdapDirectory({
+      url: slapd.url,
+      baseDn: BASE_DN,
+      bindDn: BIND_DN,
+      password: BIND_PASSWORD,
+      timeoutMs: 3000,
+      poolSize: 2,
+      knownDatabase: (n) => topology.findDatabase(n) !== undefined,
+      ...o,
+    });
+    open.push(d);
+    return d;
+  };
+
+  beforeAll(async () => {
+    const fx = await contosoLdif();
+    topology = fx.topology;
+    users = fx.users;
+    slapd = await startSlapd({ ldif: fx.ldif });
+    dir = make();
+  });
+
+  afterAll(async () => {
+    await Promise.all(open.map((d) => d.close?.()));
+    await slapd?.close();
+  });
+
+  it("finds every example user by primary SMTP address, and the database resolves in the topology", async () => {
+    for (const u of users.filter((x) => x.database)) {
+      const m = found(await dir.lookup(u.primary));
+      expect(m.primarySmtpAddress).toBe(u.primary.toLowerCase());
+      const db = topology.findDatabase(m.database);
+      expect(db, `${u.primary}: database "${m.database}"`).toBeDefined();
+      expect(db?.databaseName).toBe(u.database);
+    }
+  });
+
+  it("finds by proxy address (alias), UPN, sAMAccountName, DOMAIN\\sam and GUID, case-insensitively", async () => {
+    const alice = found(await dir.lookup("alice@contoso.com"));
+    expect(alice).toMatchObject({
+      primarySmtpAddress: "alice@contoso.com",
+      userPrincipalName: "alice@contoso.com",
+      samAccountName: "alice",
+      domain: "CONTOSO",
+      database: "DB-USA-2010",
+      exchangeGuid: "6384e2b2-184b-cbf5-8ecc-f10ca7a6563c",
+      displayName: "Alice Adams",
+    });
+    expect([...alice.emailAddresses].sort()).toEqual(["a.adams@contoso.com", "alice@contoso.com", "alice@usa.contoso.com"]);
+    for (const id of [
+      "A.Adams@Contoso.com",
+      "alice@usa.contoso.com",
+      "ALICE",
+      "contoso\\alice",
+      "CONTOSO\\Alice",
+      "6384e2b2-184b-cbf5-8ecc-f10ca7a6563c",
+      "{6384E2B2-184B-CBF5-8ECC-F10CA7A6563C}",
+    ]) {
+      expect(found(await dir.lookup(id)).primarySmtpAddress, id).toBe("alice@contoso.com");
+    }
+    // UPN different from the primary address.
+    expect(found(await dir.lookup("kim.kang@asia.contoso.com")).primarySmtpAddress).toBe("kim.kang@contoso.com");
+  });
+
+  it("GUID look-up sends the AD escaped binary form (first three groups little-endian)", async () => {
+    const { identityQuery } = await import("../../sidecar/directory/ldap-directory.js");
+    const q = identityQuery("6384e2b2-184b-cbf5-8ecc-f10ca7a6563c");
+    expect(q?.filter.toString()).toContain("(msExchMailboxGuid=\\b2\\e2\\84\\63\\4b\\18\\f5\\cb\\8e\\cc\\f1\\0c\\a7\\a6\\56\\3c)");
+    expect(found(await dir.lookup("155bad9d-288c-1bed-bb3f-c799d47b944f")).primarySmtpAddress).toBe("kenji@contoso.com");
+  });
+
+  it("DOMAIN\\sam picks the domain; a bare sam in two domains is ambiguous", async () => {
+    expect(found(await dir.lookup("ASIA\\jun")).domain).toBe("ASIA");
+    expect((await dir.lookup("CONTOSO\\jun")).status).toBe("not-found");
+    expect((await dir.lookup("FABRIKAM\\alice")).status).toBe("not-found");
+    expect(found(await dir.lookup("CONTOSO\\kim")).primarySmtpAddress).toBe("kim.k@contoso.com");
+    expect(found(await dir.lookup("asia\\kim")).primarySmtpAddress).toBe("kim.kang@contoso.com");
+    expect((await dir.lookup("kim")).status).toBe("not-found");
+    // An explicit mapping overrides the DC-label guess.
+    const mapped = make({ domains: { CORP: "DC=contoso,DC=com", ASIAPAC: "DC=asia,DC=contoso,DC=com" } });
+    expect(found(await mapped.lookup("ASIAPAC\\jun")).domain).toBe("ASIAPAC");
+    expect(found(await mapped.lookup("CORP\\alice")).domain).toBe("CORP");
+    expect((await mapped.lookup("ASIA\\jun")).status).toBe("not-found");
+  });
+
+  it("Exchange 2003/2007 homeMDB DNs resolve to the topology's database names; msExchHomeServerName is the fallback", async () => {
+    const dave = found(await dir.lookup("dave"));
+    expect(dave.database).toBe("First Storage Group\\Mailbox Store (E2003)");
+    expect(topology.findDatabase(dave.database)?.name).toBe("db-usa-2003");
+    expect(found(await dir.lookup("carol")).database).toBe("DB-USA-2007");
+    // Without the topology hook the record carries homeMDB's CN, as the contract says.
+    const bare = make({ knownDatabase: undefined });
+    expect(found(await bare.lookup("dave")).database).toBe("Mailbox Store (E2003)");
+    const olga = found(await dir.lookup("olga@contoso.com"));
+    expect(olga.database).toBe("");
+    expect(olga.homeServer).toBe("/o=Contoso/ou=First Administrative Group/cn=Configuration/cn=Servers/cn=E2003");
+    expect(topology.findServer(olga.homeServer ?? "")?.name).toBe("usa-e2003");
+  });
+
+  it("unknown users and users without a mailbox are not-found", async () => {
+    for (const id of ["nobody@contoso.com", "nobody", "CONTOSO\\nobody", "00000000-0000-0000-0000-000000000000", "nora@contoso.com", "nora", ""]) {
+      expect((await dir.lookup(id)).status, id).toBe("not-found");
+    }
+  });
+
+  it("unicode names are found", async () => {
+    expect(found(await dir.lookup("山田@contoso.com")).displayName).toBe("山田 太郎");
+    expect(found(await dir.lookup("JMÜLLER")).primarySmtpAddress).toBe("jose.mueller@contoso.com");
+    expect(found(await dir.lookup("josé@contoso.com")).primarySmtpAddress).toBe("jose.mueller@contoso.com");
+  });
+
+  it("LDAP injection: hostile names match nothing, or only the user literally named so", async () => {
+    const hostile = [
+      "*",
+      "**",
+      "a*",
+      "*@contoso.com",
+      ")(",
+      "alice)(sAMAccountName=*",
+      "*)(objectClass=*)(",
+      "alice*)(|(mail=*",
+      "\\",
+      "\\2a",
+      "alice\\",
+      "CONTOSO\\*",
+      "CONTOSO\\a*",
+      "alice\u0000",
+      "\u0000",
+      "*\u0000*",
+      "alice@contoso.com)(mail=*",
+      "x".repeat(1000),
+      "*".repeat(5000),
+      "y".repeat(100_000),
+      "🙂*",
+      "アリス*",
+      "\u202ealice",
+    ];
+    for (const id of hostile) {
+      const r = await dir.lookup(id);
+      expect(r.status, JSON.stringify(id.slice(0, 40))).toBe("not-found");
+    }
+    // Filter syntax inside a real name matches exactly that entry and nothing else.
+    expect(found(await dir.lookup("*)(objectClass=*")).primarySmtpAddress).toBe("hostile@contoso.com");
+    expect(found(await dir.lookup("(x)*\\@contoso.com")).primarySmtpAddress).toBe("hostile@contoso.com");
+    // The server is still fine afterwards.
+    expect(found(await dir.lookup("bob")).primarySmtpAddress).toBe("bob@contoso.com");
+  });
+
+  it("a wrong bind password, or anonymous access the ACLs refuse, is `unavailable` (never not-found)", async () => {
+    const bad = make({ password: "wrong" });
+    const r = await bad.lookup("alice");
+    expect(r.status).toBe("unavailable");
+    if (r.status === "unavailable") expect(r.reason).toMatch(/credential|49/i);
+    const anon = make({ bindDn: undefined, password: undefined });
+    const a = await anon.lookup("alice");
+    expect(a.status).toBe("unavailable");
+    if (a.status === "unavailable") expect(a.reason).toMatch(/NoSuchObject|result code 32/);
+  });
+
+  it("LDAPS with the test CA works; an untrusted CA is refused", async () => {
+    const tls = make({ url: slapd.ldapsUrl, ca: slapd.ca });
+    expect(found(await tls.lookup("frank")).database).toBe("DB-EUR-2010");
+    const untrusted = make({ url: slapd.ldapsUrl, ca: slapd.otherCa });
+    const r = await untrusted.lookup("frank");
+    expect(r.status).toBe("unavailable");
+  });
+
+  it("StartTLS with the test CA works; a wrong server name is refused", async () => {
+    const st = make({ startTls: true, ca: slapd.ca });
+    expect(found(await st.lookup("greta@contoso.com")).database).toBe("DB-EUR-2010");
+    const wrongName = make({ startTls: true, ca: slapd.ca, tlsServerName: "ldap.example.org" });
+    expect((await wrongName.lookup("greta")).status).toBe("unavailable");
+  });
+
+  it("openDirectory(ldaps://…/baseDN) with a password file and CA file gives a cached directory", async () => {
+    const pw = join(slapd.dir, "bind-password");
+    const ca = join(slapd.dir, "ca-for-gateway.pem");
+    await writeFile(pw, `${BIND_PASSWORD}\n`);
+    await writeFile(ca, slapd.ca);
+    const d = await openDirectory(`${slapd.ldapsUrl}/${encodeURIComponent(BASE_DN)}`, {
+      bindDn: BIND_DN,
+      passwordFile: pw,
+      caFile: ca,
+      registry: new Registry(),
+      knownDatabase: (n) => topology.findDatabase(n) !== undefined,
+    });
+    open.push(d);
+    expect(d).toBeInstanceOf(CachedDirectory);
+    expect(found(await d.lookup("hans")).database).toBe("DB-EUR-2007");
+    expect(found(await d.lookup("HANS")).database).toBe("DB-EUR-2007");
+    expect((d as CachedDirectory).stats).toMatchObject({ hits: 1, misses: 1 });
+  });
+
+  it("many concurrent look-ups share the pool", async () => {
+    const ids = users.filter((u) => u.database).map((u) => u.primary);
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => dir.lookup(ids[i % ids.length])));
+    expect(results.every((r) => r.status === "found")).toBe(true);
+  });
+
+  // Last: stops and restarts slapd.
+  it("server stopped: stale answers are served, new users fail by policy; restarted: recovery without a new directory", async () => {
+    const registry = new Registry();
+    let now = 1_000_000;
+    const ldap = make({ timeoutMs: 2000 });
+    const cached = new CachedDirectory(ldap, {
+      ttlMs: 60_000,
+      negativeTtlMs: 10_000,
+      maxEntries: 1000,
+      maxStaleMs: 3_600_000,
+      errorBackoffMs: 0,
+      registry,
+      now: () => now,
+    });
+    const policyNotFound = new CachedDirectory(ldap, {
+      ttlMs: 60_000, negativeTtlMs: 10_000, maxEntries: 1000, maxStaleMs: 3_600_000, errorBackoffMs: 0,
+      failPolicy: "not-found", registry, name: "second", now: () => now,
+    });
+    expect(found(await cached.lookup("ines")).database).toBe("DB-EUR-2013");
+    expect((await cached.lookup("ghost@contoso.com")).status).toBe("not-found");
+
+    await slapd.stop();
+    try {
+      now += 120_000; // both entries expired
+      expect(found(await cached.lookup("ines")).database).toBe("DB-EUR-2013");
+      expect((await cached.lookup("ghost@contoso.com")).status).toBe("not-found");
+      const fresh = await cached.lookup("jun");
+      expect(fresh.status).toBe("unavailable");
+      expect((await policyNotFound.lookup("jun")).status).toBe("not-found");
+      expect(cached.stats.staleServed).toBe(2);
+      expect(cached.stats.errors).toBeGreaterThanOrEqual(3);
+      const text = await registry.metrics();
+      expect(text).toMatch(/cas_directory_cache_stale_served_total\{directory="default"\} 2/);
+      expect(text).toMatch(/cas_directory_errors_total\{directory="default"\} [3-9]/);
+    } finally {
+      await slapd.start();
+    }
+    // Same LdapDirectory object: its pool reconnects and rebinds by itself.
+    let r: LookupResult = { status: "unavailable", reason: "not tried" };
+    for (let i = 0; i < 50 && r.status !== "found"; i++) {
+      r = await cached.lookup("jun");
+      if (r.status !== "found") await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(found(r).database).toBe("DB-ASIA-2010");
+    expect(found(await ldap.lookup("ines@contoso.com")).database).toBe("DB-EUR-2013");
+  });
+});
