@@ -80,7 +80,8 @@ export function parseManifestText(text: string, file: string, opts: ManifestOpti
       errors.push({ ...start, field: "(yaml)", message: err instanceof Error ? err.message : String(err) });
       continue;
     }
-    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    if (raw === null || raw === undefined) continue; // empty document: only comments, or "---" twice
+    if (typeof raw !== "object" || Array.isArray(raw)) {
       errors.push({ ...start, field: "(document)", message: "a manifest must be a YAML mapping (an object)" });
       continue;
     }

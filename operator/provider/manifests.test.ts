@@ -1,0 +1,157 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { formatError, listManifestFiles, loadManifestDir, locate, parseManifestText } from "./manifests.js";
+import { loadOrganisation } from "./organisation.js";
+
+const errs = (text: string) => parseManifestText(text, "m.yaml").errors.map(formatError);
+
+const CAS = `apiVersion: casgateway.io/v1alpha1
+kind: ClientAccessServer
+metadata:
+  name: cas01
+spec:
+  site: usa
+  fqdn: cas01.usa.contoso.com
+  exchangeVersion: "2010"
+  roles:
+    - ClientAccess
+`;
+
+describe("parseManifestText", () => {
+  it("parses a valid object, applying defaults", () => {
+    const set = parseManifestText(CAS, "m.yaml");
+    expect(set.errors).toEqual([]);
+    expect(set.objects[0].object).toMatchObject({ kind: "ClientAccessServer", spec: { maintenance: false, tls: { insecureSkipVerify: false } } });
+    expect(set.objects[0].location).toEqual({ file: "m.yaml", line: 1, column: 1 });
+    expect(set.objects[0].fieldLocation("spec.roles.0")).toEqual({ file: "m.yaml", line: 10, column: 7 });
+    // An absent field points at its nearest ancestor.
+    expect(set.objects[0].fieldLocation("spec.address")).toEqual({ file: "m.yaml", line: 6, column: 3 });
+  });
+
+  it("schema errors carry the line and column of the offending value", () => {
+    expect(errs(CAS.replace('"2010"', '"2005"'))).toEqual([
+      'm.yaml:8:20: ClientAccessServer/cas01: spec.exchangeVersion: Invalid option: expected one of "2003"|"2007"|"2010"|"2013"|"2016"|"2019"',
+    ]);
+    expect(errs(CAS.replace("    - ClientAccess\n", "    - ClientAccess\n    - Frontend\n"))).toEqual([
+      'm.yaml:11:7: ClientAccessServer/cas01: spec.roles.1: Invalid option: expected one of "ClientAccess"|"Mailbox"',
+    ]);
+  });
+
+  it("a missing required field points at its parent", () => {
+    expect(errs(CAS.replace("  fqdn: cas01.usa.contoso.com\n", ""))).toEqual([
+      "m.yaml:6:3: ClientAccessServer/cas01: spec.fqdn: is required",
+    ]);
+  });
+
+  it("cross-field rules point at the field they name", () => {
+    const text = `apiVersion: casgateway.io/v1alpha1
+kind: VirtualDirectory
+metadata:
+  name: ews
+spec:
+  server: cas01
+  service: Ews
+  internalUrl: https://cas01.usa.contoso.com/EWS/Exchange.asmx
+  crossSiteRedirectType: Silent
+`;
+    expect(errs(text)).toEqual(["m.yaml:9:26: VirtualDirectory/ews: spec.crossSiteRedirectType: crossSiteRedirectType applies to Owa and Ecp only"]);
+  });
+
+  it("YAML syntax errors: line and column, other documents of the file still load", () => {
+    const text = `${CAS}---
+apiVersion: casgateway.io/v1alpha1
+kind: ADSite
+metadata:
+  name: usa
+spec:
+\thostnames: []
+`;
+    const set = parseManifestText(text, "m.yaml");
+    expect(set.objects.map((o) => o.object.metadata.name)).toEqual(["cas01"]);
+    expect(set.errors.map(formatError)).toEqual(["m.yaml:17:1: (yaml): Tabs are not allowed as indentation"]);
+    expect(errs("a: 1\na: 2\n")).toEqual(["m.yaml:2:1: (yaml): Map keys must be unique"]);
+  });
+
+  it("other API groups are ignored; a wrong version or kind of ours is an error", () => {
+    const text = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: x
+data:
+  a: b
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: y
+---
+apiVersion: casgateway.io/v1beta1
+kind: ADSite
+metadata:
+  name: z
+---
+apiVersion: casgateway.io/v1alpha1
+kind: Mailbox
+metadata:
+  name: w
+---
+---
+# only a comment
+`;
+    const set = parseManifestText(text, "m.yaml");
+    expect(set.objects).toEqual([]);
+    expect(set.errors.map(formatError)).toEqual([
+      'm.yaml:13:13: ADSite/z: apiVersion: unsupported version "casgateway.io/v1beta1"; this gateway serves casgateway.io/v1alpha1',
+      'm.yaml:19:7: Mailbox/w: kind: unknown kind "Mailbox"; expected one of ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase',
+    ]);
+  });
+
+  it("a document that is not a mapping is an error", () => {
+    expect(errs("- just\n- a list\n")).toEqual(["m.yaml:1:1: (document): a manifest must be a YAML mapping (an object)"]);
+  });
+
+  it("applies the default namespace to objects that name none", () => {
+    const set = parseManifestText(CAS, "m.yaml", { defaultNamespace: "exchange" });
+    expect(set.objects[0].object.metadata.namespace).toBe("exchange");
+  });
+
+  it("does not throw on garbage", () => {
+    for (const junk of ["\u0000\u0001\u0002", "{{{{", "]]]", "&a [*a, *a]", "? ? ?", "x".repeat(10000)]) {
+      expect(() => parseManifestText(junk, "m.yaml")).not.toThrow();
+    }
+  });
+});
+
+describe("loadManifestDir / loadOrganisation", () => {
+  const root = mkdtempSync(join(tmpdir(), "cas-manifests-"));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it("reads *.yaml, *.yml and *.json recursively, sorted, skipping hidden entries", async () => {
+    mkdirSync(join(root, "sub"));
+    mkdirSync(join(root, ".git"));
+    writeFileSync(join(root, "b.yaml"), CAS);
+    writeFileSync(join(root, "a.yml"), "apiVersion: casgateway.io/v1alpha1\nkind: ADSite\nmetadata:\n  name: usa\nspec: {}\n");
+    writeFileSync(
+      join(root, "sub", "c.json"),
+      JSON.stringify({ apiVersion: "casgateway.io/v1alpha1", kind: "ADSite", metadata: { name: "asia" }, spec: { hostnames: [] } }),
+    );
+    writeFileSync(join(root, ".hidden.yaml"), "not: [valid");
+    writeFileSync(join(root, ".git", "x.yaml"), "not: [valid");
+    writeFileSync(join(root, "notes.txt"), "ignored");
+    expect((await listManifestFiles(root)).map((f) => f.slice(root.length + 1))).toEqual(["a.yml", "b.yaml", "sub/c.json"]);
+    const set = await loadManifestDir(root);
+    expect(set.errors).toEqual([]);
+    expect(set.objects.map((o) => o.object.metadata.name)).toEqual(["usa", "cas01", "asia"]);
+    expect(locate(set, "ClientAccessServer", "cas01")?.location.file).toBe(join(root, "b.yaml"));
+  });
+
+  it("places topology problems at the file and line of the field", async () => {
+    writeFileSync(join(root, "b.yaml"), CAS.replace("site: usa", "site: europe"));
+    const org = await loadOrganisation(root);
+    expect(org.errors.map(formatError)).toEqual([
+      `${join(root, "b.yaml")}:6:9: ClientAccessServer/cas01: spec.site: ADSite "europe" does not exist`,
+    ]);
+  });
+});
