@@ -1,10 +1,11 @@
 // Every subcommand registers itself here. Keep one line per command.
 import type { Command } from "commander";
 import { register as validate } from "./validate.js";
+import { register as sidecar } from "./sidecar.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate];
+const commands: Register[] = [validate, sidecar];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);

@@ -1,0 +1,144 @@
+// `cas-gateway sidecar --manifests DIR --directory FILE ...`: a standalone sidecar (ext_authz Check,
+// ext_proc Process, grpc health) fed from manifest and CSV files, plus an admin HTTP port
+// (/metrics, /healthz, /readyz). SIGHUP reloads the files; a bad reload keeps the last good state.
+import type { Command } from "commander";
+import { z } from "zod";
+import { AdminServer } from "../../operator/admin-server.js";
+import { formatError } from "../../operator/provider/manifests.js";
+import { loadOrganisation } from "../../operator/provider/organisation.js";
+import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
+import { DEFAULT_LOOKUP_TIMEOUT_MS } from "../../sidecar/authz/decision-service.js";
+import { createSidecarLogger } from "../../sidecar/authz/logging.js";
+import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
+import { SidecarServer } from "../../sidecar/authz/server.js";
+import type { DirectoryView, LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
+import { healthFromDown } from "../../sidecar/health.js";
+import { SettableStateSource } from "../../sidecar/state.js";
+
+const HostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "expected HOST:PORT, e.g. 127.0.0.1:9001")
+  .transform((s) => {
+    const i = s.lastIndexOf(":");
+    return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
+  })
+  .refine((a) => a.port <= 65535, "port must be 0-65535");
+
+const SidecarFlags = z.object({
+  manifests: z.string().min(1, "--manifests needs a directory"),
+  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
+  listen: HostPort,
+  admin: HostPort,
+  affinityKeyFile: z.string().min(1).optional(),
+  affinityTtl: z.coerce.number().int().min(60).max(7 * 86400),
+  lookupTimeoutMs: z.coerce.number().int().min(5).max(10_000),
+  onDirectoryFailure: z.enum(["fail-closed", "local"]),
+  defaultSite: z.string().min(1).optional(),
+  down: z.array(z.string().min(1)),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+});
+export type SidecarFlags = z.infer<typeof SidecarFlags>;
+
+/** A directory whose content can be swapped on reload. */
+class SwappableDirectory implements MailboxDirectory {
+  constructor(private current: MailboxDirectory & DirectoryView) {}
+  swap(d: MailboxDirectory & DirectoryView): void {
+    this.current = d;
+  }
+  lookup(identity: string): Promise<LookupResult> {
+    return this.current.lookup(identity);
+  }
+}
+
+export interface RunningSidecar {
+  readonly grpcPort: number;
+  readonly adminPort: number;
+  reload(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar> {
+  const logger = createSidecarLogger({ level: flags.logLevel });
+  const load = async () => {
+    const org = await loadOrganisation(flags.manifests, flags.directory);
+    for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
+    if (org.errors.length || !org.directory) {
+      for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
+      throw new Error(`${org.errors.length} problem(s) in ${flags.manifests} / ${flags.directory}; see the log`);
+    }
+    return { topology: org.topology, directory: org.directory };
+  };
+  const first = await load();
+  const health = healthFromDown(flags.down);
+  const state = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
+  const directory = new SwappableDirectory(first.directory);
+  const metrics = new SidecarMetrics({ defaultMetrics: true });
+  const server = new SidecarServer({
+    state,
+    directory,
+    logger,
+    metrics,
+    lookupTimeoutMs: flags.lookupTimeoutMs,
+    directoryFailurePolicy: flags.onDirectoryFailure,
+    affinityTtlSeconds: flags.affinityTtl,
+    ...(flags.affinityKeyFile ? { affinityKey: await loadAffinityKey(flags.affinityKeyFile) } : {}),
+    ...(flags.defaultSite ? { defaultSite: flags.defaultSite } : {}),
+  });
+  const grpcPort = await server.start(flags.listen.port, flags.listen.host);
+  const admin = new AdminServer({ registry: metrics.registry, ready: () => server.ready(), host: flags.admin.host, port: flags.admin.port });
+  const { port: adminPort } = await admin.start();
+  logger.info({ grpcPort, adminPort, topology: first.topology.version }, "sidecar started");
+  return {
+    grpcPort,
+    adminPort,
+    async reload() {
+      try {
+        const next = await load();
+        directory.swap(next.directory);
+        state.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
+        logger.info({ topology: next.topology.version }, "reloaded");
+        return true;
+      } catch (err) {
+        logger.error({ err: err instanceof Error ? err.message : String(err) }, "reload failed; keeping the last good state");
+        return false;
+      }
+    },
+    async stop() {
+      await admin.stop();
+      await server.stop();
+      logger.flush();
+    },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command("sidecar")
+    .description("Run the decision sidecar: Envoy ext_authz (Check) and ext_proc (Process) over gRPC, with an admin port for /metrics, /healthz, /readyz")
+    .requiredOption("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output")
+    .option("--listen <host:port>", "gRPC listen address", "127.0.0.1:9001")
+    .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9102")
+    .option("--affinity-key-file <file>", "HMAC key for affinity cookies (>= 32 bytes; a mounted Secret). Without it a random per-process key is used")
+    .option("--affinity-ttl <seconds>", "affinity pin lifetime", "28800")
+    .option("--lookup-timeout-ms <ms>", "directory look-up deadline; keep below Envoy's ext_authz timeout (default 200 ms)", String(DEFAULT_LOOKUP_TIMEOUT_MS))
+    .option("--on-directory-failure <policy>", "fail-closed (503) or local (serve from the receiving site)", "fail-closed")
+    .option("--default-site <site>", "receiving site when the Host header matches no site")
+    .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
+    .option("--log-level <level>", "pino log level", "info")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = SidecarFlags.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+      }
+      const running = await startSidecar(parsed.data);
+      process.stdout.write(`sidecar gRPC on ${parsed.data.listen.host}:${running.grpcPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
+      process.on("SIGHUP", () => void running.reload());
+      const stop = () => {
+        void running.stop().then(() => process.exit(0));
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+}
