@@ -1,0 +1,117 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CsvDirectory, CsvDirectoryError, identityKey, loadCsvDirectory, parseCsvDirectory } from "./csv-directory.js";
+import { resolveIdentities } from "./types.js";
+
+const HEADER = `#TYPE Microsoft.Exchange.Data.Directory.Management.Mailbox\r\n"Name","DisplayName","PrimarySmtpAddress","UserPrincipalName","SamAccountName","Domain","Database","ExchangeGuid","EmailAddresses"\r\n`;
+const ROWS = [
+  `"alice","Adams, Alice ""Al""","Alice@Contoso.com","alice.adams@corp.contoso.com","alice","CONTOSO","DB-USA-2010","{6384E2B2-184B-CBF5-8ECC-F10CA7A6563C}","SMTP:alice@contoso.com smtp:a.adams@contoso.com;smtp:alice@usa.contoso.com X400:c=US;a= ;p=Contoso"`,
+  `"bob","Bob","bob@contoso.com","bob@contoso.com","bob","","DB-EUR-2010","9f9d51bc-70ef-21ca-5c14-f307980a29d8",""`,
+];
+const TEXT = HEADER + ROWS.join("\r\n") + "\r\n";
+
+function thrown(fn: () => unknown): CsvDirectoryError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CsvDirectoryError) return err;
+    throw err;
+  }
+  throw new Error("did not throw");
+}
+
+describe("CsvDirectory", () => {
+  const dir = parseCsvDirectory(TEXT, "mailboxes.csv");
+
+  it("reads an Export-Csv file: #TYPE line, quoted fields with commas and doubled quotes, CRLF", () => {
+    expect(dir.size).toBe(2);
+    const alice = dir.find("alice@contoso.com");
+    expect(alice).toMatchObject({
+      status: "found",
+      mailbox: {
+        primarySmtpAddress: "alice@contoso.com",
+        displayName: 'Adams, Alice "Al"',
+        database: "DB-USA-2010",
+        exchangeGuid: "6384e2b2-184b-cbf5-8ecc-f10ca7a6563c",
+        emailAddresses: ["alice@contoso.com", "a.adams@contoso.com", "alice@usa.contoso.com"],
+        domain: "CONTOSO",
+      },
+    });
+    expect(dir.lineOf(dir.records()[0])).toBe(3);
+    expect(dir.lineOf(dir.records()[1])).toBe(4);
+  });
+
+  it.each([
+    ["primary SMTP", "alice@contoso.com"],
+    ["primary SMTP, other case", "ALICE@CONTOSO.COM"],
+    ["proxy smtp: address", "a.adams@contoso.com"],
+    ["second proxy address", "Alice@USA.contoso.com"],
+    ["UPN", "alice.adams@corp.contoso.com"],
+    ["DOMAIN\\sam", "CONTOSO\\alice"],
+    ["domain\\sam lower case", "contoso\\ALICE"],
+    ["bare sam", "Alice"],
+    ["GUID", "6384e2b2-184b-cbf5-8ecc-f10ca7a6563c"],
+    ["GUID with braces, upper case", "{6384E2B2-184B-CBF5-8ECC-F10CA7A6563C}"],
+    ["surrounding spaces", "  alice@contoso.com "],
+  ])("finds by %s", (_what, id) => {
+    const r = dir.find(id);
+    expect(r.status).toBe("found");
+    if (r.status === "found") expect(r.mailbox.primarySmtpAddress).toBe("alice@contoso.com");
+  });
+
+  it("DOMAIN\\sam: a wrong domain does not match when the export has the Domain column; any domain when it has none", () => {
+    expect(dir.find("FABRIKAM\\alice").status).toBe("not-found");
+    expect(dir.find("ANYTHING\\bob")).toMatchObject({ status: "found", mailbox: { primarySmtpAddress: "bob@contoso.com" } });
+  });
+
+  it("not found, and the async interface", async () => {
+    expect(dir.find("mallory@contoso.com")).toEqual({ status: "not-found" });
+    expect(await dir.lookup("bob")).toMatchObject({ status: "found" });
+    const view = await resolveIdentities(dir, ["bob", "nobody"]);
+    expect(view.find("bob").status).toBe("found");
+    expect(view.find("nobody").status).toBe("not-found");
+    expect(view.find("never-asked").status).toBe("unavailable");
+  });
+
+  it("identityKey normalises case, spaces and GUID braces", () => {
+    expect(identityKey(" {ABCDEF01-2345-6789-ABCD-EF0123456789} ")).toBe("abcdef01-2345-6789-abcd-ef0123456789");
+    expect(identityKey("Bob@X.com")).toBe("bob@x.com");
+  });
+
+  it("works without the #TYPE line and with a BOM and LF line ends", () => {
+    const d = parseCsvDirectory(`\uFEFF"PrimarySmtpAddress","Database"\n"x@contoso.com","DB1"\n`);
+    expect(d.find("x@contoso.com")).toMatchObject({ status: "found", mailbox: { database: "DB1" } });
+    expect(d.lineOf(d.records()[0])).toBe(2);
+    expect(new CsvDirectory([]).find("x").status).toBe("not-found");
+  });
+
+  it("bad rows: file, line (counting the #TYPE line) and column name", () => {
+    const bad = (row: string) => thrown(() => parseCsvDirectory(HEADER + ROWS[0] + "\r\n" + row + "\r\n", "m.csv"));
+    let e = bad(`"c","C","not-an-address","","c","","DB","",""`);
+    expect([e.file, e.line, e.field]).toEqual(["m.csv", 4, "PrimarySmtpAddress"]);
+    expect(e.message).toBe('m.csv:4: PrimarySmtpAddress: "not-an-address" is not an SMTP address');
+    e = bad(`"c","C","c@contoso.com","","c","","","",""`);
+    expect([e.line, e.field, e.message]).toEqual([4, "Database", "m.csv:4: Database: is empty"]);
+    e = bad(`"c","C","c@contoso.com","","c","","DB","1234",""`);
+    expect([e.line, e.field]).toEqual([4, "ExchangeGuid"]);
+    e = bad(`"c","C","c@contoso.com"`);
+    expect([e.line, e.field]).toEqual([4, "(csv)"]);
+    expect(e.message).toMatch(/column/i);
+    e = bad(`"c","C","c@contoso.com","unterminated`);
+    expect(e.field).toBe("(csv)");
+    expect(e.line).toBeGreaterThanOrEqual(4);
+  });
+
+  it("a missing required column is reported on the header line", () => {
+    const e = thrown(() => parseCsvDirectory(`#TYPE x\n"PrimarySmtpAddress","Name"\n"a@b.c","a"\n`, "m.csv"));
+    expect([e.line, e.field]).toEqual([2, "Database"]);
+  });
+
+  it("loads the example organisation's file", async () => {
+    const d = await loadCsvDirectory(join(import.meta.dirname, "..", "..", "examples", "contoso", "mailboxes.csv"));
+    expect(d.size).toBe(12);
+    expect(d.find("{155BAD9D-288C-1BED-BB3F-C799D47B944F}")).toMatchObject({ status: "found", mailbox: { database: "DB-ASIA-2016" } });
+    expect(d.find("First Storage Group\\Mailbox Store (E2003)").status).toBe("not-found");
+    expect(d.find("dave")).toMatchObject({ mailbox: { database: "First Storage Group\\Mailbox Store (E2003)" } });
+  });
+});
