@@ -16,14 +16,16 @@ export const TYPE_URLS = {
   route: "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
   cluster: "type.googleapis.com/envoy.config.cluster.v3.Cluster",
   endpoint: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+  secret: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
   /** The gateway's own type: the accepted API objects + health down-list, for stateless sidecars. */
   gatewayState: "type.googleapis.com/casgateway.io.v1alpha1.GatewayState",
 } as const;
 
-/** Make-before-break push order: clusters, then their endpoints, then listeners, then routes. */
+/** Make-before-break push order: clusters, then their endpoints, (secrets,) listeners, then routes. */
 export const PUSH_ORDER: readonly string[] = [
   TYPE_URLS.cluster,
   TYPE_URLS.endpoint,
+  TYPE_URLS.secret,
   TYPE_URLS.listener,
   TYPE_URLS.route,
   TYPE_URLS.gatewayState,
@@ -32,8 +34,8 @@ export const PUSH_ORDER: readonly string[] = [
 /** Types a server-initiated push of `typeUrl` waits on (their previous responses must be answered). */
 export const PUSH_AFTER: Readonly<Record<string, readonly string[]>> = {
   [TYPE_URLS.endpoint]: [TYPE_URLS.cluster],
-  [TYPE_URLS.listener]: [TYPE_URLS.cluster, TYPE_URLS.endpoint],
-  [TYPE_URLS.route]: [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.listener],
+  [TYPE_URLS.listener]: [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.secret],
+  [TYPE_URLS.route]: [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.secret, TYPE_URLS.listener],
 };
 
 /**
@@ -47,6 +49,7 @@ export const SHORT_TYPE: Readonly<Record<string, string>> = {
   [TYPE_URLS.route]: "RDS",
   [TYPE_URLS.cluster]: "CDS",
   [TYPE_URLS.endpoint]: "EDS",
+  [TYPE_URLS.secret]: "SDS",
   [TYPE_URLS.gatewayState]: "GatewayState",
 };
 export const shortType = (typeUrl: string): string => SHORT_TYPE[typeUrl] ?? typeUrl.replace(/^type\.googleapis\.com\//, "");
