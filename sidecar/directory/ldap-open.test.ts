@@ -1,0 +1,109 @@
+// openDirectory: choosing the implementation by spec, validating options and flags.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CachedDirectory } from "./cached-directory.js";
+import { CsvDirectory } from "./csv-directory.js";
+import { addDirectoryFlags, DirectoryConfigError, directoryOptionsFromFlags, openDirectory } from "./open-directory.js";
+
+const CSV = new URL("../../examples/contoso/mailboxes.csv", import.meta.url).pathname;
+
+describe("openDirectory", () => {
+  let tmp: string;
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "cas-open-dir-"));
+    await writeFile(join(tmp, "pw"), "secret\n");
+    await writeFile(join(tmp, "not-a-ca.pem"), "hello");
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it("a .csv path opens the CSV directory", async () => {
+    const d = await openDirectory(CSV);
+    expect(d).toBeInstanceOf(CsvDirectory);
+    expect(await d.lookup("alice")).toMatchObject({ status: "found", mailbox: { database: "DB-USA-2010" } });
+  });
+
+  it("an ldap:// URL opens a cached LDAP directory (no connection until the first look-up)", async () => {
+    const d = await openDirectory("ldap://127.0.0.1:1/DC=contoso,DC=com", { registry: new Registry(), timeoutMs: 500 });
+    expect(d).toBeInstanceOf(CachedDirectory);
+    // Port 1 on loopback refuses: a clear `unavailable`, not a throw.
+    expect((await d.lookup("alice")).status).toBe("unavailable");
+    await d.close?.();
+  });
+
+  it.each([
+    ["ldap://127.0.0.1:389", {}, /--ldap-base-dn is required/],
+    ["ldap://127.0.0.1:389", { baseDn: "dc=x", bindDn: "cn=a" }, /needs --ldap-password-file/],
+    ["ldap://127.0.0.1:389", { baseDn: "dc=x", passwordFile: "/nonexistent" }, /needs --ldap-bind-dn/],
+    ["ldap://127.0.0.1:389", { baseDn: "dc=x", bindDn: "cn=a", passwordFile: "/nonexistent/pw" }, /--ldap-password-file: cannot read \/nonexistent\/pw: ENOENT/],
+    ["ldaps://127.0.0.1", { baseDn: "dc=x", startTls: true }, /--ldap-starttls is for ldap:\/\//],
+    ["ldap://127.0.0.1", { baseDn: "dc=x", timeoutMs: -1 }, /timeoutMs/],
+    ["ldap://127.0.0.1", { baseDn: "dc=x", poolSize: 0 }, /poolSize/],
+    ["ldap://127.0.0.1", { baseDn: "dc=x", failPolicy: "open" }, /failPolicy/],
+    ["ldap://127.0.0.1", { baseDn: "dc=x", bogus: 1 }, /bogus|unrecognized/i],
+    ["http://dc.contoso.com", {}, /unsupported scheme/],
+    ["mailboxes.txt", {}, /neither a \.csv file nor an ldap/],
+    ["/nonexistent/mailboxes.csv", {}, /ENOENT/],
+  ])("%s %j is refused with a clear error", async (spec, opts, msg) => {
+    await expect(openDirectory(spec, opts as never)).rejects.toThrow(msg);
+  });
+
+  it("a CA file without a certificate is refused", async () => {
+    await expect(openDirectory("ldaps://127.0.0.1/dc=x", { caFile: join(tmp, "not-a-ca.pem") })).rejects.toThrow(DirectoryConfigError);
+  });
+
+  it("password file: read, trailing newline dropped (checked via a bound look-up in test/ldap)", async () => {
+    const d = await openDirectory("ldap://127.0.0.1:1", { baseDn: "dc=x", bindDn: "cn=a", passwordFile: join(tmp, "pw"), registry: new Registry() });
+    await d.close?.();
+  });
+});
+
+describe("directory flags", () => {
+  it("commander flags -> options, with seconds -> milliseconds and repeatable --ldap-domain", () => {
+    const cmd = addDirectoryFlags(new Command().exitOverride(), { required: true });
+    cmd.parse(
+      [
+        "--directory", "ldaps://dc1.contoso.com",
+        "--ldap-base-dn", "DC=contoso,DC=com",
+        "--ldap-bind-dn", "CN=svc-cas,OU=Service Accounts,DC=contoso,DC=com",
+        "--ldap-password-file", "/var/run/secrets/ldap/password",
+        "--ldap-ca-file", "/etc/cas/ldap-ca.pem",
+        "--ldap-timeout-ms", "2000",
+        "--ldap-domain", "CONTOSO=DC=contoso,DC=com",
+        "--ldap-domain", "asia=DC=asia,DC=contoso,DC=com",
+        "--directory-cache-ttl", "120",
+        "--directory-negative-ttl", "15",
+        "--directory-fail-policy", "not-found",
+      ],
+      { from: "user" },
+    );
+    const o = directoryOptionsFromFlags(cmd.opts());
+    expect(o).toEqual({
+      baseDn: "DC=contoso,DC=com",
+      bindDn: "CN=svc-cas,OU=Service Accounts,DC=contoso,DC=com",
+      passwordFile: "/var/run/secrets/ldap/password",
+      caFile: "/etc/cas/ldap-ca.pem",
+      startTls: false,
+      timeoutMs: 2000,
+      poolSize: 4,
+      domains: { CONTOSO: "DC=contoso,DC=com", ASIA: "DC=asia,DC=contoso,DC=com" },
+      cacheTtlMs: 120_000,
+      negativeTtlMs: 15_000,
+      cacheSize: 100_000,
+      maxStaleMs: 86_400_000,
+      failPolicy: "not-found",
+    });
+    expect(cmd.opts().directory).toBe("ldaps://dc1.contoso.com");
+  });
+
+  it("bad flag values say which flag", () => {
+    expect(() => directoryOptionsFromFlags({ ldapTimeoutMs: "soon" })).toThrow(/--ldap-timeout-ms: "soon"/);
+    expect(() => directoryOptionsFromFlags({ ldapDomain: ["CONTOSO"] })).toThrow(/--ldap-domain/);
+    expect(() => directoryOptionsFromFlags({ directoryFailPolicy: "open" })).toThrow(/--directory-fail-policy/);
+  });
+});
