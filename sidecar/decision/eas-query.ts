@@ -1,0 +1,125 @@
+// ActiveSync query values [MS-ASHTTP 2.2.1.1.1]: the plain form (?Cmd=Sync&User=bob&...) and the
+// base64 form of protocol 12.1+ (one base64 blob: version, command code, locale, device id,
+// policy key, device type, then tag/length/value command parameters; tag 8 is User).
+const COMMANDS: readonly string[] = [
+  "Sync", "SendMail", "SmartForward", "SmartReply", "GetAttachment", "", "", "", "", "FolderSync",
+  "FolderCreate", "FolderDelete", "FolderUpdate", "MoveItems", "GetItemEstimate", "MeetingResponse",
+  "Search", "Settings", "Ping", "ItemOperations", "Provision", "ResolveRecipients", "ValidateCert",
+];
+const PARAM_USER = 8;
+
+export interface EasQuery {
+  readonly form: "plain" | "base64";
+  readonly command?: string;
+  readonly user?: string;
+  readonly deviceId?: string;
+  readonly deviceType?: string;
+  /** Base64 form: protocol version as MS-ASHTTP writes it (e.g. 141 = 14.1). */
+  readonly protocolVersion?: number;
+}
+
+function decodeComponent(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, " "));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parse an ActiveSync query string (without "?"); undefined when it is neither form. */
+export function parseEasQuery(query: string): EasQuery | undefined {
+  if (query.length === 0 || query.length > 4096) return undefined;
+  if (query.includes("=") && /(^|&)[A-Za-z]+=/.test(query) && !/^[A-Za-z0-9+/%]+=*$/.test(query)) {
+    return parsePlain(query);
+  }
+  return parseBase64(query) ?? parsePlain(query);
+}
+
+function parsePlain(query: string): EasQuery | undefined {
+  let command: string | undefined;
+  let user: string | undefined;
+  let deviceId: string | undefined;
+  let deviceType: string | undefined;
+  for (const part of query.split("&")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) continue;
+    const key = part.slice(0, eq).toLowerCase();
+    if (key !== "cmd" && key !== "user" && key !== "deviceid" && key !== "devicetype") continue;
+    const val = decodeComponent(part.slice(eq + 1));
+    if (val === undefined) continue;
+    if (key === "cmd") command = val;
+    else if (key === "user") user = val;
+    else if (key === "deviceid") deviceId = val;
+    else deviceType = val;
+  }
+  if (command === undefined && user === undefined && deviceId === undefined) return undefined;
+  return { form: "plain", command, user: user || undefined, deviceId, deviceType };
+}
+
+function parseBase64(query: string): EasQuery | undefined {
+  const text = decodeComponent(query);
+  if (text === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
+  const b = Buffer.from(text, "base64");
+  let i = 0;
+  const byte = () => (i < b.length ? b[i++] : -1);
+  const bytes = (n: number): Buffer | undefined => {
+    if (n < 0 || i + n > b.length) return undefined;
+    const out = b.subarray(i, i + n);
+    i += n;
+    return out;
+  };
+  const protocolVersion = byte();
+  const cmd = byte();
+  if (protocolVersion < 0 || cmd < 0 || bytes(2) === undefined) return undefined; // locale
+  const devLen = byte();
+  const dev = bytes(devLen);
+  const pkLen = byte();
+  if (dev === undefined || (pkLen !== 0 && pkLen !== 4) || bytes(pkLen) === undefined) return undefined;
+  const typeLen = byte();
+  const type = bytes(typeLen);
+  if (type === undefined) return undefined;
+  let user: string | undefined;
+  while (i < b.length) {
+    const tag = byte();
+    const len = byte();
+    const val = bytes(len);
+    if (len < 0 || val === undefined) return undefined;
+    if (tag === PARAM_USER) user = val.toString("utf8");
+  }
+  return {
+    form: "base64",
+    protocolVersion,
+    command: COMMANDS[cmd] || `command ${cmd}`,
+    user: user || undefined,
+    deviceId: dev.toString("latin1"),
+    deviceType: type.toString("latin1"),
+  };
+}
+
+/** Encode a base64 query value (tests, explain). */
+export function encodeEasBase64Query(q: {
+  protocolVersion: number;
+  command: string;
+  deviceId: string;
+  deviceType: string;
+  user?: string;
+  policyKey?: number;
+}): string {
+  const cmd = COMMANDS.indexOf(q.command);
+  const parts: number[] = [q.protocolVersion, cmd < 0 ? 0 : cmd, 0x09, 0x04];
+  const dev = Buffer.from(q.deviceId, "latin1");
+  parts.push(dev.length, ...dev);
+  if (q.policyKey === undefined) parts.push(0);
+  else {
+    const pk = Buffer.alloc(4);
+    pk.writeUInt32LE(q.policyKey >>> 0);
+    parts.push(4, ...pk);
+  }
+  const type = Buffer.from(q.deviceType, "latin1");
+  parts.push(type.length, ...type);
+  if (q.user) {
+    const u = Buffer.from(q.user, "utf8");
+    parts.push(PARAM_USER, u.length, ...u);
+  }
+  return encodeURIComponent(Buffer.from(parts).toString("base64"));
+}

@@ -1,0 +1,191 @@
+// The decision engine: pure and synchronous over data already looked up (the caller resolves
+// identityCandidates(req) with resolveIdentities() first). Never throws: an internal failure is an
+// `error` decision with status 503. The rules it applies are in ../../../shared/RULES.md and the
+// choices it makes where they leave room are in docs/decisions.md.
+import type { Service } from "../../crds/index.js";
+import type { Topology } from "../../operator/topology/types.js";
+import type { DirectoryView } from "../directory/types.js";
+import { Ctx, isError } from "./context.js";
+import { identityCandidates } from "./identity.js";
+import { decideEas } from "./rules/eas.js";
+import { decideEws } from "./rules/ews.js";
+import { decideMail } from "./rules/mail.js";
+import { decideAutodiscover, decideOutlook, decidePowerShell } from "./rules/other.js";
+import { decideOwa } from "./rules/owa.js";
+import { serviceForRequest } from "./service.js";
+import { serviceIndex, topologyIndex } from "./topology-index.js";
+import type { ClientRequest, Decision, ErrorDecision, HealthView } from "./types.js";
+
+export { serviceForRequest } from "./service.js";
+export { identityCandidates } from "./identity.js";
+
+export interface EngineOptions {
+  /** Receiving site when the Host header matches no site's hostnames. */
+  readonly defaultSite?: string;
+}
+
+const STICKY: ReadonlySet<Service> = new Set<Service>(["Owa", "Ecp", "Ews"]);
+
+export function decide(
+  req: ClientRequest,
+  topology: Topology,
+  directory: DirectoryView,
+  health: HealthView,
+  options: EngineOptions = {},
+): Decision {
+  try {
+    return decideUnsafe(req, topology, directory, health, options);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return {
+      outcome: "error",
+      status: 503,
+      reason: "The gateway could not route this request. Try again in a few minutes.",
+      rules: ["R-ENG-INTERNAL"],
+      trace: [`R-ENG-INTERNAL: the engine failed (${msg}); answered 503 rather than guessing`],
+    };
+  }
+}
+
+function pathOnly(path: string): string {
+  const q = path.indexOf("?");
+  return q < 0 ? path : path.slice(0, q);
+}
+
+function early(status: number, reason: string, rule: `R-${string}`, trace: string[], line: string): ErrorDecision {
+  trace.push(`${rule}: ${line}`, `→ error ${status}: ${reason}`);
+  return { outcome: "error", status, reason, rules: [rule], trace };
+}
+
+function decideUnsafe(
+  req: ClientRequest,
+  topology: Topology,
+  directory: DirectoryView,
+  health: HealthView,
+  options: EngineOptions,
+): Decision {
+  const index = topologyIndex(topology);
+  const svc = serviceForRequest(req);
+  const trace: string[] = [];
+  if (req.mail) trace.push(`request: ${req.mail.protocol} login (${req.mail.mechanism || "?"}) → service ${req.mail.protocol}`);
+  else trace.push(`request: ${req.method} ${pathOnly(req.path)} → service ${svc ?? "(none)"}`);
+  if (!svc) {
+    return early(404, "There is no Exchange application at this address.", "R-2013-4", trace,
+      "the front door serves Exchange's HTTP(S) applications, POP3 and IMAP4; this path is none of them");
+  }
+
+  const hostSite = topology.siteForHost(req.host);
+  const siteName = hostSite ?? options.defaultSite;
+  const local = siteName === undefined ? undefined : index.sites.get(siteName);
+  if (!local) {
+    return early(421, "This address is not served by this gateway.", "R-ENG-UNKNOWN-SITE", trace,
+      `host ${req.host} belongs to no site${options.defaultSite ? ` and the default site ${options.defaultSite} does not exist` : " and no default site is set"}`);
+  }
+  const ctx = new Ctx(req, topology, index, health, svc, local);
+  ctx.trace.push(...trace);
+  ctx.note(`receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
+  if (index.siteCount === 1) ctx.rule("R-GEN-1", `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
+
+  if (svc === "Oab") {
+    ctx.rule("R-OAB-1", "the Offline Address Book is never proxied between sites: served locally");
+    return localDefault(ctx, false);
+  }
+
+  // Identity, in precedence order (identity.ts): the first that names a known mailbox wins.
+  const candidates = identityCandidates(req);
+  for (const c of candidates) {
+    const r = directory.find(c.value);
+    if (r.status === "found") {
+      ctx.identity = c;
+      ctx.mailbox = r.mailbox;
+      ctx.note(`identity ${c.value} from ${c.source}: mailbox ${r.mailbox.primarySmtpAddress}`);
+      break;
+    }
+    if (r.status === "unavailable") {
+      ctx.identity = c;
+      return ctx.error(503, "The mailbox directory cannot be reached right now. Try again in a few minutes.", "R-ENG-DIRECTORY-UNAVAILABLE",
+        `identity ${c.value} from ${c.source}: the directory is unavailable (${r.reason})`);
+    }
+    ctx.note(`identity ${c.value} from ${c.source}: no such mailbox`);
+  }
+  if (!ctx.mailbox) {
+    if (candidates.length === 0) {
+      ctx.rule("R-ENG-NO-IDENTITY", "no identity in the request: the receiving site's servers challenge or sign the user in");
+    } else {
+      ctx.identity = candidates[0];
+      ctx.rule("R-ENG-UNKNOWN-MAILBOX", "no mailbox for the identity: the receiving site's servers answer (failed sign-in or no-mailbox page), revealing nothing here");
+    }
+    return localDefault(ctx, STICKY.has(svc));
+  }
+
+  // The mailbox site is the site of the server holding the database's active copy (R-2013-2).
+  const m = ctx.mailbox;
+  const db = topology.findDatabase(m.database);
+  const active = db ? topology.servers.get(db.activeServer) : m.homeServer ? topology.findServer(m.homeServer) : undefined;
+  if (!active) {
+    return ctx.error(502, "Your mailbox could not be located. Contact your administrator.", "R-ENG-UNKNOWN-DATABASE",
+      `database ${m.database} of ${m.primarySmtpAddress} is not in the topology`);
+  }
+  const mailboxSite = index.sites.get(active.site);
+  if (!mailboxSite) {
+    return ctx.error(502, "Your mailbox could not be located. Contact your administrator.", "R-ENG-UNKNOWN-DATABASE",
+      `site ${active.site} of server ${active.name} is not in the topology`);
+  }
+  ctx.active = active;
+  ctx.version = active.version;
+  ctx.cls = active.versionClass;
+  ctx.mailboxSite = mailboxSite;
+  ctx.note(
+    `database ${db ? db.databaseName : `(home server ${m.homeServer})`}: active copy on ${active.name}, site ${active.site}, Exchange ${active.version}` +
+      (db && db.servers.length > 1 ? ` (copies on ${db.servers.join(", ")}; the active one decides)` : ""),
+  );
+  if (active.version !== 2003 && mailboxSite.info.casServers.length === 0) {
+    return ctx.error(502, "No server is set up to open your mailbox. Contact your administrator.", "R-GEN-6",
+      `site ${active.site} has Mailbox servers but no Client Access server`);
+  }
+
+  switch (svc) {
+    case "Owa":
+    case "Ecp":
+      return decideOwa(ctx);
+    case "ActiveSync":
+      return decideEas(ctx);
+    case "Ews":
+      return decideEws(ctx);
+    case "Pop3":
+    case "Imap4":
+      return decideMail(ctx);
+    case "Autodiscover":
+      return decideAutodiscover(ctx);
+    case "Mapi":
+    case "RpcHttp":
+      return decideOutlook(ctx);
+    case "PowerShell":
+      return decidePowerShell(ctx);
+    default:
+      return ctx.error(404, "There is no Exchange application at this address.", "R-2013-4", `service ${svc} is not a client protocol`);
+  }
+}
+
+/** Served by the receiving site: no identity, unknown mailbox, or OAB. A verified pin still chooses the server. */
+function localDefault(ctx: Ctx, sticky: boolean): Decision {
+  const L = ctx.local;
+  const svc = ctx.service;
+  const si = serviceIndex(L, svc);
+  const pin = ctx.pinned();
+  if (pin && pin.vdirs.has(svc) && ctx.usable(pin) && (pin.clientAccess || pin.version === 2003) && ctx.service !== "Oab") {
+    ctx.rule("R-LB-5", `verified affinity pin (cookie) to ${pin.name} honoured`);
+    return ctx.route({ site: pin.site, cls: pin.versionClass, server: pin, affinity: "keep" });
+  }
+  const cls = si.classes[0];
+  if (!cls) {
+    return ctx.error(502, "This application is not offered at this address.", undefined, `site ${L.info.name} has no ${svc} directory`);
+  }
+  const mail = svc === "Pop3" || svc === "Imap4";
+  const mode = mail ? "server" : sticky && cls !== "2013+" && ctx.affinityKey !== undefined ? "sticky" : "pool";
+  if (mode === "sticky" && !ctx.identity) ctx.rule("R-LB-5", `affinity by client address ${ctx.req.sourceAddress}`);
+  const t = ctx.pick(L, cls, { mode, crossSite: false, requireIwa: false, combined: false });
+  if (isError(t)) return t;
+  const affinity = mode === "pool" && pin ? "clear" : t.affinity;
+  return ctx.route({ ...t, affinity });
+}

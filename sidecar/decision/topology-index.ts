@@ -1,0 +1,72 @@
+// Per-topology indexes the engine needs on every request, computed once per Topology object
+// (topologies are immutable, so a WeakMap keyed by the object is a safe cache).
+import type { Service } from "../../crds/index.js";
+import type { ServerInfo, SiteInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../operator/topology/types.js";
+
+export const CLASSES_NEWEST_FIRST: readonly VersionClass[] = ["2013+", "2010", "2007", "2003"];
+
+export interface ServiceIndex {
+  /** Pool members by version class: client access servers (and Exchange 2003 back-ends) with this service's directory, by name. */
+  readonly byClass: ReadonlyMap<VersionClass, readonly ServerInfo[]>;
+  /** Classes present, newest first. */
+  readonly classes: readonly VersionClass[];
+  /** Every member, newest class first then by name: the order the receiving directory is chosen in. */
+  readonly ordered: readonly ServerInfo[];
+}
+
+export interface SiteIndex {
+  readonly info: SiteInfo;
+  readonly services: ReadonlyMap<Service, ServiceIndex>;
+}
+
+export interface TopologyIndex {
+  readonly sites: ReadonlyMap<string, SiteIndex>;
+  readonly siteCount: number;
+}
+
+const cache = new WeakMap<Topology, TopologyIndex>();
+
+const EMPTY_SERVICE: ServiceIndex = { byClass: new Map(), classes: [], ordered: [] };
+
+export function serviceIndex(site: SiteIndex, service: Service): ServiceIndex {
+  return site.services.get(service) ?? EMPTY_SERVICE;
+}
+
+/** Whether a server belongs in a site's load-balanced pool (R-LB-6: same site only). */
+function isPoolMember(s: ServerInfo): boolean {
+  return s.clientAccess || s.version === 2003;
+}
+
+export function topologyIndex(topology: Topology): TopologyIndex {
+  let idx = cache.get(topology);
+  if (idx) return idx;
+  const sites = new Map<string, SiteIndex>();
+  for (const info of topology.sites.values()) {
+    const services = new Map<Service, { byClass: Map<VersionClass, ServerInfo[]> }>();
+    for (const name of info.servers) {
+      const s = topology.servers.get(name);
+      if (!s || !isPoolMember(s)) continue;
+      for (const svc of s.vdirs.keys()) {
+        let e = services.get(svc);
+        if (!e) services.set(svc, (e = { byClass: new Map() }));
+        let list = e.byClass.get(s.versionClass);
+        if (!list) e.byClass.set(s.versionClass, (list = []));
+        list.push(s);
+      }
+    }
+    const done = new Map<Service, ServiceIndex>();
+    for (const [svc, e] of services) {
+      const classes = CLASSES_NEWEST_FIRST.filter((c) => e.byClass.has(c));
+      for (const list of e.byClass.values()) list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      done.set(svc, { byClass: e.byClass, classes, ordered: classes.flatMap((c) => e.byClass.get(c) ?? []) });
+    }
+    sites.set(info.name, { info, services: done });
+  }
+  idx = { sites, siteCount: sites.size };
+  cache.set(topology, idx);
+  return idx;
+}
+
+export function vdirOf(s: ServerInfo, service: Service): VirtualDirectoryInfo | undefined {
+  return s.vdirs.get(service);
+}
