@@ -295,6 +295,8 @@ export class LdapDirectory implements MailboxDirectory {
   private readonly timeoutMs: number;
   private readonly clientUrl: string;
   private readonly tls: ConnectionOptions;
+  /** Connections opened (and bound) so far, and look-ups that failed. */
+  readonly stats = { connects: 0, failures: 0 };
 
   constructor(private readonly opts: LdapDirectoryOptions) {
     const u = new URL(opts.url);
@@ -326,6 +328,7 @@ export class LdapDirectory implements MailboxDirectory {
         await client.startTLS({ ...this.tls, ...(this.tls.servername ? {} : { servername: host, host }) });
       }
       if (this.opts.bindDn) await client.bind(this.opts.bindDn, this.opts.password ?? "");
+      this.stats.connects++;
       return client;
     } catch (err) {
       await client.unbind().catch(() => undefined);
@@ -392,6 +395,7 @@ export class LdapDirectory implements MailboxDirectory {
       }
       return found ? { status: "found", mailbox: found } : { status: "not-found" };
     } catch (err) {
+      this.stats.failures++;
       if (slot && !isAnswer(err)) this.discard(slot);
       const reason = `LDAP ${this.clientUrl}: ${describeError(err)}`;
       this.opts.logger?.warn({ err, filter: q.filter.toString() }, "directory look-up failed");

@@ -220,10 +220,12 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     expect((d as CachedDirectory).stats).toMatchObject({ hits: 1, misses: 1 });
   });
 
-  it("many concurrent look-ups share the pool", async () => {
+  it("many concurrent look-ups share the pool's bound connections", async () => {
     const ids = users.filter((u) => u.database).map((u) => u.primary);
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => dir.lookup(ids[i % ids.length])));
+    const pooled = make({ poolSize: 3 });
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => pooled.lookup(ids[i % ids.length])));
     expect(results.every((r) => r.status === "found")).toBe(true);
+    expect(pooled.stats).toEqual({ connects: 3, failures: 0 });
   });
 
   // Last: stops and restarts slapd.
@@ -271,5 +273,7 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     }
     expect(found(r).database).toBe("DB-ASIA-2010");
     expect(found(await ldap.lookup("ines@contoso.com")).database).toBe("DB-EUR-2013");
+    // The pool opened new connections after the restart (at most one per slot per attempt).
+    expect(ldap.stats.connects).toBeGreaterThan(2);
   });
 });
