@@ -1,6 +1,8 @@
 // The LDAP mailbox directory against a real OpenLDAP slapd (loopback, ephemeral ports, own config),
 // loaded with the example organisation's mailboxes in AD's shapes.
+import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +15,7 @@ import { contosoLdif, type FixtureUser } from "./fixtures.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
 
 const missing = slapdMissing();
+const run = promisify(execFile);
 
 const found = (r: LookupResult) => {
   if (r.status !== "found") throw new Error(`expected found, got ${JSON.stringify(r)}`);
@@ -96,6 +99,21 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     const q = identityQuery("6384e2b2-184b-cbf5-8ecc-f10ca7a6563c");
     expect(q?.filter.toString()).toContain("(msExchMailboxGuid=\\b2\\e2\\84\\63\\4b\\18\\f5\\cb\\8e\\cc\\f1\\0c\\a7\\a6\\56\\3c)");
     expect(found(await dir.lookup("155bad9d-288c-1bed-bb3f-c799d47b944f")).primarySmtpAddress).toBe("kenji@contoso.com");
+  });
+
+  it("the filters' escaped string form means the same to OpenLDAP's own ldapsearch (ldap-utils)", async () => {
+    const { identityQuery } = await import("../../sidecar/directory/ldap-directory.js");
+    const search = async (filter: string) => {
+      const { stdout } = await run("ldapsearch", ["-x", "-LLL", "-o", "ldif-wrap=no", "-H", slapd.url, "-D", BIND_DN, "-w", BIND_PASSWORD, "-b", BASE_DN, filter, "mail"], { timeout: 10_000 });
+      return stdout.split("\n").filter((l) => l.startsWith("mail: ")).map((l) => l.slice(6)).sort();
+    };
+    const f = (id: string) => identityQuery(id)?.filter.toString() ?? "";
+    expect(await search(f("{6384E2B2-184B-CBF5-8ECC-F10CA7A6563C}"))).toEqual(["alice@contoso.com"]);
+    expect(await search(f("*)(objectClass=*"))).toEqual(["hostile@contoso.com"]);
+    expect(await search(f("*"))).toEqual([]);
+    expect(await search(f("b.brown@contoso.com"))).toEqual(["bob@contoso.com"]);
+    // Control: the same text unescaped would have matched every mailbox.
+    expect((await search("(&(|(homeMDB=*)(msExchHomeServerName=*))(sAMAccountName=*))")).length).toBeGreaterThan(10);
   });
 
   it("DOMAIN\\sam picks the domain; a bare sam in two domains is ambiguous", async () => {
