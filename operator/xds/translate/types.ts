@@ -78,7 +78,17 @@ export interface TranslateOptions {
   /** The sidecar's ext_authz/ext_proc gRPC endpoint (HTTP/2). */
   readonly sidecar: SocketAddr;
   /** The sidecar's POP3/IMAP4 proxy: plain-text ports Envoy forwards mail connections to. */
-  readonly mailProxy: { readonly address: string; readonly pop3Port: number; readonly imap4Port: number };
+  readonly mailProxy: {
+    readonly address: string;
+    readonly pop3Port: number;
+    readonly imap4Port: number;
+    /**
+     * Ports for connections whose implicit TLS (995/993) Envoy already terminated, so the proxy
+     * knows the session is encrypted and does not offer STLS/STARTTLS again (default: the plain ports).
+     */
+    readonly pop3TlsPort?: number;
+    readonly imap4TlsPort?: number;
+  };
   /** Front-door certificate; without it only the HTTP and plain mail listeners are built. */
   readonly tls?: ListenerTls;
   /** Listener ports; any not given take the standard ones (443, 80, 110, 995, 143, 993, 25, 587). */
@@ -95,8 +105,11 @@ export interface TranslateOptions {
   readonly upstreamCaFile?: string;
   /** Whether the sidecar's ext_proc service is wired in for response-phase work (default true). */
   readonly extProc?: boolean;
+  /** Site whose transport servers take SMTP on 25/587 (default: the first internet-facing site, by name). */
+  readonly smtpSite?: string;
 }
 
+/** Implemented by `translate` in ./translate.ts (re-exported from ./index.ts). */
 export type Translate = (topology: Topology, options: TranslateOptions) => EnvoyResources;
 
 export interface BootstrapOptions {

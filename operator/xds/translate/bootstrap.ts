@@ -1,0 +1,57 @@
+// Envoy bootstrap for a gateway node: everything dynamic over one ADS gRPC stream to the control
+// plane (XDS_CLUSTER), admin on loopback only. Checked against the Bootstrap proto's rules.
+import { isIP } from "node:net";
+import { stringify } from "yaml";
+import { XDS_CLUSTER } from "../../topology/names.js";
+import { adsConfigSource } from "./clusters.js";
+import { sharedCodec } from "./translate.js";
+import type { BootstrapOptions } from "./types.js";
+
+export interface Bootstrap {
+  /** proto3 JSON form (snake_case, as Envoy's YAML). */
+  readonly value: Record<string, unknown>;
+  readonly json: string;
+  readonly yaml: string;
+}
+
+export class BootstrapError extends Error {}
+
+export function bootstrap(options: BootstrapOptions): Bootstrap {
+  const { xds } = options;
+  const value = {
+    node: { id: options.nodeId, cluster: options.nodeCluster },
+    dynamic_resources: {
+      ads_config: {
+        api_type: "GRPC",
+        transport_api_version: "V3",
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
+        set_node_on_first_message_only: true,
+      },
+      cds_config: adsConfigSource(),
+      lds_config: adsConfigSource(),
+    },
+    static_resources: {
+      clusters: [
+        {
+          name: XDS_CLUSTER,
+          connect_timeout: "1s",
+          type: isIP(xds.address) ? "STATIC" : "STRICT_DNS",
+          typed_extension_protocol_options: {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+              "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+              explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: "30s", timeout: "5s" } } },
+            },
+          },
+          load_assignment: {
+            cluster_name: XDS_CLUSTER,
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.address, port_value: xds.port } } } }] }],
+          },
+        },
+      ],
+    },
+    admin: { address: { socket_address: { address: "127.0.0.1", port_value: options.adminPort ?? 9901 } } },
+  };
+  const { violations } = sharedCodec().encode("envoy.config.bootstrap.v3.Bootstrap", value);
+  if (violations.length) throw new BootstrapError(`bootstrap fails Envoy's validation: ${violations.map((v) => `${v.path}: ${v.message}`).join("; ")}`);
+  return { value, json: `${JSON.stringify(value, null, 2)}\n`, yaml: stringify(value) };
+}

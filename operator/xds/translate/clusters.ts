@@ -1,0 +1,418 @@
+// Clusters and endpoints: one pool per site, version class and service (R-LB-6, R-GEN-2), one
+// cluster per server and service (pins, NLB bypass R-EWS-4, single-server targets), the sidecar
+// (gRPC), the mail proxy, and the SMTP pool of the front-door site (R-2013-4).
+//
+// EDS design: Envoy resolves no names for EDS endpoints (an EDS address must be an IP literal;
+// envoyproxy/envoy#4290), and Exchange servers are normally known by FQDN. So a cluster whose
+// endpoints are all IP literals is an EDS cluster fed over ADS (membership, drain and health
+// status change without re-warming the cluster), and a cluster with any host name is STRICT_DNS
+// with the same ClusterLoadAssignment inline, so Envoy resolves and follows DNS itself.
+import { isIP } from "node:net";
+import type { Kind, Service } from "../../../crds/index.js";
+import { MAIL_SERVICES } from "../../../crds/index.js";
+import { MAIL_PROXY_CLUSTER, SIDECAR_CLUSTER, poolClusterName, serverClusterName } from "../../topology/names.js";
+import type { ServerInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../topology/types.js";
+import { TYPE_URLS } from "./types.js";
+import { dur } from "./services.js";
+import type { ResolvedOptions } from "./options.js";
+
+export type Obj = Record<string, unknown>;
+export interface Source {
+  readonly kind: Kind | "GatewayOptions";
+  readonly name: string;
+}
+export interface Built {
+  readonly typeUrl: string;
+  readonly name: string;
+  readonly value: Obj;
+  readonly sources: readonly Source[];
+  /** For clusters: the name of their EDS ClusterLoadAssignment, when they have one. */
+  readonly eds?: string;
+}
+
+const T = {
+  upstreamTls: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+  rawBuffer: "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer",
+  httpOptions: "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+} as const;
+const HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+const TS_MATCH_KEY = "envoy.transport_socket_match";
+
+/**
+ * Fan-in sizing (R-2013-3): limits are per cluster and shared by all Envoy workers. Every
+ * long-poll (EAS Ping, EWS streaming, MAPI NotificationWait) holds one upstream HTTP/1.1
+ * connection for up to ~30 minutes, so concurrent connections ≈ concurrent long-polling clients;
+ * 100,000 per cluster leaves room for tens of thousands of devices per site, far above
+ * Exchange 2010's `maxconnections` 2000. Retries stay low: a proxied request that fails is an
+ * error to the client, never a silent retry elsewhere (R-EAS-6).
+ */
+export const CIRCUIT_BREAKERS = {
+  thresholds: [
+    { priority: "DEFAULT", max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 3 },
+    { priority: "HIGH", max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 3 },
+  ],
+};
+
+const ADS = Object.freeze({ ads: Object.freeze({}), resource_api_version: "V3" });
+/** ADS config source; one shared object, so the codec converts it once. */
+export const adsConfigSource = () => ADS;
+const EDS_CONFIG = Object.freeze({ eds_config: ADS });
+const NO_PANIC = Object.freeze({ healthy_panic_threshold: Object.freeze({ value: 0 }) });
+const OUTLIER = Object.freeze({ consecutive_5xx: 0, enforcing_consecutive_5xx: 0, consecutive_gateway_failure: 5, enforcing_consecutive_gateway_failure: 100 });
+const KEEPALIVE = Object.freeze({ tcp_keepalive: Object.freeze({ keepalive_time: 300 }) });
+
+/** Per-translation cache of built sub-objects: equal inputs share one object (see ProtoCodec's memo). */
+export class Memo {
+  private readonly m = new Map<string, unknown>();
+  get<T>(key: string, make: () => T): T {
+    let v = this.m.get(key) as T | undefined;
+    if (v === undefined) this.m.set(key, (v = make()));
+    return v;
+  }
+}
+
+/** Split ServerInfo.address ("host", "host:port", "[v6]:port") into host and optional port. */
+export function splitAddress(address: string): { host: string; port?: number } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
+  if (v6) return { host: v6[1], ...(v6[2] ? { port: Number(v6[2]) } : {}) };
+  if (isIP(address) === 6) return { host: address };
+  const i = address.lastIndexOf(":");
+  if (i > 0 && /^\d+$/.test(address.slice(i + 1))) return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+  return { host: address };
+}
+
+interface Upstream {
+  readonly server: ServerInfo;
+  readonly host: string;
+  readonly port: number;
+  /** TLS to this endpoint (https vdir URL, or implicit-TLS mail endpoint). */
+  readonly tls: boolean;
+  /** Names the certificate must carry (server FQDN and the vdir URL host). */
+  readonly names: readonly string[];
+}
+
+function httpUpstream(server: ServerInfo, vdir: VirtualDirectoryInfo): Upstream | undefined {
+  if (!vdir.internalUrl) return undefined;
+  const url = new URL(vdir.internalUrl);
+  const https = url.protocol === "https:";
+  const addr = splitAddress(server.address);
+  const port = addr.port ?? (url.port ? Number(url.port) : https ? 443 : 80);
+  const names = [...new Set([server.fqdn, url.hostname.toLowerCase()])];
+  return { server, host: addr.host, port, tls: https, names };
+}
+
+/** Managed Availability answers /<vdir>/healthcheck.htm on 2013+; older servers get the vdir itself. */
+export function healthCheckPath(vdir: VirtualDirectoryInfo): string {
+  const first = vdir.internalUrl ? new URL(vdir.internalUrl).pathname.split("/").filter(Boolean)[0] : undefined;
+  return `/${first ?? vdir.service.toLowerCase()}/healthcheck.htm`;
+}
+
+function httpHealthCheck(server: ServerInfo, vdir: VirtualDirectoryInfo): Obj {
+  const modern = server.version >= 2013;
+  const first = vdir.internalUrl ? new URL(vdir.internalUrl).pathname.split("/").filter(Boolean)[0] : undefined;
+  return {
+    timeout: dur(5),
+    interval: dur(10),
+    interval_jitter: dur(1),
+    unhealthy_threshold: 3,
+    healthy_threshold: 2,
+    no_traffic_interval: dur(30),
+    http_health_check: modern
+      ? { path: healthCheckPath(vdir) }
+      : // Before 2013 there is no healthcheck.htm: the vdir answering at all (even 401/403) means IIS and the app pool are up.
+        { path: `/${first ?? vdir.service.toLowerCase()}/`, expected_statuses: [{ start: 200, end: 500 }] },
+  };
+}
+
+const GREETINGS: Partial<Record<Service, string>> = {
+  Pop3: Buffer.from("+OK").toString("hex"),
+  Imap4: Buffer.from("* OK").toString("hex"),
+};
+
+function tcpHealthCheck(expectHex: string | undefined): Obj {
+  return {
+    timeout: dur(5),
+    interval: dur(10),
+    interval_jitter: dur(1),
+    unhealthy_threshold: 3,
+    healthy_threshold: 2,
+    no_traffic_interval: dur(30),
+    tcp_health_check: expectHex ? { receive: [{ text: expectHex }] } : {},
+  };
+}
+
+function upstreamTlsSocket(u: Upstream, opts: ResolvedOptions, memo?: Memo): Obj {
+  if (memo) return memo.get(`tls|${u.server.name}|${u.server.insecureSkipVerify}|${u.names.join(",")}`, () => upstreamTlsSocket(u, opts));
+  const common: Obj = { alpn_protocols: ["http/1.1"] };
+  if (!u.server.insecureSkipVerify) {
+    // R-GEN-3: validate name and trust; Exchange itself does not, cas-gateway does unless opted out.
+    common.validation_context = {
+      trusted_ca: { filename: opts.upstreamCaFile },
+      match_typed_subject_alt_names: u.names.map((n) => ({ san_type: "DNS", matcher: { exact: n } })),
+    };
+  }
+  return {
+    name: "envoy.transport_sockets.tls",
+    typed_config: { "@type": T.upstreamTls, sni: u.server.fqdn, common_tls_context: common },
+  };
+}
+const RAW_SOCKET = Object.freeze({ name: "envoy.transport_sockets.raw_buffer", typed_config: Object.freeze({ "@type": T.rawBuffer }) });
+const rawSocket = () => RAW_SOCKET;
+
+const HTTP_OPTIONS = new Map<boolean, Obj>();
+function httpProtocolOptions(http2: boolean): Obj {
+  let o = HTTP_OPTIONS.get(http2);
+  if (!o) HTTP_OPTIONS.set(http2, (o = buildHttpProtocolOptions(http2)));
+  return o;
+}
+function buildHttpProtocolOptions(http2: boolean): Obj {
+  return {
+    [HTTP_OPTIONS_KEY]: {
+      "@type": T.httpOptions,
+      // Pooled, reused upstream connections (R-2013-3); closed after a minute unused.
+      common_http_protocol_options: { idle_timeout: dur(60) },
+      explicit_http_config: http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
+    },
+  };
+}
+
+/** Connection-oriented Windows auth: NTLM authenticates the TCP connection, not the request. */
+const CONNECTION_AUTH = new Set(["Ntlm", "Negotiate", "WindowsIntegrated"]);
+const needsConnectionAffinity = (vdirs: readonly VirtualDirectoryInfo[]) =>
+  vdirs.some((v) => v.internalAuthenticationMethods.some((m) => CONNECTION_AUTH.has(m)));
+
+function lbEndpoint(u: Upstream, withMatch: boolean): Obj {
+  return {
+    endpoint: {
+      address: { socket_address: { address: u.host, port_value: u.port } },
+      hostname: u.server.fqdn,
+      health_check_config: { hostname: u.server.fqdn },
+    },
+    // A server in maintenance takes no new sessions (drained), but stays known to Envoy.
+    ...(u.server.maintenance ? { health_status: "DRAINING" } : {}),
+    ...(withMatch ? { metadata: { filter_metadata: { [TS_MATCH_KEY]: { server: u.server.name } } } } : {}),
+  };
+}
+
+interface ClusterSpec {
+  readonly name: string;
+  readonly upstreams: readonly Upstream[];
+  readonly healthCheck: Obj | undefined;
+  readonly http: boolean;
+  readonly connectionAffinity: boolean;
+  readonly lbPolicy: "ROUND_ROBIN" | "LEAST_REQUEST";
+  readonly sources: readonly Source[];
+}
+
+/** A cluster and, for IP-only endpoints, its EDS ClusterLoadAssignment. */
+function upstreamCluster(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): Built[] {
+  const ups = [...spec.upstreams].sort((a, b) => (a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : a.port - b.port));
+  const multi = ups.length > 1;
+  const cla = {
+    cluster_name: spec.name,
+    endpoints: [{ lb_endpoints: ups.map((u) => lbEndpoint(u, multi)) }],
+  };
+  const eds = ups.every((u) => isIP(u.host) !== 0);
+  const cluster: Obj = {
+    name: spec.name,
+    connect_timeout: dur(5),
+    ...(eds ? { type: "EDS", eds_cluster_config: EDS_CONFIG } : { type: "STRICT_DNS", dns_lookup_family: "V4_PREFERRED", respect_dns_ttl: true }),
+    lb_policy: spec.lbPolicy,
+    circuit_breakers: CIRCUIT_BREAKERS,
+    per_connection_buffer_limit_bytes: 1048576,
+    // No panic routing: with every endpoint down, fail instead of sending to unhealthy servers (R-EAS-6, R-POP-5).
+    common_lb_config: NO_PANIC,
+    // Connection failures eject a server; 5xx from Exchange are answers, not outages.
+    outlier_detection: OUTLIER,
+    upstream_connection_options: KEEPALIVE,
+    ...(spec.http ? { typed_extension_protocol_options: httpProtocolOptions(false) } : {}),
+    ...(spec.connectionAffinity ? { connection_pool_per_downstream_connection: true } : {}),
+    ...(spec.healthCheck && opts.healthChecks ? { health_checks: [spec.healthCheck] } : {}),
+  };
+  if (!multi) {
+    const u = ups[0];
+    if (u?.tls) cluster.transport_socket = upstreamTlsSocket(u, opts, memo);
+  } else {
+    // Each server gets its own SNI and certificate names: a transport socket per endpoint.
+    cluster.transport_socket_matches = ups.map((u) => ({
+      name: u.server.name,
+      match: { server: u.server.name },
+      transport_socket: u.tls ? upstreamTlsSocket(u, opts, memo) : rawSocket(),
+    }));
+  }
+  if (!eds) cluster.load_assignment = cla;
+  const out: Built[] = [{ typeUrl: TYPE_URLS.cluster, name: spec.name, value: cluster, sources: spec.sources, ...(eds ? { eds: spec.name } : {}) }];
+  if (eds) out.push({ typeUrl: TYPE_URLS.endpoint, name: spec.name, value: cla, sources: spec.sources });
+  return out;
+}
+
+const vdirSource = (v: VirtualDirectoryInfo): Source => ({ kind: "VirtualDirectory", name: v.name });
+const serverSource = (s: ServerInfo): Source => ({ kind: "ClientAccessServer", name: s.name });
+
+/** Servers that can be in a site's front-end pool: Client Access servers, and 2003 back-ends (R-EAS-1, R-POP-1). */
+const poolMember = (s: ServerInfo) => s.clientAccess || s.version === 2003;
+
+export function upstreamClusters(topology: Topology, opts: ResolvedOptions): Built[] {
+  const out: Built[] = [];
+  const memo = new Memo();
+  const hc = (server: ServerInfo, vdir: VirtualDirectoryInfo) =>
+    memo.get(`hc|${server.version >= 2013}|${vdir.service}|${vdir.internalUrl ? new URL(vdir.internalUrl).pathname.split("/")[1] : ""}`, () => httpHealthCheck(server, vdir));
+  // Pools: site × version class × HTTP service.
+  const pools = new Map<string, { upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; servers: ServerInfo[]; hc?: Obj }>();
+  for (const server of topology.servers.values()) {
+    for (const vdir of server.vdirs.values()) {
+      if (MAIL_SERVICES.includes(vdir.service)) {
+        out.push(...mailServerCluster(server, vdir, opts, memo));
+        continue;
+      }
+      const up = httpUpstream(server, vdir);
+      if (!up) continue;
+      out.push(
+        ...upstreamCluster(
+          {
+            name: serverClusterName(server.name, vdir.service),
+            upstreams: [up],
+            healthCheck: hc(server, vdir),
+            http: true,
+            connectionAffinity: needsConnectionAffinity([vdir]),
+            lbPolicy: "ROUND_ROBIN",
+            sources: [vdirSource(vdir), serverSource(server)],
+          },
+          opts,
+          memo,
+        ),
+      );
+      if (!poolMember(server)) continue;
+      const key = poolClusterName(server.site, server.versionClass as VersionClass, vdir.service);
+      let p = pools.get(key);
+      if (!p) pools.set(key, (p = { upstreams: [], vdirs: [], servers: [], hc: hc(server, vdir) }));
+      p.upstreams.push(up);
+      p.vdirs.push(vdir);
+      p.servers.push(server);
+    }
+  }
+  for (const [name, p] of pools) {
+    out.push(
+      ...upstreamCluster(
+        {
+          name,
+          upstreams: p.upstreams,
+          healthCheck: p.hc,
+          http: true,
+          connectionAffinity: needsConnectionAffinity(p.vdirs),
+          // Availability and 2013+ are stateless (R-EWS-5, R-2013-1): round robin.
+          lbPolicy: "ROUND_ROBIN",
+          sources: p.vdirs.map(vdirSource),
+        },
+        opts,
+        memo,
+      ),
+    );
+  }
+  out.push(...smtpClusters(topology, opts, memo));
+  return out;
+}
+
+/** A mail service's own endpoints (internalConnectionSettings), health-checked for R-POP-5. */
+function mailServerCluster(server: ServerInfo, vdir: VirtualDirectoryInfo, opts: ResolvedOptions, memo: Memo): Built[] {
+  const settings = vdir.internalConnectionSettings;
+  if (settings.length === 0) return [];
+  const s = settings[0];
+  const tls = s.encryption === "Ssl";
+  const up: Upstream = { server, host: s.hostname.toLowerCase(), port: s.port, tls, names: [...new Set([server.fqdn, s.hostname.toLowerCase()])] };
+  return upstreamCluster(
+    {
+      name: serverClusterName(server.name, vdir.service),
+      upstreams: [up],
+      // Implicit TLS: a TLS handshake that completes is the check; plain: the greeting.
+      healthCheck: memo.get(`tcp|${tls ? "" : vdir.service}`, () => tcpHealthCheck(tls ? undefined : GREETINGS[vdir.service])),
+      http: false,
+      connectionAffinity: false,
+      lbPolicy: "ROUND_ROBIN",
+      sources: [vdirSource(vdir), serverSource(server)],
+    },
+    opts,
+    memo,
+  );
+}
+
+export const smtpClusterName = (site: string, port: number) => `smtp/${site}/${port}`;
+
+/**
+ * SMTP front door (R-2013-4): the configured (or first internet-facing) site's transport servers —
+ * 2013+ servers (Front End Transport on Client Access, transport on Mailbox) and 2007/2010
+ * Client Access servers, where Hub Transport is normally co-located.
+ */
+export function smtpSite(topology: Topology, opts: ResolvedOptions): string | undefined {
+  if (opts.smtpSite) return topology.sites.has(opts.smtpSite) ? opts.smtpSite : undefined;
+  for (const site of topology.sites.values()) if (site.internetFacing && smtpServers(topology, site.name).length > 0) return site.name;
+  return undefined;
+}
+function smtpServers(topology: Topology, site: string): ServerInfo[] {
+  return [...topology.servers.values()].filter((s) => s.site === site && s.version >= 2007 && (s.clientAccess || s.version >= 2013));
+}
+
+function smtpClusters(topology: Topology, opts: ResolvedOptions, memo: Memo): Built[] {
+  const site = smtpSite(topology, opts);
+  if (!site) return [];
+  const servers = smtpServers(topology, site);
+  const out: Built[] = [];
+  for (const port of [25, 587]) {
+    const upstreams = servers.map((s): Upstream => ({ server: s, host: splitAddress(s.address).host, port, tls: false, names: [s.fqdn] }));
+    // STARTTLS is end to end: Envoy only relays bytes, so the transport socket stays raw.
+    const built = upstreamCluster(
+      {
+        name: smtpClusterName(site, port),
+        upstreams: upstreams.map((u) => ({ ...u, tls: false })),
+        healthCheck: tcpHealthCheck(Buffer.from("220").toString("hex")),
+        http: false,
+        connectionAffinity: false,
+        lbPolicy: "LEAST_REQUEST",
+        sources: [{ kind: "ADSite", name: site }],
+      },
+      opts,
+      memo,
+    );
+    out.push(...built);
+  }
+  return out;
+}
+
+export const mailProxyClusterName = (protocol: "pop3" | "imap4", tlsTerminated: boolean) =>
+  `${MAIL_PROXY_CLUSTER}/${protocol}${tlsTerminated ? "-tls" : ""}`;
+
+function localCluster(name: string, host: string, port: number, http2: boolean): Built {
+  const ip = isIP(host) !== 0;
+  return {
+    typeUrl: TYPE_URLS.cluster,
+    name,
+    value: {
+      name,
+      connect_timeout: dur(1),
+      type: ip ? "STATIC" : "STRICT_DNS",
+      lb_policy: "ROUND_ROBIN",
+      circuit_breakers: CIRCUIT_BREAKERS,
+      ...(http2 ? { typed_extension_protocol_options: httpProtocolOptions(true) } : {}),
+      load_assignment: {
+        cluster_name: name,
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+      },
+    },
+    sources: [{ kind: "GatewayOptions", name: "sidecar" }],
+  };
+}
+
+/** The sidecar's gRPC service (ext_authz + ext_proc, HTTP/2) and its POP3/IMAP4 proxy ports. */
+export function gatewayClusters(opts: ResolvedOptions): Built[] {
+  const mp = opts.mailProxy;
+  const out = [
+    localCluster(SIDECAR_CLUSTER, opts.sidecar.address, opts.sidecar.port, true),
+    localCluster(mailProxyClusterName("pop3", false), mp.address, mp.pop3Port, false),
+    localCluster(mailProxyClusterName("imap4", false), mp.address, mp.imap4Port, false),
+  ];
+  if (opts.tls) {
+    out.push(localCluster(mailProxyClusterName("pop3", true), mp.address, mp.pop3TlsPort ?? mp.pop3Port, false));
+    out.push(localCluster(mailProxyClusterName("imap4", true), mp.address, mp.imap4TlsPort ?? mp.imap4Port, false));
+  }
+  return out;
+}
