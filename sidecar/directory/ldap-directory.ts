@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import { AndFilter, Client, EqualityFilter, type Entry, type Filter, OrFilter, PresenceFilter, ResultCodeError } from "ldapts";
 import type { Logger } from "pino";
+import { Counter, Histogram, type Registry } from "prom-client";
 import type { LookupResult, MailboxDirectory, MailboxRecord } from "./types.js";
 
 export interface LdapDirectoryOptions {
@@ -33,6 +34,8 @@ export interface LdapDirectoryOptions {
    */
   readonly knownDatabase?: (name: string) => boolean;
   readonly logger?: Logger;
+  /** prom-client registry for LDAP latency and connection metrics (none when absent). */
+  readonly registry?: Registry;
 }
 
 /** Longest identity sent to the server; longer ones are not-found without a query. */
@@ -288,6 +291,48 @@ interface Slot {
   ready?: Promise<Client>;
 }
 
+interface Acquired {
+  readonly slot: Slot;
+  readonly ready: Promise<Client>;
+  /** Connected for this look-up (not reused from the pool). */
+  readonly fresh: boolean;
+  readonly client: Client;
+}
+
+interface LdapMetrics {
+  seconds: Histogram<"result">;
+  connects: Counter<"result">;
+}
+
+const ldapMetricsByRegistry = new WeakMap<Registry, LdapMetrics>();
+
+function ldapMetricsFor(registry: Registry): LdapMetrics {
+  let m = ldapMetricsByRegistry.get(registry);
+  if (!m) {
+    m = {
+      seconds:
+        (registry.getSingleMetric("cas_directory_ldap_lookup_seconds") as Histogram<"result"> | undefined) ??
+        new Histogram({
+          name: "cas_directory_ldap_lookup_seconds",
+          help: "LDAP mailbox look-ups (cache misses), by result: found, not-found, unavailable",
+          labelNames: ["result"],
+          buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers: [registry],
+        }),
+      connects:
+        (registry.getSingleMetric("cas_directory_ldap_connects_total") as Counter<"result"> | undefined) ??
+        new Counter({
+          name: "cas_directory_ldap_connects_total",
+          help: "LDAP connections opened for the pool (connect, StartTLS, bind), by result: ok, error",
+          labelNames: ["result"],
+          registers: [registry],
+        }),
+    };
+    ldapMetricsByRegistry.set(registry, m);
+  }
+  return m;
+}
+
 export class LdapDirectory implements MailboxDirectory {
   private readonly slots: Slot[];
   private next = 0;
@@ -297,6 +342,7 @@ export class LdapDirectory implements MailboxDirectory {
   private readonly tls: ConnectionOptions;
   /** Connections opened (and bound) so far, and look-ups that failed. */
   readonly stats = { connects: 0, failures: 0 };
+  private readonly metrics?: LdapMetrics;
 
   constructor(private readonly opts: LdapDirectoryOptions) {
     const u = new URL(opts.url);
@@ -304,6 +350,7 @@ export class LdapDirectory implements MailboxDirectory {
     if (u.protocol === "ldaps:" && opts.startTls) throw new Error("StartTLS is for ldap:// URLs; ldaps:// is TLS already");
     this.clientUrl = `${u.protocol}//${u.host}`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.metrics = opts.registry ? ldapMetricsFor(opts.registry) : undefined;
     this.slots = Array.from({ length: Math.max(1, opts.poolSize ?? 4) }, () => ({}));
     this.tls = {
       ...(opts.ca ? { ca: opts.ca } : {}),
@@ -329,18 +376,23 @@ export class LdapDirectory implements MailboxDirectory {
       }
       if (this.opts.bindDn) await client.bind(this.opts.bindDn, this.opts.password ?? "");
       this.stats.connects++;
+      this.metrics?.connects.inc({ result: "ok" });
       return client;
     } catch (err) {
+      this.metrics?.connects.inc({ result: "error" });
       await client.unbind().catch(() => undefined);
       throw err;
     }
   }
 
-  private async acquire(): Promise<{ slot: Slot; client: Client }> {
+  private async acquire(): Promise<Acquired> {
     const slot = this.slots[this.next];
     this.next = (this.next + 1) % this.slots.length;
-    if (slot.client && (!slot.client.isConnected || (this.opts.bindDn && !slot.client.isBound))) this.discard(slot);
+    // Idle connections closed by the server (AD: MaxConnIdleTime) are replaced before use.
+    if (slot.client && (!slot.client.isConnected || (this.opts.bindDn && !slot.client.isBound))) this.discard(slot, slot.ready);
+    let fresh = false;
     if (!slot.ready) {
+      fresh = true;
       const inner = this.connect();
       const ready = withDeadline(inner, this.timeoutMs * 3, "LDAP connect/bind");
       slot.ready = ready;
@@ -356,50 +408,69 @@ export class LdapDirectory implements MailboxDirectory {
         },
       );
     }
-    return { slot, client: await slot.ready };
+    const ready = slot.ready;
+    return { slot, ready, fresh, client: await ready };
   }
 
-  private discard(slot: Slot): void {
+  /** Drop a slot's connection, unless another look-up already replaced it. */
+  private discard(slot: Slot, ready: Promise<Client> | undefined): void {
+    if (slot.ready !== ready) return;
     const c = slot.client;
     slot.client = undefined;
     slot.ready = undefined;
     if (c) void c.unbind().catch(() => undefined);
   }
 
+  private async search(client: Client, q: IdentityQuery): Promise<Entry[]> {
+    const { searchEntries } = await withDeadline(
+      client.search(this.opts.baseDn, {
+        scope: "sub",
+        filter: q.filter,
+        attributes: ATTRIBUTES,
+        explicitBufferAttributes: ["msExchMailboxGuid"],
+        sizeLimit: 10,
+        timeLimit: Math.max(1, Math.ceil(this.timeoutMs / 1000)),
+      }),
+      this.timeoutMs + 500,
+      "LDAP search",
+    );
+    return searchEntries;
+  }
+
   async lookup(identity: string): Promise<LookupResult> {
     if (this.closed) return { status: "unavailable", reason: "directory is closed" };
     const q = identityQuery(identity);
     if (!q) return { status: "not-found" };
-    let slot: Slot | undefined;
-    try {
-      const acquired = await this.acquire();
-      slot = acquired.slot;
-      const { searchEntries } = await withDeadline(
-        acquired.client.search(this.opts.baseDn, {
-          scope: "sub",
-          filter: q.filter,
-          attributes: ATTRIBUTES,
-          explicitBufferAttributes: ["msExchMailboxGuid"],
-          sizeLimit: 10,
-          timeLimit: Math.max(1, Math.ceil(this.timeoutMs / 1000)),
-        }),
-        this.timeoutMs + 500,
-        "LDAP search",
-      );
-      const records = searchEntries
-        .map((e) => recordFromEntry(e, this.opts))
-        .filter((r): r is MailboxRecord => r !== undefined);
-      const found = pick(records, q);
-      if (!found && records.length > 1) {
-        this.opts.logger?.warn({ filter: q.filter.toString(), matches: records.length }, "ambiguous directory look-up; treated as not found");
+    const started = performance.now();
+    const done = (result: LookupResult): LookupResult => {
+      this.metrics?.seconds.observe({ result: result.status }, (performance.now() - started) / 1000);
+      return result;
+    };
+    for (let attempt = 0; ; attempt++) {
+      let acquired: Acquired | undefined;
+      try {
+        acquired = await this.acquire();
+        const entries = await this.search(acquired.client, q);
+        const records = entries.map((e) => recordFromEntry(e, this.opts)).filter((r): r is MailboxRecord => r !== undefined);
+        const found = pick(records, q);
+        if (!found && records.length > 1) {
+          this.opts.logger?.warn({ filter: q.filter.toString(), matches: records.length }, "ambiguous directory look-up; treated as not found");
+        }
+        return done(found ? { status: "found", mailbox: found } : { status: "not-found" });
+      } catch (err) {
+        const answered = isAnswer(err);
+        if (acquired && !answered) this.discard(acquired.slot, acquired.ready);
+        // A pooled connection that died under us (closed between the liveness check and the
+        // send) is retried once on a new connection; timeouts and server answers are not.
+        if (attempt === 0 && acquired && !acquired.fresh && !answered && !(err instanceof DeadlineError) && !/time/i.test(String(err))) {
+          this.opts.logger?.debug({ err }, "pooled LDAP connection failed; retrying on a new one");
+          continue;
+        }
+        this.stats.failures++;
+        const reason = `LDAP ${this.clientUrl}: ${describeError(err)}`;
+        this.opts.logger?.warn({ err, filter: q.filter.toString() }, "directory look-up failed");
+        return done({ status: "unavailable", reason });
       }
-      return found ? { status: "found", mailbox: found } : { status: "not-found" };
-    } catch (err) {
-      this.stats.failures++;
-      if (slot && !isAnswer(err)) this.discard(slot);
-      const reason = `LDAP ${this.clientUrl}: ${describeError(err)}`;
-      this.opts.logger?.warn({ err, filter: q.filter.toString() }, "directory look-up failed");
-      return { status: "unavailable", reason };
     }
   }
 

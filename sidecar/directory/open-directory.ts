@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import type { Logger } from "pino";
-import type { Registry } from "prom-client";
+import { type Registry, register as defaultRegistry } from "prom-client";
 import { z } from "zod";
 import { CachedDirectory } from "./cached-directory.js";
 import { loadCsvDirectory } from "./csv-directory.js";
@@ -93,6 +93,7 @@ export async function openDirectory(spec: string, options: DirectoryOptions = {}
       domains: o.domains,
       knownDatabase: o.knownDatabase,
       logger: o.logger,
+      registry: o.registry ?? defaultRegistry,
     });
     return new CachedDirectory(ldap, {
       ttlMs: o.cacheTtlMs,

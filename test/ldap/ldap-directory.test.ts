@@ -2,6 +2,7 @@
 // loaded with the example organisation's mailboxes in AD's shapes.
 import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { Registry } from "prom-client";
@@ -244,6 +245,47 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => pooled.lookup(ids[i % ids.length])));
     expect(results.every((r) => r.status === "found")).toBe(true);
     expect(pooled.stats).toEqual({ connects: 3, failures: 0 });
+  });
+
+  it("a pooled connection cut just as a search is sent is retried once on a new connection", async () => {
+    // A loopback TCP proxy in front of slapd that can drop a connection on its next request,
+    // as a server closing an idle connection at the wrong moment would.
+    const slapdPort = Number(new URL(slapd.url).port);
+    let cutNext = false;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect({ host: "127.0.0.1", port: slapdPort });
+      sockets.add(client).add(upstream);
+      client.on("data", (b) => {
+        if (cutNext) {
+          cutNext = false;
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        upstream.write(b);
+      });
+      upstream.on("data", (b) => client.write(b));
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const registry = new Registry();
+      const viaProxy = make({ url: `ldap://127.0.0.1:${(proxy.address() as AddressInfo).port}`, poolSize: 1, registry });
+      expect(found(await viaProxy.lookup("alice")).database).toBe("DB-USA-2010");
+      cutNext = true;
+      expect(found(await viaProxy.lookup("bob")).database).toBe("DB-USA-2010");
+      expect(viaProxy.stats).toEqual({ connects: 2, failures: 0 });
+      const text = await registry.metrics();
+      expect(text).toContain('cas_directory_ldap_connects_total{result="ok"} 2');
+      expect(text).toContain('cas_directory_ldap_lookup_seconds_count{result="found"} 2');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   // Last: stops and restarts slapd.
