@@ -1,0 +1,174 @@
+// From credentials to a logged-in mailbox server connection: look the user up in the directory,
+// let the decision engine choose the target (R-POP-1..5, R-GEN-2, health), connect to the target's
+// internalConnectionSettings and replay the authentication there.
+import type { Logger } from "pino";
+import type { Topology } from "../../operator/topology/types.js";
+import type { ClientRequest, Decision, HealthView, RouteDecision } from "../decision/types.js";
+import { resolveIdentities, type DirectoryView, type MailboxDirectory } from "../directory/types.js";
+import type { StateSource } from "../state.js";
+import { imapBackendLogin, pop3BackendLogin, type BackendLogin, type BackendTarget } from "./backend.js";
+import type { MailProtocol } from "./config.js";
+import type { LoginOutcome } from "./metrics.js";
+import { mailboxIdentity, type Credentials } from "./sasl.js";
+
+/** sidecar/decision/engine.ts `decide`. */
+export type DecideFn = (
+  req: ClientRequest,
+  topology: Topology,
+  directory: DirectoryView,
+  health: HealthView,
+  options?: { defaultSite?: string },
+) => Decision;
+
+/** sidecar/decision/identity.ts `identityCandidates`. */
+export type IdentityCandidatesFn = (req: ClientRequest) => readonly { readonly value: string }[];
+
+export interface MailLoginDeps {
+  readonly state: StateSource;
+  readonly directory: MailboxDirectory;
+  readonly decide: DecideFn;
+  readonly identityCandidates?: IdentityCandidatesFn;
+  readonly defaultSite?: string;
+  /** Extra CA certificates trusted for mailbox servers' TLS (PEM). */
+  readonly backendCa?: string | Buffer;
+  readonly backendTimeoutMs: number;
+}
+
+export interface LoginContext {
+  readonly protocol: MailProtocol;
+  /** Front-door host (listener setting or TLS SNI). */
+  readonly host: string;
+  readonly secure: boolean;
+  readonly sourceAddress?: string;
+  readonly log: Logger;
+}
+
+export type LoginResult =
+  | (Extract<BackendLogin, { ok: true }> & { readonly outcome: "local" | "proxy"; readonly decision: RouteDecision })
+  | {
+      readonly ok: false;
+      readonly outcome: Exclude<LoginOutcome, "local" | "proxy">;
+      /** Text for the client: short, no internal host names. */
+      readonly text: string;
+      /** IMAP response code / POP3 extended code family. */
+      readonly code: "AUTHENTICATIONFAILED" | "UNAVAILABLE" | "CONTACTADMIN" | "CANNOT";
+    };
+
+export const TEXT_AUTH_FAILED = "Authentication failed.";
+export const TEXT_UNAVAILABLE = "The mailbox server is not available. Try again later.";
+export const TEXT_NOT_READY = "The gateway is starting. Try again later.";
+
+export class MailLogin {
+  constructor(private readonly deps: MailLoginDeps) {}
+
+  /** Decide where the user's mailbox is; an error decision (R-POP-4, no healthy target, ...) comes back as a refusal. */
+  async route(
+    ctx: LoginContext,
+    user: string,
+    mechanism: string,
+  ): Promise<{ ok: true; decision: RouteDecision; topology: Topology } | Extract<LoginResult, { ok: false }>> {
+    const state = this.deps.state.current();
+    if (!state) return { ok: false, outcome: "not_ready", text: TEXT_NOT_READY, code: "UNAVAILABLE" };
+    const req: ClientRequest = {
+      method: "LOGIN",
+      host: ctx.host,
+      path: "/",
+      scheme: ctx.secure ? "https" : "http",
+      headers: {},
+      ...(ctx.sourceAddress ? { sourceAddress: ctx.sourceAddress } : {}),
+      mail: { protocol: ctx.protocol, user, mechanism },
+    };
+    const found = this.deps.identityCandidates?.(req).map((c) => c.value) ?? [];
+    const ids = found.length ? found : [user];
+    const view = await resolveIdentities(this.deps.directory, ids);
+    const answers = ids.map((id) => view.find(id));
+    if (answers.some((a) => a.status === "unavailable") && !answers.some((a) => a.status === "found")) {
+      ctx.log.warn({ event: "directory-unavailable" }, "mailbox directory unavailable");
+      return { ok: false, outcome: "backend_unavailable", text: TEXT_UNAVAILABLE, code: "UNAVAILABLE" };
+    }
+    if (answers.every((a) => a.status === "not-found")) {
+      // Same answer as a wrong password: the gateway does not tell who has a mailbox.
+      return { ok: false, outcome: "unknown_user", text: TEXT_AUTH_FAILED, code: "AUTHENTICATIONFAILED" };
+    }
+    let decision: Decision;
+    try {
+      decision = this.deps.decide(req, state.topology, view, state.health, { defaultSite: this.deps.defaultSite });
+    } catch (err) {
+      ctx.log.error({ err }, "decision engine failed");
+      return { ok: false, outcome: "refused", text: "The gateway could not route this login.", code: "UNAVAILABLE" };
+    }
+    ctx.log.info(
+      { event: "decision", outcome: decision.outcome, rules: decision.rules, targetSite: "targetSite" in decision ? decision.targetSite : undefined },
+      "mail login decided",
+    );
+    if (decision.outcome === "error") {
+      const temporary = decision.status >= 500;
+      return {
+        ok: false,
+        outcome: temporary ? "backend_unavailable" : "refused",
+        text: decision.reason,
+        code: mechanism === "NTLM" ? "CANNOT" : temporary ? "UNAVAILABLE" : "CONTACTADMIN",
+      };
+    }
+    if (decision.outcome === "redirect" || !decision.mailBackend) {
+      ctx.log.error({ decision: decision.outcome }, "decision for a mail login has no mail backend");
+      return { ok: false, outcome: "refused", text: "The gateway could not route this login.", code: "UNAVAILABLE" };
+    }
+    return { ok: true, decision, topology: state.topology };
+  }
+
+  async login(ctx: LoginContext, creds: Credentials): Promise<LoginResult> {
+    const routed = await this.route(ctx, mailboxIdentity(creds), creds.mechanism);
+    if (!routed.ok) return routed;
+    const { decision, topology } = routed;
+    const mb = decision.mailBackend!;
+    const server = findMailServer(topology, decision, ctx.protocol);
+    const target: BackendTarget = {
+      host: mb.host,
+      port: mb.port,
+      encryption: mb.encryption,
+      verify: !(server?.insecureSkipVerify ?? false),
+      ...(this.deps.backendCa ? { ca: this.deps.backendCa } : {}),
+    };
+    const started = Date.now();
+    const res =
+      ctx.protocol === "Imap4"
+        ? await imapBackendLogin(target, creds, this.deps.backendTimeoutMs)
+        : await pop3BackendLogin(target, creds, this.deps.backendTimeoutMs);
+    const where = { targetSite: decision.targetSite, targetServer: server?.name, encryption: mb.encryption, ms: Date.now() - started };
+    if (res.ok) {
+      ctx.log.info({ event: "login", outcome: decision.outcome, ...where }, "logged in at mailbox server");
+      return { ...res, outcome: decision.outcome, decision };
+    }
+    if (res.kind === "auth") {
+      ctx.log.info({ event: "login", outcome: "auth_failed", ...where }, "mailbox server refused the credentials");
+      return { ok: false, outcome: "auth_failed", text: scrub(res.text, mb.host, server?.fqdn) || TEXT_AUTH_FAILED, code: "AUTHENTICATIONFAILED" };
+    }
+    ctx.log.warn({ event: "login", outcome: "backend_unavailable", reason: res.text, ...where }, "mailbox server unavailable");
+    return { ok: false, outcome: "backend_unavailable", text: TEXT_UNAVAILABLE, code: "UNAVAILABLE" };
+  }
+}
+
+/** The server the mail backend belongs to (for its TLS settings): the decision's target, else the one whose settings match. */
+function findMailServer(topology: Topology, d: RouteDecision, protocol: MailProtocol) {
+  if (d.targetServer) {
+    const s = topology.findServer(d.targetServer);
+    if (s) return s;
+  }
+  const mb = d.mailBackend!;
+  for (const s of topology.servers.values()) {
+    const v = s.vdirs.get(protocol);
+    if (v?.internalConnectionSettings.some((c) => c.hostname.toLowerCase() === mb.host.toLowerCase() && c.port === mb.port)) return s;
+  }
+  return undefined;
+}
+
+/**
+ * The mailbox server's own words are passed on (faithful reporting), without its response-code
+ * brackets' neighbours changed, but with its host names taken out.
+ */
+export function scrub(text: string, ...hosts: (string | undefined)[]): string {
+  let t = text;
+  for (const h of hosts) if (h) t = t.split(h).join("mailbox server");
+  return t.replace(/[\r\n]/g, " ").slice(0, 300);
+}

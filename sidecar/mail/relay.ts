@@ -1,0 +1,67 @@
+// After authentication: bytes both ways with backpressure (stream.pipe pauses the reader when the
+// writer's buffer is full) until either side closes; then the other side is closed too.
+import { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { TLSSocket } from "node:tls";
+
+export interface RelayResult {
+  readonly clientToServer: number;
+  readonly serverToClient: number;
+}
+
+function keepAlive(s: Duplex): void {
+  if (s instanceof Socket || s instanceof TLSSocket) s.setKeepAlive(true, 60_000);
+}
+
+export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, serverLeftover: Buffer): Promise<RelayResult> {
+  return new Promise((resolve) => {
+    let up = clientLeftover.length;
+    let down = serverLeftover.length;
+    let finished = false;
+    keepAlive(client);
+    keepAlive(server);
+    const done = () => {
+      if (finished) return;
+      finished = true;
+      // Whichever side went first, the other goes too: a little later, so what is buffered is flushed.
+      const t = setTimeout(() => {
+        client.destroy();
+        server.destroy();
+      }, 5_000);
+      t.unref();
+      client.end();
+      server.end();
+      let closed = 0;
+      const both = () => {
+        if (++closed === 2) {
+          clearTimeout(t);
+          resolve({ clientToServer: up, serverToClient: down });
+        }
+      };
+      if (client.destroyed) both();
+      else client.once("close", both);
+      if (server.destroyed) both();
+      else server.once("close", both);
+    };
+    client.on("data", (d: Buffer) => (up += d.length));
+    server.on("data", (d: Buffer) => (down += d.length));
+    client.on("error", () => {
+      server.destroy();
+      done();
+    });
+    server.on("error", () => {
+      client.destroy();
+      done();
+    });
+    client.on("close", done);
+    server.on("close", done);
+    client.on("end", done);
+    server.on("end", done);
+    if (serverLeftover.length) client.write(serverLeftover);
+    if (clientLeftover.length) server.write(clientLeftover);
+    client.pipe(server, { end: false });
+    server.pipe(client, { end: false });
+    client.resume();
+    server.resume();
+  });
+}
