@@ -46,6 +46,20 @@ export interface Slapd {
   close(): Promise<void>;
 }
 
+/** slapd processes still running: killed if the test process exits without afterAll. */
+const live = new Set<ChildProcess>();
+let exitHook = false;
+function track(p: ChildProcess): void {
+  live.add(p);
+  p.once("exit", () => live.delete(p));
+  if (!exitHook) {
+    exitHook = true;
+    process.once("exit", () => {
+      for (const c of live) c.kill("SIGKILL");
+    });
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -139,6 +153,7 @@ export async function startSlapd(opts: { ldif: string }): Promise<Slapd> {
       stdio: ["ignore", "ignore", "pipe"],
     });
     proc = p;
+    track(p);
     p.stderr?.on("data", (b: Buffer) => {
       stderr = (stderr + b.toString()).slice(-4000);
     });
