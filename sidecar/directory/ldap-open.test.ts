@@ -26,6 +26,7 @@ describe("openDirectory", () => {
     const d = await openDirectory(CSV);
     expect(d).toBeInstanceOf(CsvDirectory);
     expect(await d.lookup("alice")).toMatchObject({ status: "found", mailbox: { database: "DB-USA-2010" } });
+    expect(await openDirectory(`file://${CSV}`)).toBeInstanceOf(CsvDirectory);
   });
 
   it("an ldap:// URL opens a cached LDAP directory (no connection until the first look-up)", async () => {

@@ -3,6 +3,7 @@
 // ldap:// / ldaps:// URL (optionally with the base DN as its path, RFC 4516 style), plus flags.
 // LDAP directories always get the cache (cached-directory.ts) in front.
 import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import type { Logger } from "pino";
 import { type Registry, register as defaultRegistry } from "prom-client";
@@ -107,6 +108,7 @@ export async function openDirectory(spec: string, options: DirectoryOptions = {}
       logger: o.logger,
     });
   }
+  if (/^file:\/\//i.test(s)) return openDirectory(fileURLToPath(s), options);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
     throw new DirectoryConfigError(`--directory: unsupported scheme in "${s}" (use a .csv file or an ldap:// or ldaps:// URL)`);
   }
