@@ -166,12 +166,10 @@ export class Ctx {
   error(status: number, reason: string, rule?: RuleId, line?: string): ErrorDecision {
     if (rule) this.rule(rule, line ?? reason);
     else if (line) this.note(line);
-    this.note(`→ error ${status}: ${reason}`);
     return { outcome: "error", status, reason, ...this.common() };
   }
 
   redirect(kind: RedirectKind, url: string): RedirectDecision {
-    this.note(`→ redirect (${kind}) to ${url}`);
     return { outcome: "redirect", kind, url, ...this.common() };
   }
 
@@ -189,12 +187,6 @@ export class Ctx {
     if (t.server?.insecureSkipVerify && outcome === "proxy") {
       this.rule("R-GEN-3", `certificate validation is switched off for ${t.server.name} (tls.insecureSkipVerify), as Exchange does`);
     }
-    this.note(
-      `→ ${outcome} to site ${t.site}${t.server ? `, server ${t.server.name}` : ""}: cluster ${cluster}` +
-        (upstreamPath ? `, upstream path ${upstreamPath}` : "") +
-        (mailBackend ? `, backend ${mailBackend.host}:${mailBackend.port} (${mailBackend.encryption})` : "") +
-        `, affinity ${t.affinity}`,
-    );
     return {
       outcome,
       targetSite: t.site,

@@ -34,7 +34,9 @@ export function decide(
   options: EngineOptions = {},
 ): Decision {
   try {
-    return decideUnsafe(req, topology, directory, health, options);
+    const d = decideUnsafe(req, topology, directory, health, options);
+    (d.trace as string[]).push(finalLine(d));
+    return d;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     return {
@@ -47,13 +49,30 @@ export function decide(
   }
 }
 
+/** The last trace line: what was decided. */
+function finalLine(d: Decision): string {
+  switch (d.outcome) {
+    case "error":
+      return `→ error ${d.status}: ${d.reason}`;
+    case "redirect":
+      return `→ redirect (${d.kind}) to ${d.url}`;
+    default:
+      return (
+        `→ ${d.outcome} to site ${d.targetSite}${d.targetServer ? `, server ${d.targetServer}` : ""}: cluster ${d.cluster}` +
+        (d.upstreamPath ? `, upstream path ${d.upstreamPath}` : "") +
+        (d.mailBackend ? `, backend ${d.mailBackend.host}:${d.mailBackend.port} (${d.mailBackend.encryption})` : "") +
+        `, affinity ${d.affinity}`
+      );
+  }
+}
+
 function pathOnly(path: string): string {
   const q = path.indexOf("?");
   return q < 0 ? path : path.slice(0, q);
 }
 
 function early(status: number, reason: string, rule: `R-${string}`, trace: string[], line: string): ErrorDecision {
-  trace.push(`${rule}: ${line}`, `→ error ${status}: ${reason}`);
+  trace.push(`${rule}: ${line}`);
   return { outcome: "error", status, reason, rules: [rule], trace };
 }
 
