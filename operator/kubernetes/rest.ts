@@ -1,0 +1,115 @@
+// A small JSON client for the Kubernetes REST API on top of @kubernetes/client-node's KubeConfig
+// (which supplies the server URL, TLS material and credentials, refreshing service-account tokens).
+// The generated typed clients are not used for our custom resources because they cannot send a JSON
+// merge patch to /status without per-call header middleware, and they turn Lease MicroTimes into
+// millisecond Dates that the API server rejects; plain JSON keeps exactly what goes on the wire.
+import { request as httpRequest, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { KubeConfig } from "@kubernetes/client-node";
+
+export class KubeApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    message: string,
+    readonly method: string,
+    readonly path: string,
+  ) {
+    super(`${method} ${path}: ${statusCode} ${reason}: ${message}`);
+  }
+}
+
+export interface KubeRestOptions {
+  /** Per-request timeout (ms). */
+  readonly timeoutMs?: number;
+}
+
+export class KubeRest {
+  private readonly timeoutMs: number;
+  constructor(
+    readonly kc: KubeConfig,
+    opts: KubeRestOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+  }
+
+  get server(): string {
+    const c = this.kc.getCurrentCluster();
+    if (!c) throw new Error("kubeconfig has no current cluster");
+    return c.server.replace(/\/+$/, "");
+  }
+
+  async get<T>(path: string, query?: Record<string, string | undefined>): Promise<T> {
+    return this.request<T>("GET", path, undefined, undefined, query);
+  }
+  async post<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>("POST", path, body, "application/json");
+  }
+  async put<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>("PUT", path, body, "application/json");
+  }
+  async mergePatch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>("PATCH", path, body, "application/merge-patch+json");
+  }
+
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+    query?: Record<string, string | undefined>,
+  ): Promise<T> {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const opts: RequestOptions = { headers: {} };
+    await this.kc.applyToHTTPSOptions(opts);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers: Record<string, string> = { ...(opts.headers as Record<string, string> | undefined), accept: "application/json" };
+    if (payload) {
+      headers["content-type"] = contentType ?? "application/json";
+      headers["content-length"] = String(payload.length);
+    }
+    const doRequest = url.protocol === "https:" ? httpsRequest : httpRequest;
+    return new Promise<T>((resolve, reject) => {
+      const req = doRequest(
+        url,
+        { ...opts, method, headers, timeout: this.timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let json: unknown;
+            try {
+              json = text ? JSON.parse(text) : undefined;
+            } catch {
+              json = undefined;
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) return resolve(json as T);
+            const s = (json ?? {}) as { reason?: string; message?: string };
+            reject(new KubeApiError(status, s.reason ?? res.statusMessage ?? "Error", s.message ?? text.slice(0, 500), method, url.pathname));
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${this.timeoutMs} ms`)));
+      req.on("error", reject);
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+}
+
+export function isStatus(err: unknown, code: number): boolean {
+  return err instanceof KubeApiError && err.statusCode === code;
+}
+
+/** Collection path for a resource: /api/v1/... for the core group, /apis/<group>/<version>/... otherwise. */
+export function resourcePath(group: string, version: string, plural: string, namespace?: string, name?: string, sub?: string): string {
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const ns = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  const n = name ? `/${encodeURIComponent(name)}` : "";
+  const s = name && sub ? `/${sub}` : "";
+  return `${base}${ns}/${plural}${n}${s}`;
+}

@@ -1,0 +1,164 @@
+// The Kubernetes side of the operator, assembled: provider (informers) → topology → status writer,
+// with leader election deciding who writes, and FleetProgress (from the ADS server, when there is
+// one) deciding Programmed. Every replica reads and hands topologies on (to serve xDS); only the
+// leader writes status and events.
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { buildTopology } from "../topology/build.js";
+import type { Problem, Topology } from "../topology/types.js";
+import type { FleetProgress } from "../xds/fleet.js";
+import { problemsFor, type ProgrammedState } from "../status/conditions.js";
+import { ProgrammedTracker } from "../status/programmed.js";
+import { LeaderElector } from "./leader.js";
+import { KubernetesMetrics } from "./metrics.js";
+import { KubernetesProvider, type ConfigMapKeyRef, type KubernetesSnapshot } from "./provider.js";
+import { StatusWriter, recordKey, type StatusDesired } from "./status-writer.js";
+
+export interface KubernetesOperatorOptions {
+  readonly kc: KubeConfig;
+  readonly log: Logger;
+  /** Watch one namespace, or all when undefined. */
+  readonly namespace?: string;
+  readonly identity: string;
+  readonly lease: { readonly namespace: string; readonly name: string; readonly durationMs?: number; readonly renewDeadlineMs?: number; readonly retryPeriodMs?: number };
+  readonly mailboxConfigMap?: ConfigMapKeyRef;
+  readonly metrics?: KubernetesMetrics;
+  /** Set when an ADS server runs in this process; without it Programmed is Unknown (NoFleetProgress). */
+  readonly fleet?: FleetProgress;
+  /** Every new topology (all replicas), e.g. to hand to the xDS translator. */
+  readonly onTopology?: (topology: Topology, snapshot: KubernetesSnapshot) => void;
+  readonly debounceMs?: number;
+  readonly watchTimeoutSeconds?: number;
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+  readonly now?: () => Date;
+}
+
+export class KubernetesOperator {
+  readonly provider: KubernetesProvider;
+  readonly elector: LeaderElector;
+  readonly writer: StatusWriter;
+  readonly metrics: KubernetesMetrics;
+  readonly tracker = new ProgrammedTracker();
+  private snapshot: KubernetesSnapshot | undefined;
+  private topology: Topology | undefined;
+  private unsubscribeFleet: (() => void) | undefined;
+  private synced = false;
+
+  constructor(private readonly o: KubernetesOperatorOptions) {
+    this.metrics = o.metrics ?? new KubernetesMetrics();
+    this.provider = new KubernetesProvider({
+      kc: o.kc,
+      namespace: o.namespace,
+      log: o.log.child({ component: "k8s-provider" }),
+      mailboxConfigMap: o.mailboxConfigMap,
+      debounceMs: o.debounceMs,
+      watchTimeoutSeconds: o.watchTimeoutSeconds,
+      backoffInitialMs: o.backoffInitialMs,
+      backoffMaxMs: o.backoffMaxMs,
+      onRelist: (resource, reason) => this.metrics.relists.inc({ resource, reason }),
+    });
+    this.writer = new StatusWriter({
+      rest: this.provider.rest,
+      log: o.log.child({ component: "status-writer" }),
+      identity: o.identity,
+      metrics: this.metrics,
+      now: o.now,
+    });
+    this.elector = new LeaderElector({
+      rest: this.provider.rest,
+      namespace: o.lease.namespace,
+      name: o.lease.name,
+      identity: o.identity,
+      leaseDurationMs: o.lease.durationMs,
+      renewDeadlineMs: o.lease.renewDeadlineMs,
+      retryPeriodMs: o.lease.retryPeriodMs,
+      log: o.log.child({ component: "leader-election" }),
+      onStartedLeading: () => {
+        this.metrics.leader.set(1);
+        this.writer.setLeader(true);
+      },
+      onStoppedLeading: () => {
+        this.metrics.leader.set(0);
+        this.writer.setLeader(false);
+      },
+    });
+  }
+
+  /** Ready once every informer has listed once. */
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  get isLeader(): boolean {
+    return this.elector.isLeader;
+  }
+
+  current(): { snapshot: KubernetesSnapshot; topology: Topology } | undefined {
+    return this.snapshot && this.topology ? { snapshot: this.snapshot, topology: this.topology } : undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.o.fleet) {
+      this.unsubscribeFleet = this.o.fleet.onAcked((v) => {
+        this.tracker.observeAck(v);
+        this.pushStatuses();
+      });
+    }
+    this.elector.start();
+    await this.provider.startK8s((s) => this.onSnapshot(s));
+    this.synced = true;
+  }
+
+  /** Graceful: stop writing, release the lease, close watches. */
+  async stop(): Promise<void> {
+    this.unsubscribeFleet?.();
+    await this.elector.stop();
+    this.writer.setLeader(false);
+    await this.writer.idle();
+    await this.provider.stop();
+  }
+
+  private onSnapshot(s: KubernetesSnapshot) {
+    this.metrics.snapshots.inc();
+    const topology = buildTopology(s.objects);
+    this.snapshot = s;
+    this.topology = topology;
+    const errorKeys = new Set(topology.problems.filter((p) => p.severity === "error").map((p) => recordKey(p)));
+    const byKey = new Map(s.records.map((r) => [recordKey(r), r]));
+    this.tracker.observeTopology(
+      topology.version,
+      s.objects
+        .map((o) => byKey.get(recordKey({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name })))
+        .filter((r): r is NonNullable<typeof r> => r !== undefined && !errorKeys.has(recordKey(r)))
+        .map((r) => ({ key: recordKey(r), revision: `${r.uid ?? ""}/${r.generation ?? r.resourceVersion ?? ""}` })),
+    );
+    if (this.o.fleet) this.tracker.observeAck(this.o.fleet.ackedTopologyVersion());
+    for (const kind of ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase"] as const) {
+      const all = s.records.filter((r) => r.kind === kind).length;
+      const rejected = s.rejections.filter((r) => r.kind === kind).length;
+      this.metrics.objects.set({ kind, state: "accepted" }, all - rejected);
+      this.metrics.objects.set({ kind, state: "rejected" }, rejected);
+    }
+    try {
+      this.o.onTopology?.(topology, s);
+    } catch (err) {
+      this.o.log.error({ err }, "topology consumer failed");
+    }
+    this.pushStatuses();
+  }
+
+  private pushStatuses() {
+    const s = this.snapshot;
+    const t = this.topology;
+    if (!s || !t) return;
+    const problems: Problem[] = [...t.problems, ...s.refProblems];
+    const rejections = new Map(s.rejections.map((r) => [recordKey(r), r]));
+    const items: StatusDesired[] = s.records.map((record) => {
+      const k = recordKey(record);
+      const programmed: ProgrammedState = this.o.fleet ? this.tracker.stateOf(k) : { state: "NoFleet" };
+      return { record, rejection: rejections.get(k), problems: problemsFor(problems, record), programmed };
+    });
+    this.writer.update(items);
+  }
+}
