@@ -1,8 +1,8 @@
 // Cache in front of any MailboxDirectory: TTL (shorter for not-found), LRU bound, request coalescing,
 // and stale-on-error: while the directory fails, answers it gave before keep being served (up to
 // maxStaleMs past expiry); identities never seen get the fail policy (`unavailable` by default,
-// which the sidecar turns into its fail-closed 503). After a failure the backend is not asked
-// again for errorBackoffMs, so an outage does not cost every request a timeout.
+// which the sidecar turns into its fail-closed 503). After repeated failures the backend is not
+// asked again for errorBackoffMs, so an outage does not cost every request a timeout.
 import { Counter, Gauge, type Registry, register as defaultRegistry } from "prom-client";
 import type { Logger } from "pino";
 import { identityKey } from "./csv-directory.js";
@@ -21,8 +21,12 @@ export interface CachedDirectoryOptions {
   readonly maxStaleMs: number;
   /** Answer for identities with no earlier answer while the directory fails. */
   readonly failPolicy?: FailPolicy;
-  /** After a failure, answer from cache / by policy without asking the directory for this long. */
+  /**
+   * After `errorBackoffAfter` failures in a row (default 3), answer from cache / by policy without
+   * asking the directory for this long (default 1000 ms); the next look-up after it probes again.
+   */
   readonly errorBackoffMs?: number;
+  readonly errorBackoffAfter?: number;
   /** Label value for the metrics (several directories may share a registry). */
   readonly name?: string;
   readonly registry?: Registry;
@@ -85,6 +89,7 @@ export class CachedDirectory implements MailboxDirectory {
   private readonly label: { directory: string };
   private readonly now: () => number;
   private backoffUntil = 0;
+  private failuresInARow = 0;
   private lastError = "";
   readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, errors: 0, coalesced: 0, entries: 0 };
 
@@ -135,8 +140,13 @@ export class CachedDirectory implements MailboxDirectory {
         this.stats.errors++;
         this.metrics.errors.inc(this.label);
         this.lastError = r.reason;
-        this.backoffUntil = this.now() + (this.opts.errorBackoffMs ?? 1000);
+        // One failed search (a slow query) must not fail everybody else: back off only when
+        // failures repeat, which is what an unreachable directory looks like.
+        if (++this.failuresInARow >= (this.opts.errorBackoffAfter ?? 3)) {
+          this.backoffUntil = this.now() + (this.opts.errorBackoffMs ?? 1000);
+        }
       } else {
+        this.failuresInARow = 0;
         this.backoffUntil = 0;
       }
     }

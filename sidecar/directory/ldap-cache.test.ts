@@ -117,16 +117,23 @@ describe("CachedDirectory", () => {
     expect(inner.calls).toHaveLength(2);
   });
 
-  it("after a failure the directory is not asked again for errorBackoffMs", async () => {
-    const { inner, clock, cache } = setup({ errorBackoffMs: 500 });
+  it("after failures in a row the directory is not asked again for errorBackoffMs; one failure does not back off", async () => {
+    const { inner, clock, cache } = setup({ errorBackoffMs: 500, errorBackoffAfter: 2 });
     inner.down = true;
     await cache.lookup("alice@x");
+    inner.down = false;
+    expect((await cache.lookup("bob@x")).status).toBe("found"); // a single failure: still asked
+    inner.down = true;
+    await cache.lookup("carol@x");
+    await cache.lookup("dave@x"); // second in a row: backs off from now (t=0) to t=500
+    inner.calls = [];
     clock.now = 100;
-    expect((await cache.lookup("bob@x")).status).toBe("unavailable");
-    expect(inner.calls).toEqual(["alice@x"]);
+    expect((await cache.lookup("zed@x")).status).toBe("unavailable");
+    expect(inner.calls).toEqual([]);
     inner.down = false;
     clock.now = 500;
-    expect((await cache.lookup("bob@x")).status).toBe("found");
+    expect((await cache.lookup("carol@x")).status).toBe("found");
+    expect(inner.calls).toEqual(["carol@x"]);
   });
 
   it("coalesces concurrent look-ups of one identity into one directory call", async () => {
