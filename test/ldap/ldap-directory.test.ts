@@ -336,4 +336,36 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     // The pool opened new connections after the restart (at most one per slot per attempt).
     expect(ldap.stats.connects).toBeGreaterThan(2);
   });
+  it("the same outage through openDirectory with default backoff and a real clock: stale served, then recovery", async () => {
+    const pw = join(slapd.dir, "bind-password-2");
+    await writeFile(pw, BIND_PASSWORD);
+    const registry = new Registry();
+    const d = (await openDirectory(slapd.url, {
+      baseDn: BASE_DN,
+      bindDn: BIND_DN,
+      passwordFile: pw,
+      timeoutMs: 1000,
+      cacheTtlMs: 100,
+      negativeTtlMs: 100,
+      registry,
+    })) as CachedDirectory;
+    open.push(d);
+    expect(found(await d.lookup("erin")).database).toBe("DB-USA-2013");
+    await slapd.stop();
+    try {
+      await new Promise((r) => setTimeout(r, 150)); // the entry is now expired
+      for (let i = 0; i < 5; i++) expect(found(await d.lookup("erin")).database).toBe("DB-USA-2013");
+      expect((await d.lookup("lina")).status).toBe("unavailable");
+      expect(d.stats.staleServed).toBe(5);
+    } finally {
+      await slapd.start();
+    }
+    let r: LookupResult = { status: "unavailable", reason: "not tried" };
+    for (let i = 0; i < 60 && r.status !== "found"; i++) {
+      r = await d.lookup("lina");
+      if (r.status !== "found") await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(found(r).database).toBe("DB-ASIA-2016");
+    expect(await registry.metrics()).toMatch(/cas_directory_cache_stale_served_total\{directory="ldap:\/\/127\.0\.0\.1:\d+"\} 5/);
+  });
 });
