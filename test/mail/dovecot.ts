@@ -89,6 +89,7 @@ listen = 127.0.0.1
 shutdown_clients = yes
 ${ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
 mail_uid = ${MAIL_UID}

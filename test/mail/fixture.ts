@@ -3,9 +3,10 @@
 // decision engine; and the proxy in front, with plain, STARTTLS and implicit-TLS listeners.
 import { createHash, randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pino } from "pino";
 import { ApiObject } from "../../crds/index.js";
 import { buildTopology } from "../../operator/topology/build.js";
 import type { Topology } from "../../operator/topology/types.js";
@@ -21,6 +22,7 @@ export const USERS = {
   alice: { user: "alice@contoso.test", password: "alice-pw" }, // east
   bob: { user: "bob@contoso.test", password: "bob-pw" }, // west
   carol: { user: "carol@contoso.test", password: 'p "w\\ d{3}' }, // west: needs quoting / literals
+  dave: { user: "dave@contoso.test", password: "pässwörd ✓" }, // west: UTF-8, only as an IMAP literal
   nora: { user: "nora@contoso.test", password: "nora-pw" }, // north: server down
 } as const;
 
@@ -101,6 +103,7 @@ export const DIRECTORY_CSV = `#TYPE Microsoft.Exchange.Data.Directory.Management
 "alice","alice@contoso.test","alice@contoso.test","alice","db-east","SMTP:alice@contoso.test"
 "bob","bob@contoso.test","bob@contoso.test","bob","db-west","SMTP:bob@contoso.test"
 "carol","carol@contoso.test","carol@contoso.test","carol","db-west","SMTP:carol@contoso.test"
+"dave","dave@contoso.test","dave@contoso.test","dave","db-west","SMTP:dave@contoso.test"
 "nora","nora@contoso.test","nora@contoso.test","nora","db-north","SMTP:nora@contoso.test"
 `;
 
@@ -114,6 +117,10 @@ export interface MailWorld {
   readonly proxy: MailProxy;
   readonly ports: { imap: number; pop3: number; imaps: number; pop3s: number };
   setHealth(h: HealthView): void;
+  /** Everything the proxies logged (JSON lines), to check that no credential is ever written. */
+  logText(): string;
+  /** Another proxy over the same state, directory and certificates (other policy or limits); stopped with the world. */
+  extraProxy(o: Partial<Pick<MailProxyOptions, "limits" | "policy" | "backendCa" | "listeners">>): Promise<MailProxy>;
   stop(): Promise<void>;
 }
 
@@ -137,11 +144,24 @@ export async function startMailWorld(opts: WorldOptions = {}): Promise<MailWorld
     users: [
       { ...USERS.bob, messages: bobMsgs },
       { ...USERS.carol, messages: [makeMessage(21, 400)] },
+      { ...USERS.dave, messages: [] },
     ],
     ...limit,
   });
   const topology = mailTopology({ east, west, northImapPort: await freePort(), northPop3Port: await freePort() });
   const state = new SettableStateSource({ topology, health: ALL_HEALTHY, version: `${topology.version}/0` });
+  const logLines: string[] = [];
+  const logger = pino({ level: "debug" }, { write: (l: string) => void logLines.push(l) });
+  const directory = parseCsvDirectory(DIRECTORY_CSV, "mailboxes.csv");
+  const base = {
+    tls: { certFile: certs.certFile, keyFile: certs.keyFile },
+    state,
+    directory,
+    decide,
+    identityCandidates,
+    logger,
+  };
+  const extras: MailProxy[] = [];
   const proxy = new MailProxy({
     listeners: [
       { protocol: "Imap4", port: 0, frontDoorHost: "east.contoso.test", name: "imap" },
@@ -149,11 +169,7 @@ export async function startMailWorld(opts: WorldOptions = {}): Promise<MailWorld
       { protocol: "Imap4", port: 0, implicitTls: true, frontDoorHost: "east.contoso.test", name: "imaps" },
       { protocol: "Pop3", port: 0, implicitTls: true, frontDoorHost: "east.contoso.test", name: "pop3s" },
     ],
-    tls: { certFile: certs.certFile, keyFile: certs.keyFile },
-    state,
-    directory: parseCsvDirectory(DIRECTORY_CSV, "mailboxes.csv"),
-    decide,
-    identityCandidates,
+    ...base,
     backendCa: opts.proxy && "backendCa" in opts.proxy ? opts.proxy.backendCa : certs.ca,
     ...(opts.proxy?.limits ? { limits: opts.proxy.limits } : {}),
     ...(opts.proxy?.policy ? { policy: opts.proxy.policy } : {}),
@@ -173,7 +189,23 @@ export async function startMailWorld(opts: WorldOptions = {}): Promise<MailWorld
     setHealth(h: HealthView) {
       state.set({ topology, health: h, version: `${topology.version}/${++gen}` });
     },
+    logText: () => logLines.join(""),
+    async extraProxy(o) {
+      const p = new MailProxy({
+        listeners: [
+          { protocol: "Imap4", port: 0, frontDoorHost: "east.contoso.test", name: "imap" },
+          { protocol: "Pop3", port: 0, frontDoorHost: "east.contoso.test", name: "pop3" },
+        ],
+        ...base,
+        backendCa: certs.ca,
+        ...o,
+      });
+      await p.start();
+      extras.push(p);
+      return p;
+    },
     async stop() {
+      for (const p of extras) await p.stop();
       await proxy.stop();
       await Promise.all([east.stop(), west.stop()]);
       removeDir(dir);
@@ -198,6 +230,8 @@ export function run(cmd: string, args: readonly string[], timeoutMs = 60_000): P
 }
 
 export const CLIENT_PY = join(import.meta.dirname, "client.py");
+/** Debian's python3 (scripts/test-deps.txt): starts far faster than a pyenv shim. */
+export const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
 
 export interface PyResult {
   readonly ok: boolean;
@@ -215,7 +249,7 @@ export async function pyClient(
   password: string,
   cafile?: string,
 ): Promise<PyResult> {
-  const r = await run("python3", [CLIENT_PY, proto, "127.0.0.1", String(port), mode, user, password, ...(cafile ? [cafile] : [])]);
+  const r = await run(PYTHON, [CLIENT_PY, proto, "127.0.0.1", String(port), mode, user, password, ...(cafile ? [cafile] : [])]);
   try {
     return JSON.parse(r.stdout) as PyResult;
   } catch {
