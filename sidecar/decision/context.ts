@@ -153,7 +153,7 @@ export class Ctx {
   /** The pinned server, if the request carries a verified pin to a known server. */
   pinned(): ServerInfo | undefined {
     const p = this.req.pinnedServer;
-    return p ? this.topology.findServer(p) : undefined;
+    return p ? this.index.findServer(p) : undefined;
   }
 
   /** The receiving site's directory for a service: newest version class first, usable first. */
@@ -166,11 +166,13 @@ export class Ctx {
   error(status: number, reason: string, rule?: RuleId, line?: string): ErrorDecision {
     if (rule) this.rule(rule, line ?? reason);
     else if (line) this.note(line);
-    return { outcome: "error", status, reason, ...this.common() };
+    const d: ErrorDecision = { outcome: "error", status, reason, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
+    return this.identity ? { ...d, identity: { value: this.identity.value, source: this.identity.source } } : d;
   }
 
   redirect(kind: RedirectKind, url: string): RedirectDecision {
-    return { outcome: "redirect", kind, url, ...this.common() };
+    const d: RedirectDecision = { outcome: "redirect", kind, url, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
+    return this.identity ? { ...d, identity: { value: this.identity.value, source: this.identity.source } } : d;
   }
 
   route(t: Target, rewrite?: RewriteName): RouteDecision {
@@ -187,30 +189,29 @@ export class Ctx {
     if (t.server?.insecureSkipVerify && outcome === "proxy") {
       this.rule("R-GEN-3", `certificate validation is switched off for ${t.server.name} (tls.insecureSkipVerify), as Exchange does`);
     }
-    return {
+    // Built field by field (no spreads): this runs on every request.
+    const d: { -readonly [K in keyof RouteDecision]: RouteDecision[K] } = {
       outcome,
       targetSite: t.site,
-      ...(t.server ? { targetServer: t.server.name } : {}),
       cluster,
-      ...(upstreamPath !== undefined ? { upstreamPath, rewrite } : {}),
       affinity: t.affinity,
-      ...(mailBackend ? { mailBackend } : {}),
-      ...this.common(),
-    };
-  }
-
-  private common() {
-    return {
       rules: this.rules,
       trace: this.trace,
       service: this.service,
       receivingSite: this.local.info.name,
-      ...(this.identity ? { identity: { value: this.identity.value, source: this.identity.source } } : {}),
     };
+    if (t.server) d.targetServer = t.server.name;
+    if (upstreamPath !== undefined) {
+      d.upstreamPath = upstreamPath;
+      d.rewrite = rewrite;
+    }
+    if (mailBackend) d.mailBackend = mailBackend;
+    if (this.identity) d.identity = { value: this.identity.value, source: this.identity.source };
+    return d;
   }
 
   /** Why a server cannot take this request across sites / through a proxy hop; undefined when it can. */
-  private ineligible(s: ServerInfo, svc: Service, o: PickOptions): "no-https" | "no-iwa" | "no-tls" | undefined {
+  private ineligible(s: ServerInfo, svc: Service, o: { crossSite: boolean; requireIwa: boolean }): "no-https" | "no-iwa" | "no-tls" | undefined {
     const v = s.vdirs.get(svc);
     if (!v) return "no-iwa";
     if (isMailService(svc)) {
@@ -334,7 +335,7 @@ export class Ctx {
     const pin = this.pinned();
     const affinity: Affinity = pin ? "clear" : "none";
     if (a && a.site === site.info.name && a.vdirs.has(svc)) {
-      const why = this.ineligible(a, svc, { ...o, mode: "server" });
+      const why = this.ineligible(a, svc, o);
       if (why === undefined && this.usable(a, svc)) {
         this.rule("R-2013-2", `routed to ${a.name}, the server holding the active copy of the database`);
         this.rule("R-2013-1", `no session affinity for a 2013+ mailbox${pin ? " (existing pin cleared)" : ""}`);
@@ -343,10 +344,10 @@ export class Ctx {
       }
       this.note(`active server ${a.name} cannot take it (${why ?? this.whyUnusable(a, svc)})`);
     }
-    const p = this.pick(site, "2013+", { ...o, mode: "pool", combined: false }, svc);
+    const p = this.pick(site, "2013+", { mode: "pool", crossSite: o.crossSite, requireIwa: o.requireIwa, iwaRule: o.iwaRule, combined: false }, svc);
     if (isError(p)) return p;
     this.rule("R-2013-1", `any 2013+ server may take a 2013+ mailbox's request; no affinity${pin ? " (existing pin cleared)" : ""}`);
-    return { ...p, affinity };
+    return { site: p.site, cls: p.cls, affinity };
   }
 
   /** Route to one named server (2003 back-end, R-EAS-1, R-POP-1, R-EWS-3). */
@@ -359,7 +360,7 @@ export class Ctx {
         `${s.name} has no ${svc} directory`,
       );
     }
-    const why = this.ineligible(s, svc, { ...o, mode: "server" });
+    const why = this.ineligible(s, svc, o);
     if (why === "no-iwa") {
       if (basicOnly(s.vdirs.get(svc)?.internalAuthenticationMethods ?? [])) {
         this.rule("R-GEN-7", `${s.name}'s ${svc} directory accepts only Basic authentication, which cannot be proxied`);
@@ -391,8 +392,8 @@ export class Ctx {
     const si = serviceIndex(site, svc);
     let fallback: { url: string; dir: VirtualDirectoryInfo } | undefined;
     // The mailbox's own class first, then newer ones (never older: R-GEN-2).
-    const order = [...si.classes].filter((c) => rankOf(c) >= rankOf(cls)).sort((a, b) => rankOf(a) - rankOf(b));
-    for (const c of order) {
+    for (const c of CLASSES_OLDEST_FIRST) {
+      if (rankOf(c) < rankOf(cls)) continue;
       for (const s of si.byClass.get(c) ?? []) {
         const v = s.vdirs.get(svc);
         if (!v?.externalUrl) continue;
@@ -405,6 +406,7 @@ export class Ctx {
 }
 
 const RANK: Record<VersionClass, number> = { "2003": 0, "2007": 1, "2010": 2, "2013+": 3 };
+const CLASSES_OLDEST_FIRST: readonly VersionClass[] = ["2003", "2007", "2010", "2013+"];
 export const rankOf = (c: VersionClass) => RANK[c];
 
 export function rewritePath(path: string, rewrite: RewriteName): string {

@@ -19,6 +19,7 @@ export interface EasQuery {
 }
 
 function decodeComponent(s: string): string | undefined {
+  if (s.indexOf("%") < 0 && s.indexOf("+") < 0) return s;
   try {
     return decodeURIComponent(s.replace(/\+/g, " "));
   } catch {
@@ -29,9 +30,9 @@ function decodeComponent(s: string): string | undefined {
 /** Parse an ActiveSync query string (without "?"); undefined when it is neither form. */
 export function parseEasQuery(query: string): EasQuery | undefined {
   if (query.length === 0 || query.length > 4096) return undefined;
-  if (query.includes("=") && /(^|&)[A-Za-z]+=/.test(query) && !/^[A-Za-z0-9+/%]+=*$/.test(query)) {
-    return parsePlain(query);
-  }
+  // Plain when some "=" is followed by more text (base64 has "=" only as trailing padding).
+  const eq = query.indexOf("=");
+  if (eq >= 0 && (query.indexOf("&") >= 0 || query.replace(/=+$/, "").indexOf("=") >= 0)) return parsePlain(query);
   return parseBase64(query) ?? parsePlain(query);
 }
 

@@ -93,7 +93,7 @@ function decideUnsafe(
       "the front door serves Exchange's HTTP(S) applications, POP3 and IMAP4; this path is none of them");
   }
 
-  const hostSite = topology.siteForHost(req.host);
+  const hostSite = index.hostExact.get(req.host) ?? topology.siteForHost(req.host);
   const siteName = hostSite ?? options.defaultSite;
   const local = siteName === undefined ? undefined : index.sites.get(siteName);
   if (!local) {
@@ -139,8 +139,8 @@ function decideUnsafe(
 
   // The mailbox site is the site of the server holding the database's active copy (R-2013-2).
   const m = ctx.mailbox;
-  const db = topology.findDatabase(m.database);
-  const active = db ? topology.servers.get(db.activeServer) : m.homeServer ? topology.findServer(m.homeServer) : undefined;
+  const db = index.findDatabase(m.database);
+  const active = db ? topology.servers.get(db.activeServer) : m.homeServer ? index.findServer(m.homeServer) : undefined;
   if (!active) {
     return ctx.error(502, "Your mailbox could not be located. Contact your administrator.", "R-ENG-UNKNOWN-DATABASE",
       `database ${m.database} of ${m.primarySmtpAddress} is not in the topology`);
@@ -206,5 +206,5 @@ function localDefault(ctx: Ctx, sticky: boolean): Decision {
   const t = ctx.pick(L, cls, { mode, crossSite: false, requireIwa: false, combined: false });
   if (isError(t)) return t;
   const affinity = mode === "pool" && pin ? "clear" : t.affinity;
-  return ctx.route({ ...t, affinity });
+  return ctx.route(affinity === t.affinity ? t : { site: t.site, cls: t.cls, server: t.server, affinity });
 }

@@ -79,50 +79,51 @@ export function mailboxGuidOf(connectionPoint: string): string | undefined {
 }
 
 /** The identities a request carries, highest precedence first, without duplicates. */
+function add(out: IdentityCandidate[], value: string | undefined, source: string): void {
+  if (value === undefined) return;
+  for (const c of out) if (c.value === value) return;
+  out.push({ value, source });
+}
+
 export function identityCandidates(req: ClientRequest): IdentityCandidate[] {
   const out: IdentityCandidate[] = [];
-  const add = (value: string | undefined, source: string) => {
-    if (value === undefined) return;
-    for (const c of out) if (c.value === value) return;
-    out.push({ value, source });
-  };
   if (req.mail) {
-    add(clean(req.mail.user), req.mail.protocol === "Pop3" ? "pop3-login" : "imap4-login");
+    add(out, clean(req.mail.user), req.mail.protocol === "Pop3" ? "pop3-login" : "imap4-login");
     return out;
   }
   const h = req.headers;
   const anchor = h["x-anchormailbox"];
-  if (anchor !== undefined) add(anchorMailboxIdentity(anchor), "x-anchormailbox");
+  if (anchor !== undefined) add(out, anchorMailboxIdentity(anchor), "x-anchormailbox");
 
   const seg = firstSegment(req.path);
   if (seg === "mapi") {
     const id = queryParam(queryOf(req.path), "MailboxId");
-    if (id !== undefined) add(mailboxGuidOf(id), "mapi-mailboxid");
+    if (id !== undefined) add(out, mailboxGuidOf(id), "mapi-mailboxid");
   } else if (seg === "rpc") {
     const q = queryOf(req.path);
     const target = q.includes("=") ? queryParam(q, "RpcProxy") : safeDecode(q);
-    if (target !== undefined) add(mailboxGuidOf(target), "rpc-mailboxid");
+    if (target !== undefined) add(out, mailboxGuidOf(target), "rpc-mailboxid");
   } else if (seg === "autodiscover") {
     if (req.body !== undefined && req.method.toUpperCase() === "POST") {
       const m = EMAIL_RE.exec(req.body);
-      if (m) add(clean(m[1]), "autodiscover-emailaddress");
+      if (m) add(out, clean(m[1]), "autodiscover-emailaddress");
     }
-    add(clean(queryParam(queryOf(req.path), "Email")), "autodiscover-email-query");
+    add(out, clean(queryParam(queryOf(req.path), "Email")), "autodiscover-email-query");
   }
 
   const auth = h["authorization"];
   if (auth !== undefined) {
     const first = auth.charCodeAt(0) | 0x20;
-    if (first === 0x62 /* b */) add(basicUser(auth), "basic");
-    else if (first === 0x6e /* n */) add(clean(ntlmIdentityFromAuthorization(auth)?.identity), "ntlm");
+    if (first === 0x62 /* b */) add(out, basicUser(auth), "basic");
+    else if (first === 0x6e /* n */) add(out, clean(ntlmIdentityFromAuthorization(auth)?.identity), "ntlm");
   }
 
   if (seg === "microsoft-server-activesync") {
     const q = parseEasQuery(queryOf(req.path));
-    if (q?.user !== undefined) add(clean(q.user), q.form === "plain" ? "eas-user" : "eas-base64-user");
+    if (q?.user !== undefined) add(out, clean(q.user), q.form === "plain" ? "eas-user" : "eas-base64-user");
   } else if (seg === "owa" && req.body !== undefined && req.method.toUpperCase() === "POST") {
     if (lowerPathOnly(req.path).startsWith("/owa/auth.owa")) {
-      add(clean(queryParam(req.body, "username")), "owa-fba-username");
+      add(out, clean(queryParam(req.body, "username")), "owa-fba-username");
     }
   }
   return out;

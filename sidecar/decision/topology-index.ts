@@ -22,6 +22,28 @@ export interface SiteIndex {
 export interface TopologyIndex {
   readonly sites: ReadonlyMap<string, SiteIndex>;
   readonly siteCount: number;
+  /** Host header exactly as configured (lower-case, no port) → site: the fast path before siteForHost. */
+  readonly hostExact: ReadonlyMap<string, string>;
+  /** Database as a directory names it → database (memo over topology.findDatabase, bounded). */
+  findDatabase(name: string): ReturnType<Topology["findDatabase"]>;
+  /** Server by name (exact first, then topology.findServer, bounded memo). */
+  findServer(name: string): ServerInfo | undefined;
+}
+
+const MEMO_LIMIT = 4096;
+
+function memo<V>(lookup: (k: string) => V): (k: string) => V {
+  const m = new Map<string, V>();
+  return (k) => {
+    let v = m.get(k);
+    if (v === undefined && !m.has(k)) {
+      v = lookup(k);
+      // Keys come from directories and cookies; keep the memo bounded.
+      if (m.size >= MEMO_LIMIT) m.clear();
+      m.set(k, v);
+    }
+    return v as V;
+  };
 }
 
 const cache = new WeakMap<Topology, TopologyIndex>();
@@ -62,7 +84,10 @@ export function topologyIndex(topology: Topology): TopologyIndex {
     }
     sites.set(info.name, { info, services: done });
   }
-  idx = { sites, siteCount: sites.size };
+  const hostExact = new Map(topology.hostToSite);
+  const dbMemo = memo((n) => topology.findDatabase(n));
+  const srvMemo = memo((n) => topology.servers.get(n) ?? topology.findServer(n));
+  idx = { sites, siteCount: sites.size, hostExact, findDatabase: dbMemo, findServer: srvMemo };
   cache.set(topology, idx);
   return idx;
 }

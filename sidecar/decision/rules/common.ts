@@ -12,9 +12,9 @@ export function targetInMailboxSite(
 ): Picked {
   const site = opts.site ?? ctx.mailboxSite ?? ctx.local;
   const crossSite = site.info.name !== ctx.local.info.name;
-  const o = { crossSite, requireIwa: opts.requireIwa ?? crossSite, ...(opts.iwaRule ? { iwaRule: opts.iwaRule } : {}) };
-  if (ctx.cls === "2013+") return ctx.pick2013(site, o, opts.svc);
-  return ctx.pick(site, ctx.cls ?? "2010", { ...o, mode }, opts.svc);
+  const requireIwa = opts.requireIwa ?? crossSite;
+  if (ctx.cls === "2013+") return ctx.pick2013(site, { crossSite, requireIwa, iwaRule: opts.iwaRule }, opts.svc);
+  return ctx.pick(site, ctx.cls ?? "2010", { mode, crossSite, requireIwa, iwaRule: opts.iwaRule }, opts.svc);
 }
 
 /** Whether the request carries a password the single sign-on form can pass on (R-OWA-3). */

@@ -31,7 +31,7 @@ export function decideEws(ctx: Ctx): Decision {
     ctx.tag("R-LB-4");
     const t = ctx.pick(S, ctx.cls ?? "2010", { mode: "pool", crossSite, requireIwa: crossSite, combined: false });
     if (isError(t)) return t;
-    return ctx.route({ ...t, affinity: "none" });
+    return ctx.route({ site: t.site, cls: t.cls, server: t.server, affinity: "none" });
   }
 
   if (v < 2007) {
