@@ -1,7 +1,8 @@
 // Decision engine throughput on one core: a typical OWA/ActiveSync mix on examples/contoso with a
 // warm CsvDirectory of 10,000 mailboxes. Target: ≥ 300,000 decisions per CPU-second (median of runs).
 import { fileURLToPath } from "node:url";
-import { loadOrganisation } from "../operator/provider/organisation.js";
+import { loadManifestDir } from "../operator/provider/manifests.js";
+import { buildTopology } from "../operator/topology/build.js";
 import { CsvDirectory } from "../sidecar/directory/csv-directory.js";
 import type { MailboxRecord } from "../sidecar/directory/types.js";
 import { decide } from "../sidecar/decision/engine.js";
@@ -24,8 +25,7 @@ function rng(seed: number) {
 
 export default async function bench(): Promise<BenchRow[]> {
   const dir = fileURLToPath(new URL("../examples/contoso/", import.meta.url));
-  const org = await loadOrganisation(dir);
-  const topology = org.topology;
+  const topology = buildTopology((await loadManifestDir(dir)).objects.map((o) => o.object));
   const dbs = [...topology.databases.values()].map((d) => d.databaseName);
   const rand = rng(42);
   const records: MailboxRecord[] = [];
