@@ -1,7 +1,7 @@
 // Affinity pins (R-LB-2, R-LB-5): an HMAC-SHA256-signed cookie that names the server a user was
 // sent to, scoped to one host and one virtual directory path. A tampered, expired or foreign
 // (other host or path) cookie is ignored: the engine then makes a fresh pin.
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Service } from "../../crds/index.js";
 
@@ -70,17 +70,22 @@ export function cookieValues(header: string | undefined, name: string): string[]
 }
 
 export class AffinitySigner {
+  private readonly keyObject: KeyObject;
+  /** Recent Set-Cookie values: same server, host, path and expiry second give the same bytes. */
+  private readonly memo = new Map<string, string>();
+
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     /** Pin lifetime in seconds. */
     readonly ttlSeconds = 8 * 3600,
     private readonly now: () => number = () => Date.now(),
   ) {
     if (key.length < MIN_KEY_BYTES) throw new Error(`affinity key must be at least ${MIN_KEY_BYTES} bytes`);
+    this.keyObject = createSecretKey(Buffer.from(key));
   }
 
   private mac(payload: string): Buffer {
-    return createHmac("sha256", this.key).update(payload).digest();
+    return createHmac("sha256", this.keyObject).update(payload).digest();
   }
 
   /** The cookie value for a pin: base64url(JSON).base64url(HMAC). */
@@ -125,8 +130,15 @@ export class AffinitySigner {
   /** Set-Cookie value that pins `server` for this host and service path. */
   setCookie(server: string, host: string, path: string): string {
     const exp = Math.floor(this.now() / 1000) + this.ttlSeconds;
-    const value = this.sign({ server, host: normHost(host), path, exp });
-    return `${AFFINITY_COOKIE}=${value}; Path=${path}; Max-Age=${this.ttlSeconds}; Secure; HttpOnly; SameSite=Lax`;
+    const h = normHost(host);
+    const k = `${server}\n${h}\n${path}\n${exp}`;
+    const hit = this.memo.get(k);
+    if (hit) return hit;
+    const value = this.sign({ server, host: h, path, exp });
+    const cookie = `${AFFINITY_COOKIE}=${value}; Path=${path}; Max-Age=${this.ttlSeconds}; Secure; HttpOnly; SameSite=Lax`;
+    if (this.memo.size >= 1024) this.memo.clear();
+    this.memo.set(k, cookie);
+    return cookie;
   }
 
   /** Set-Cookie value that removes the pin for this path. */

@@ -66,6 +66,51 @@ const NOT_FOUND: LookupResult = { status: "not-found" };
 
 class LookupTimeout extends Error {}
 
+/**
+ * Deadlines for in-flight look-ups on one coarse ticker (every 10 ms while any are pending) instead
+ * of a timer per request: a directory answer usually arrives long before the deadline, and creating
+ * and clearing a timer per request is measurable at tens of thousands of requests per second.
+ */
+class DeadlineTicker {
+  private readonly pending = new Set<{ at: number; expire: () => void }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  race<T>(p: Promise<T>, ms: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = { at: Date.now() + ms, expire: () => reject(new LookupTimeout()) };
+      this.pending.add(entry);
+      if (!this.timer) {
+        this.timer = setInterval(() => this.tick(), Math.max(1, Math.min(10, ms)));
+        this.timer.unref();
+      }
+      p.then(
+        (v) => {
+          this.pending.delete(entry);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.pending.delete(entry);
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+    });
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const e of this.pending) {
+      if (e.at <= now) {
+        this.pending.delete(e);
+        e.expire();
+      }
+    }
+    if (this.pending.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
 /** Origins (scheme://host:port) of every URL the topology configures: the only places we redirect to. */
 const originsCache = new WeakMap<Topology, ReadonlySet<string>>();
 export function configuredOrigins(t: Topology): ReadonlySet<string> {
@@ -96,6 +141,7 @@ export function configuredOrigins(t: Topology): ReadonlySet<string> {
 export class DecisionService {
   readonly lookupTimeoutMs: number;
   readonly policy: DirectoryFailurePolicy;
+  private readonly deadlines = new DeadlineTicker();
 
   constructor(private readonly o: DecisionServiceOptions) {
     this.lookupTimeoutMs = o.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
@@ -125,9 +171,7 @@ export class DecisionService {
       }
     }
     const secs = Number(process.hrtime.bigint() - started) / 1e9;
-    this.o.metrics.decisions.inc({ decision: ev.name });
-    for (const r of ev.decision.rules) this.o.metrics.ruleHits.inc({ decision: ev.name, rule: r });
-    this.o.metrics.duration.observe({ api, decision: ev.name }, secs);
+    this.o.metrics.record(api, ev.name, ev.decision.rules, secs);
     const r = mapped?.request;
     this.o.logger.info(
       {
@@ -138,7 +182,7 @@ export class DecisionService {
         // No query string: it is request input we have no reason to keep.
         path: r?.path.split("?")[0],
         decision: ev.name,
-        rules: ev.decision.rules,
+        rules: ev.decision.rules.join(","),
         site: ev.decision.outcome === "local" || ev.decision.outcome === "proxy" ? ev.decision.targetSite : undefined,
         identitySource: ev.decision.identity?.source,
         ms: Math.round(secs * 10000) / 10,
@@ -175,14 +219,8 @@ export class DecisionService {
   /** Resolve identities within the deadline; on failure apply the policy. */
   private async lookup(ids: readonly string[]): Promise<DirectoryView> {
     if (ids.length === 0) return { find: () => NOT_FOUND };
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const view = await Promise.race([
-        resolveIdentities(this.o.directory, ids),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new LookupTimeout()), this.lookupTimeoutMs);
-        }),
-      ]);
+      const view = await this.deadlines.race(resolveIdentities(this.o.directory, ids), this.lookupTimeoutMs);
       const unavailable = ids.some((id) => view.find(id).status === "unavailable");
       if (unavailable) this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
       if (!unavailable || this.policy === "fail-closed") return view;
@@ -192,8 +230,6 @@ export class DecisionService {
       const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";
       // fail-closed: the engine sees `unavailable` and refuses; local: it sees "not found" and serves locally.
       return this.policy === "local" ? { find: () => NOT_FOUND } : { find: () => ({ status: "unavailable", reason }) };
-    } finally {
-      if (timer) clearTimeout(timer);
     }
   }
 

@@ -3,19 +3,22 @@
 // catches anything that slips into an object anyway.
 import pino, { type DestinationStream, type Logger } from "pino";
 
+// Explicit paths only: wildcard redaction costs several times more per line on the hot path.
 export const REDACT_PATHS = [
   "authorization",
   "password",
-  "body",
   "cookie",
-  "*.authorization",
-  "*.password",
-  "*.body",
-  "*.cookie",
-  "*.headers.authorization",
-  "*.headers.cookie",
+  "body",
+  "credentials",
   "headers.authorization",
   "headers.cookie",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  "req.body",
+  "request.headers.authorization",
+  "request.headers.cookie",
+  "request.body",
+  "creds.password",
 ];
 
 export function createSidecarLogger(opts: { level?: string; destination?: DestinationStream } = {}): Logger {
@@ -25,6 +28,7 @@ export function createSidecarLogger(opts: { level?: string; destination?: Destin
       level: opts.level ?? "info",
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
-    opts.destination ?? pino.destination({ dest: 2, sync: false }),
+    // Buffered (4 KiB) asynchronous writes: one syscall per line costs more than the decision itself.
+    opts.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );
 }

@@ -9,6 +9,27 @@ export class SidecarMetrics {
   readonly directoryFailures: Counter<"reason">;
   readonly badRequests: Counter<"status">;
 
+  // Label-bound children, cached: looking a child up by label object on every request is the slow path.
+  private readonly children = new Map<string, { inc(): void } | { observe(v: number): void }>();
+
+  /** Count one answer: its decision, each rule applied, and how long it took. */
+  record(api: string, decision: string, rules: readonly string[], seconds: number): void {
+    (this.child(`d\n${decision}`, () => this.decisions.labels(decision)) as { inc(): void }).inc();
+    for (const r of rules) (this.child(`r\n${decision}\n${r}`, () => this.ruleHits.labels(decision, r)) as { inc(): void }).inc();
+    (this.child(`h\n${api}\n${decision}`, () => this.duration.labels(api, decision)) as { observe(v: number): void }).observe(seconds);
+  }
+
+  private child<T extends { inc(): void } | { observe(v: number): void }>(key: string, make: () => T): T {
+    let c = this.children.get(key) as T | undefined;
+    if (!c) {
+      // Rule IDs come from the engine, not the client, but bound the map anyway.
+      if (this.children.size > 5000) this.children.clear();
+      c = make();
+      this.children.set(key, c);
+    }
+    return c;
+  }
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });

@@ -16,13 +16,25 @@ export const LIMITS = {
 
 const str = z.string();
 const bytes = z.instanceof(Uint8Array);
+/**
+ * A map<string,string> as decoded: checked in place (every key and value a string, bounded count)
+ * rather than rebuilt entry by entry, which is what an object/record schema would do per request.
+ */
+const stringMap = z.custom<Record<string, string>>((v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  let n = 0;
+  for (const k in v) {
+    if (++n > 10_000 || typeof (v as Record<string, unknown>)[k] !== "string") return false;
+  }
+  return true;
+}, "expected a map of strings");
 
 const HeaderValue = z.looseObject({ key: str, value: str.optional(), raw_value: bytes.optional() });
 
 const HttpRequest = z.looseObject({
   id: str.optional(),
   method: str.optional(),
-  headers: z.record(str, str).optional(),
+  headers: stringMap.optional(),
   header_map: z.looseObject({ headers: z.array(HeaderValue).optional() }).optional(),
   path: str.optional(),
   host: str.optional(),
@@ -39,7 +51,7 @@ export const CheckRequestSchema = z.looseObject({
     .looseObject({
       source: z.looseObject({ address: z.looseObject({ socket_address: SocketAddress.optional() }).optional() }).optional(),
       request: z.looseObject({ http: HttpRequest.optional() }).optional(),
-      context_extensions: z.record(str, str).optional(),
+      context_extensions: stringMap.optional(),
     })
     .optional(),
 });
