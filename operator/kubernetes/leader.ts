@@ -90,6 +90,15 @@ export class LeaderElector {
     }
   }
 
+  /** Stop campaigning WITHOUT releasing the lease, as a crashed process would (for tests and fatal errors). */
+  async abandon(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    this.setLeading(false);
+  }
+
   private path(name?: string) {
     return resourcePath("coordination.k8s.io", "v1", "leases", this.o.namespace, name);
   }

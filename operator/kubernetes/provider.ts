@@ -89,6 +89,7 @@ export class KubernetesProvider implements Provider {
   private onSnapshot: ((s: KubernetesSnapshot) => void) | undefined;
   private started = false;
   private last: KubernetesSnapshot | undefined;
+  private readonly cache = new ValidationCache();
 
   constructor(private readonly o: KubernetesProviderOptions) {
     this.rest = new KubeRest(o.kc);
@@ -169,7 +170,7 @@ export class KubernetesProvider implements Provider {
       configMaps: this.configMaps?.list() ?? [],
       mailboxConfigMap: this.o.mailboxConfigMap,
       resourceVersions: Object.fromEntries(this.all.map((i) => [i.resource, i.resourceVersion])),
-    });
+    }, this.cache);
     this.last = snap;
     this.onSnapshot?.(snap);
   }
@@ -183,8 +184,54 @@ export interface SnapshotInput {
   readonly resourceVersions?: Record<string, string>;
 }
 
-/** Pure: cached raw objects → validated snapshot. */
-export function buildKubernetesSnapshot(input: SnapshotInput): KubernetesSnapshot {
+type ParseResult = { ok: true; object: ApiObject } | { ok: false; field: string; message: string };
+
+/**
+ * Validation results by object content. A status write changes resourceVersion but not what we
+ * validate (generation, labels, annotations), so re-validating on every status echo is avoided.
+ */
+export class ValidationCache {
+  private readonly m = new Map<string, ParseResult>();
+  get(key: string, parse: () => ParseResult): ParseResult {
+    const hit = this.m.get(key);
+    if (hit) return hit;
+    const r = parse();
+    this.m.set(key, r);
+    return r;
+  }
+  /** Keep only the given keys (called once per snapshot, so the cache does not grow). */
+  retain(keys: ReadonlySet<string>) {
+    for (const k of this.m.keys()) if (!keys.has(k)) this.m.delete(k);
+  }
+}
+
+function contentKey(kind: Kind, raw: RawObject): string {
+  const m = raw.metadata;
+  if (m.uid !== undefined && m.generation !== undefined) {
+    return `${kind}|${m.namespace ?? ""}|${m.name}|${m.uid}|${m.generation}|${JSON.stringify(m.labels ?? null)}|${JSON.stringify(m.annotations ?? null)}`;
+  }
+  const { status: _s, ...rest } = raw as Record<string, unknown>;
+  const { resourceVersion: _rv, managedFields: _mf, ...meta } = m as Record<string, unknown>;
+  return `${kind}|${JSON.stringify({ ...rest, metadata: meta })}`;
+}
+
+function validate(kind: Kind, raw: RawObject): ParseResult {
+  // Status is ours, not input: validate the object as the user wrote it.
+  const { status: _status, ...input } = raw as Record<string, unknown>;
+  const parsed = (KIND_SCHEMAS[kind] as z.ZodType<ApiObject>).safeParse({ ...input, kind, apiVersion: `${API_GROUP}/${API_VERSION_NAME}` });
+  if (parsed.success) return { ok: true, object: parsed.data };
+  const issue = parsed.error.issues[0];
+  const field = issue ? issue.path.map(String).join(".") || "(object)" : "(object)";
+  const message = parsed.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.map(String).join(".") || "(object)"}: ${i.message}`)
+    .join("; ");
+  return { ok: false, field, message };
+}
+
+/** Pure (given the cache): cached raw objects → validated snapshot. */
+export function buildKubernetesSnapshot(input: SnapshotInput, cache = new ValidationCache()): KubernetesSnapshot {
+  const used = new Set<string>();
   const records: ObjectRecord[] = [];
   const objects: ApiObject[] = [];
   const rejections: Rejection[] = [];
@@ -201,23 +248,18 @@ export function buildKubernetesSnapshot(input: SnapshotInput): KubernetesSnapsho
         resourceVersion: m.resourceVersion,
         status: (raw as Record<string, unknown>).status,
       });
-      // Status is ours, not input: validate the object as the user wrote it.
-      const { status: _status, ...input } = raw as Record<string, unknown>;
-      const parsed = (KIND_SCHEMAS[kind] as z.ZodType<ApiObject>).safeParse({ ...input, kind, apiVersion: `${API_GROUP}/${API_VERSION_NAME}` });
-      if (parsed.success) {
-        objects.push(parsed.data);
+      const key = contentKey(kind, raw);
+      used.add(key);
+      const r = cache.get(key, () => validate(kind, raw));
+      if (r.ok) {
+        objects.push(r.object);
         continue;
       }
-      const issue = parsed.error.issues[0];
-      const field = issue ? issue.path.map(String).join(".") || "(object)" : "(object)";
-      const message = parsed.error.issues
-        .slice(0, 5)
-        .map((i) => `${i.path.map(String).join(".") || "(object)"}: ${i.message}`)
-        .join("; ");
-      rejections.push({ kind, namespace: m.namespace, name: m.name, field, message });
-      errors.push({ file: `kubernetes:${m.namespace ?? ""}/${KIND_PLURALS[kind]}/${m.name}`, line: 1, column: 1, kind, name: m.name, field, message });
+      rejections.push({ kind, namespace: m.namespace, name: m.name, field: r.field, message: r.message });
+      errors.push({ file: `kubernetes:${m.namespace ?? ""}/${KIND_PLURALS[kind]}/${m.name}`, line: 1, column: 1, kind, name: m.name, field: r.field, message: r.message });
     }
   }
+  cache.retain(used);
   records.sort((a, b) => kindLess(a.kind) - kindLess(b.kind) || cmp(a.namespace ?? "", b.namespace ?? "") || cmp(a.name, b.name));
   objects.sort((a, b) => kindLess(a.kind) - kindLess(b.kind) || cmp(a.metadata.namespace ?? "", b.metadata.namespace ?? "") || cmp(a.metadata.name, b.metadata.name));
 

@@ -121,12 +121,16 @@ export class KubernetesOperator {
 
   private onSnapshot(s: KubernetesSnapshot) {
     this.metrics.snapshots.inc();
-    const topology = buildTopology(s.objects);
+    // Status echoes and unrelated churn leave the validated objects as they were (same references
+    // from the validation cache): keep the topology instead of rebuilding it.
+    const prev = this.snapshot;
+    const same = prev !== undefined && this.topology !== undefined && sameObjects(prev.objects, s.objects);
+    const topology = same ? this.topology! : buildTopology(s.objects);
     this.snapshot = s;
     this.topology = topology;
     const errorKeys = new Set(topology.problems.filter((p) => p.severity === "error").map((p) => recordKey(p)));
     const byKey = new Map(s.records.map((r) => [recordKey(r), r]));
-    this.tracker.observeTopology(
+    if (!same) this.tracker.observeTopology(
       topology.version,
       s.objects
         .map((o) => byKey.get(recordKey({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name })))
@@ -141,6 +145,7 @@ export class KubernetesOperator {
       this.metrics.objects.set({ kind, state: "rejected" }, rejected);
     }
     try {
+      // Called for every snapshot (Secrets may have changed while the topology did not).
       this.o.onTopology?.(topology, s);
     } catch (err) {
       this.o.log.error({ err }, "topology consumer failed");
@@ -161,4 +166,8 @@ export class KubernetesOperator {
     });
     this.writer.update(items);
   }
+}
+
+function sameObjects(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

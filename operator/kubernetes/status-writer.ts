@@ -21,6 +21,8 @@ export interface StatusWriterOptions {
   readonly metrics?: KubernetesMetrics;
   readonly now?: () => Date;
   readonly maxConflictRetries?: number;
+  /** Patches in flight at once (default 4). */
+  readonly concurrency?: number;
 }
 
 interface Desired {
@@ -114,6 +116,12 @@ export class StatusWriter {
   }
 
   private async drain(): Promise<void> {
+    // A few patches in flight at once: a large organisation settles quickly, the API server is not flooded.
+    const workers = Math.max(1, this.o.concurrency ?? 4);
+    await Promise.all(Array.from({ length: workers }, () => this.worker()));
+  }
+
+  private async worker(): Promise<void> {
     while (this.leader && this.queue.size > 0) {
       const k = this.queue.values().next().value as string;
       this.queue.delete(k);

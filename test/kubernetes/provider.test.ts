@@ -29,7 +29,7 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
     provider = new KubernetesProvider({
       kc: standinKubeConfig(api.url),
       log,
-      debounceMs: 5,
+      debounceMs: 20,
       backoffInitialMs: 20,
       backoffMaxMs: 200,
       ...opts,
