@@ -5,7 +5,6 @@
 // asked again for errorBackoffMs, so an outage does not cost every request a timeout.
 import { Counter, Gauge, type Registry, register as defaultRegistry } from "prom-client";
 import type { Logger } from "pino";
-import { identityKey } from "./csv-directory.js";
 import type { LookupResult, MailboxDirectory } from "./types.js";
 
 export type FailPolicy = "unavailable" | "not-found";
@@ -61,6 +60,15 @@ interface Metrics {
 
 const metricsByRegistry = new WeakMap<Registry, Metrics>();
 
+const GUID_RE = /^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?$/;
+
+/** Cache key of an identity: trimmed, lower-case, GUID braces dropped (as every directory compares). */
+export function cacheKey(identity: string): string {
+  const s = identity.trim().toLowerCase();
+  const g = GUID_RE.exec(s);
+  return g ? g[1] : s;
+}
+
 function metricsFor(registry: Registry): Metrics {
   let m = metricsByRegistry.get(registry);
   if (m) return m;
@@ -103,7 +111,7 @@ export class CachedDirectory implements MailboxDirectory {
   }
 
   async lookup(identity: string): Promise<LookupResult> {
-    const key = identityKey(identity);
+    const key = cacheKey(identity);
     const e = this.cache.get(key);
     if (e && this.now() < e.freshUntil) {
       this.cache.delete(key);
