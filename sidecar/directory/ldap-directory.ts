@@ -3,6 +3,7 @@
 // form is RFC 4515-escaped for logs). A small pool of bound connections, each used concurrently
 // (LDAP multiplexes by message id), replaced when it fails. Every operation has a timeout.
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { AndFilter, Client, EqualityFilter, type Entry, type Filter, OrFilter, PresenceFilter, ResultCodeError } from "ldapts";
 import type { Logger } from "pino";
@@ -370,9 +371,10 @@ export class LdapDirectory implements MailboxDirectory {
     });
     try {
       if (this.opts.startTls) {
-        // Node's TLS checks the certificate against the host unless a server name is given.
+        // The upgraded socket has no host of its own: name the one the certificate must match
+        // (SNI only for DNS names; RFC 6066 forbids IP addresses there).
         const host = new URL(this.opts.url).hostname.replace(/^\[|\]$/g, "");
-        await client.startTLS({ ...this.tls, ...(this.tls.servername ? {} : { servername: host, host }) });
+        await client.startTLS({ ...this.tls, host, ...(this.tls.servername || isIP(host) ? {} : { servername: host }) });
       }
       if (this.opts.bindDn) await client.bind(this.opts.bindDn, this.opts.password ?? "");
       this.stats.connects++;

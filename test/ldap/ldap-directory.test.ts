@@ -208,6 +208,8 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
   it("LDAPS with the test CA works; an untrusted CA is refused", async () => {
     const tls = make({ url: slapd.ldapsUrl, ca: slapd.ca });
     expect(found(await tls.lookup("frank")).database).toBe("DB-EUR-2010");
+    expect(found(await make({ url: slapd.ldapsUrl, ca: slapd.ca, tlsServerName: "localhost" }).lookup("frank")).displayName).toBe("Frank Fischer");
+    expect((await make({ url: slapd.ldapsUrl, ca: slapd.ca, tlsServerName: "ldap.example.org" }).lookup("frank")).status).toBe("unavailable");
     const untrusted = make({ url: slapd.ldapsUrl, ca: slapd.otherCa });
     const r = await untrusted.lookup("frank");
     expect(r.status).toBe("unavailable");
@@ -216,6 +218,8 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
   it("StartTLS with the test CA works; a wrong server name is refused", async () => {
     const st = make({ startTls: true, ca: slapd.ca });
     expect(found(await st.lookup("greta@contoso.com")).database).toBe("DB-EUR-2010");
+    const byName = make({ startTls: true, ca: slapd.ca, tlsServerName: "localhost" });
+    expect(found(await byName.lookup("greta")).database).toBe("DB-EUR-2010");
     const wrongName = make({ startTls: true, ca: slapd.ca, tlsServerName: "ldap.example.org" });
     expect((await wrongName.lookup("greta")).status).toBe("unavailable");
   });
