@@ -129,6 +129,12 @@ service pop3-login {
   }
   service_count = 0
 }
+# No per-IP auth penalty: every test client (and the proxy) comes from 127.0.0.1.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 service stats {
   unix_listener stats-reader {
     mode = 0600

@@ -1,0 +1,178 @@
+// Hostile input before authentication: overlong lines, binary garbage, pipelined commands,
+// half-open and slow-drip connections, too many connections, failed logins, oversize literals and
+// STARTTLS command injection. Every case is bounded: the proxy answers protocol-correctly and closes.
+import { randomBytes } from "node:crypto";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MailProxy } from "../../sidecar/mail/index.js";
+import { dovecotAvailable } from "./dovecot.js";
+import { USERS, startMailWorld, type MailWorld } from "./fixture.js";
+import { RawClient } from "./raw.js";
+
+const LIMITS = {
+  maxLineLength: 256,
+  maxLiteralLength: 128,
+  preAuthIdleMs: 600,
+  preAuthTotalMs: 2_500,
+  maxAuthFailures: 3,
+  maxBadCommands: 5,
+  maxConnections: 4,
+};
+
+async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
+  let w: MailWorld;
+  let p: MailProxy;
+  let imap: number;
+  let pop3: number;
+  beforeAll(async () => {
+    w = await startMailWorld();
+    p = await w.extraProxy({ limits: LIMITS });
+    imap = p.addresses().find((a) => a.protocol === "Imap4")!.port;
+    pop3 = p.addresses().find((a) => a.protocol === "Pop3")!.port;
+  });
+  afterAll(async () => {
+    await w?.stop();
+  });
+
+  it("an overlong line ends the connection with * BYE (IMAP) and -ERR (POP3)", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send(`a LOGIN ${"x".repeat(1000)}\r\n`);
+    await c.waitFor(/\* BYE Line too long\.\r\n/);
+    await c.waitClosed();
+    const q = await RawClient.connect(pop3);
+    await q.waitFor(/^\+OK /);
+    q.send("x".repeat(300)); // no newline at all
+    await q.waitFor(/-ERR Line too long\.\r\n/);
+    await q.waitClosed();
+  });
+
+  it("binary garbage gets BAD / -ERR answers, then the bad-command limit closes the connection", async () => {
+    for (const port of [imap, pop3]) {
+      const c = await RawClient.connect(port);
+      await c.waitFor(/^(\* OK|\+OK) /);
+      const junk = Buffer.concat(Array.from({ length: 8 }, () => Buffer.concat([randomBytes(40).map((b) => (b === 10 || b === 13 ? 0 : b)), Buffer.from("\r\n")])));
+      c.send(junk);
+      await c.waitFor(port === imap ? /\* BYE Too many invalid commands\.\r\n/ : /-ERR Too many invalid commands\.\r\n/);
+      await c.waitClosed();
+    }
+  });
+
+  it("pipelined commands before authentication are answered in order", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send(Array.from({ length: 40 }, (_, i) => `p${i} NOOP\r\n`).join("") + "q CAPABILITY\r\n");
+    await c.waitFor(/q OK /);
+    const tags = [...c.text.matchAll(/^(p\d+) OK/gm)].map((m) => m[1]);
+    expect(tags).toEqual(Array.from({ length: 40 }, (_, i) => `p${i}`));
+    c.send("z LOGOUT\r\n");
+    await c.waitClosed();
+  });
+
+  it("half-open: a silent connection, and one stuck mid-line, are logged out when idle", async () => {
+    const a = await RawClient.connect(imap);
+    const b = await RawClient.connect(pop3);
+    b.send("USER ali"); // never finished
+    await a.waitFor(/\* BYE Autologout; idle for too long\.\r\n/, 5_000);
+    await b.waitFor(/-ERR Idle for too long\.\r\n/, 5_000);
+    await Promise.all([a.waitClosed(), b.waitClosed()]);
+  });
+
+  it("slow drip: a client that keeps sending but never logs in hits the pre-auth deadline", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    const t = setInterval(() => !c.closed && c.send("x"), 200);
+    try {
+      await c.waitFor(/\* BYE Autologout; authentication took too long\.\r\n/, 6_000);
+      await c.waitClosed();
+    } finally {
+      clearInterval(t);
+    }
+  });
+
+  it("a client that half-closes (FIN) before logging in is closed too", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send("a NOOP\r\n");
+    c.socket.end();
+    await c.waitClosed();
+    expect(c.text).toMatch(/a OK /);
+  });
+
+  it("concurrent connections over the limit get * BYE [UNAVAILABLE] / -ERR [SYS/TEMP]", async () => {
+    await eventually(() => p.connectionCount === 0);
+    const open = await Promise.all(Array.from({ length: LIMITS.maxConnections }, () => RawClient.connect(imap)));
+    await Promise.all(open.map((c) => c.waitFor(/^\* OK /)));
+    const extra = await RawClient.connect(imap);
+    await extra.waitFor(/^\* BYE \[UNAVAILABLE\] Too many connections/);
+    await extra.waitClosed();
+    const extraPop = await RawClient.connect(pop3);
+    await extraPop.waitFor(/^-ERR \[SYS\/TEMP\] Too many connections/);
+    for (const c of open) c.destroy();
+    await eventually(() => p.connectionCount === 0);
+  });
+
+  it("failed logins: the third failure closes the connection", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    for (let i = 1; i <= 3; i++) c.send(`f${i} LOGIN ${USERS.alice.user} wrong${i}\r\n`);
+    await c.waitFor(/f3 NO \[AUTHENTICATIONFAILED\][^\r]*\r\n\* BYE Too many authentication failures\.\r\n/);
+    await c.waitClosed();
+    const q = await RawClient.connect(pop3);
+    await q.waitFor(/^\+OK /);
+    q.send(`USER ${USERS.alice.user}\r\nPASS a\r\nUSER ${USERS.alice.user}\r\nPASS b\r\nUSER ${USERS.alice.user}\r\nPASS c\r\n`);
+    await q.waitClosed();
+    expect(q.text.match(/-ERR \[AUTH\]/g)).toHaveLength(3);
+  });
+
+  it("literals over the limit: a synchronizing one is refused, a non-synchronizing one ends the connection", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send("l1 LOGIN {100000}\r\n");
+    await c.waitFor(/l1 BAD \[TOOBIG\] /);
+    expect(c.text).not.toContain("+ Ready");
+    c.send("l2 LOGIN {100000+}\r\n");
+    await c.waitFor(/\* BYE Literal too big\.\r\n/);
+    await c.waitClosed();
+  });
+
+  it("STARTTLS command injection: plaintext pipelined after STARTTLS is dropped, not executed", async () => {
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send("s1 STARTTLS\r\ns2 CAPABILITY\r\n");
+    await c.waitFor(/s1 OK /);
+    await c.startTls(w.certs.ca);
+    c.send("s3 NOOP\r\n");
+    await c.waitFor(/s3 OK /);
+    expect(c.text).not.toContain("s2");
+    c.destroy();
+  });
+
+  it("random bytes never crash or hang the proxy (property, bounded)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.boolean(), async (bytes, pop) => {
+        const c = await RawClient.connect(pop ? pop3 : imap);
+        await c.waitFor(/^(\* OK|\+OK) /);
+        c.send(Buffer.from(bytes));
+        c.socket.end(); // then half-close: the proxy must finish the session on its own
+        await c.waitClosed(8_000);
+      }),
+      { numRuns: 25 },
+    );
+    await eventually(() => p.connectionCount === 0);
+    // Still serving.
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send(`k LOGIN ${USERS.alice.user} ${USERS.alice.password}\r\n`);
+    await c.waitFor(/k OK /);
+    c.destroy();
+  });
+});
