@@ -35,6 +35,7 @@ const SidecarFlags = z.object({
   onDirectoryFailure: z.enum(["fail-closed", "local"]),
   defaultSite: z.string().min(1).optional(),
   down: z.array(z.string().min(1)),
+  extProcBufferedBody: z.boolean().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
 });
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
@@ -83,6 +84,7 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
     affinityTtlSeconds: flags.affinityTtl,
     ...(flags.affinityKeyFile ? { affinityKey: await loadAffinityKey(flags.affinityKeyFile) } : {}),
     ...(flags.defaultSite ? { defaultSite: flags.defaultSite } : {}),
+    ...(flags.extProcBufferedBody ? { extProcBufferedBody: true } : {}),
   });
   const grpcPort = await server.start(flags.listen.port, flags.listen.host);
   const admin = new AdminServer({ registry: metrics.registry, ready: () => server.ready(), host: flags.admin.host, port: flags.admin.port });
@@ -125,6 +127,7 @@ export function register(program: Command): void {
     .option("--on-directory-failure <policy>", "fail-closed (503) or local (serve from the receiving site)", "fail-closed")
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
+    .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
     .option("--log-level <level>", "pino log level", "info")
     .action(async (raw: Record<string, unknown>) => {
       const parsed = SidecarFlags.safeParse(raw);
