@@ -2,6 +2,7 @@
 // plane (XDS_CLUSTER), admin on loopback only. Checked against the Bootstrap proto's rules.
 import { isIP } from "node:net";
 import { stringify } from "yaml";
+import { z } from "zod";
 import { XDS_CLUSTER } from "../../topology/names.js";
 import { adsConfigSource } from "./clusters.js";
 import { sharedCodec } from "./translate.js";
@@ -16,7 +17,17 @@ export interface Bootstrap {
 
 export class BootstrapError extends Error {}
 
-export function bootstrap(options: BootstrapOptions): Bootstrap {
+const BootstrapOptionsSchema = z.object({
+  nodeId: z.string().min(1, "node id is required (the ADS server keys snapshots by it)"),
+  nodeCluster: z.string().min(1, "node cluster is required"),
+  xds: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }),
+  adminPort: z.number().int().min(1).max(65535).optional(),
+});
+
+export function bootstrap(input: BootstrapOptions): Bootstrap {
+  const parsed = BootstrapOptionsSchema.safeParse(input);
+  if (!parsed.success) throw new BootstrapError(`bad bootstrap options: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  const options = parsed.data;
   const { xds } = options;
   const value = {
     node: { id: options.nodeId, cluster: options.nodeCluster },

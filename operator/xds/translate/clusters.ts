@@ -46,12 +46,12 @@ const TS_MATCH_KEY = "envoy.transport_socket_match";
  * Exchange 2010's `maxconnections` 2000. Retries stay low: a proxied request that fails is an
  * error to the client, never a silent retry elsewhere (R-EAS-6).
  */
-export const CIRCUIT_BREAKERS = {
+export const CIRCUIT_BREAKERS = deepFreeze({
   thresholds: [
     { priority: "DEFAULT", max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 3 },
     { priority: "HIGH", max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 3 },
   ],
-};
+});
 
 const ADS = Object.freeze({ ads: Object.freeze({}), resource_api_version: "V3" });
 /** ADS config source; one shared object, so the codec converts it once. */
@@ -66,9 +66,18 @@ export class Memo {
   private readonly m = new Map<string, unknown>();
   get<T>(key: string, make: () => T): T {
     let v = this.m.get(key) as T | undefined;
-    if (v === undefined) this.m.set(key, (v = make()));
+    if (v === undefined) this.m.set(key, (v = deepFreeze(make())));
     return v;
   }
+}
+
+/** Frozen values are what the codec memoises (shared, never changed after building). */
+export function deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v as object)) deepFreeze(x);
+  }
+  return v;
 }
 
 /** Split ServerInfo.address ("host", "host:port", "[v6]:port") into host and optional port. */
@@ -93,7 +102,7 @@ interface Upstream {
 
 function httpUpstream(server: ServerInfo, vdir: VirtualDirectoryInfo): Upstream | undefined {
   if (!vdir.internalUrl) return undefined;
-  const url = new URL(vdir.internalUrl);
+  const url = parseUrl(vdir.internalUrl);
   const https = url.protocol === "https:";
   const addr = splitAddress(server.address);
   const port = addr.port ?? (url.port ? Number(url.port) : https ? 443 : 80);
@@ -101,15 +110,27 @@ function httpUpstream(server: ServerInfo, vdir: VirtualDirectoryInfo): Upstream 
   return { server, host: addr.host, port, tls: https, names };
 }
 
+// URL parsing is slow next to the rest of a cluster's building: parse each distinct URL once.
+const URLS = new Map<string, { protocol: string; hostname: string; port: string; first: string | undefined }>();
+function parseUrl(s: string) {
+  let u = URLS.get(s);
+  if (!u) {
+    const p = new URL(s);
+    if (URLS.size > 100000) URLS.clear();
+    URLS.set(s, (u = { protocol: p.protocol, hostname: p.hostname, port: p.port, first: p.pathname.split("/").filter(Boolean)[0] }));
+  }
+  return u;
+}
+const firstSegment = (vdir: VirtualDirectoryInfo) => (vdir.internalUrl ? parseUrl(vdir.internalUrl).first : undefined);
+
 /** Managed Availability answers /<vdir>/healthcheck.htm on 2013+; older servers get the vdir itself. */
 export function healthCheckPath(vdir: VirtualDirectoryInfo): string {
-  const first = vdir.internalUrl ? new URL(vdir.internalUrl).pathname.split("/").filter(Boolean)[0] : undefined;
-  return `/${first ?? vdir.service.toLowerCase()}/healthcheck.htm`;
+  return `/${firstSegment(vdir) ?? vdir.service.toLowerCase()}/healthcheck.htm`;
 }
 
 function httpHealthCheck(server: ServerInfo, vdir: VirtualDirectoryInfo): Obj {
   const modern = server.version >= 2013;
-  const first = vdir.internalUrl ? new URL(vdir.internalUrl).pathname.split("/").filter(Boolean)[0] : undefined;
+  const first = firstSegment(vdir);
   return {
     timeout: dur(5),
     interval: dur(10),
@@ -162,7 +183,7 @@ const rawSocket = () => RAW_SOCKET;
 const HTTP_OPTIONS = new Map<boolean, Obj>();
 function httpProtocolOptions(http2: boolean): Obj {
   let o = HTTP_OPTIONS.get(http2);
-  if (!o) HTTP_OPTIONS.set(http2, (o = buildHttpProtocolOptions(http2)));
+  if (!o) HTTP_OPTIONS.set(http2, (o = deepFreeze(buildHttpProtocolOptions(http2))));
   return o;
 }
 function buildHttpProtocolOptions(http2: boolean): Obj {
@@ -256,7 +277,7 @@ export function upstreamClusters(topology: Topology, opts: ResolvedOptions): Bui
   const out: Built[] = [];
   const memo = new Memo();
   const hc = (server: ServerInfo, vdir: VirtualDirectoryInfo) =>
-    memo.get(`hc|${server.version >= 2013}|${vdir.service}|${vdir.internalUrl ? new URL(vdir.internalUrl).pathname.split("/")[1] : ""}`, () => httpHealthCheck(server, vdir));
+    memo.get(`hc|${server.version >= 2013}|${vdir.service}|${firstSegment(vdir) ?? ""}`, () => httpHealthCheck(server, vdir));
   // Pools: site × version class × HTTP service.
   const pools = new Map<string, { upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; servers: ServerInfo[]; hc?: Obj }>();
   for (const server of topology.servers.values()) {

@@ -41,7 +41,11 @@ const pathString = (n: PathNode | null): string => {
   }
   return segs.reverse().join("").replace(/^\./, "");
 };
-const child = (up: PathNode, seg: string | number): PathNode => ({ up, seg });
+// Paths cost an allocation per field, so the first pass does not track them; only when it finds a
+// violation is the value converted again with paths on, to say where.
+const NO_PATH: PathNode = { up: null, seg: "" };
+let tracking = false;
+const child = (up: PathNode, seg: string | number): PathNode => (tracking ? { up, seg } : NO_PATH);
 
 const INT32 = new Set(["int32", "sint32", "sfixed32"]);
 const UINT32 = new Set(["uint32", "fixed32"]);
@@ -74,6 +78,29 @@ const isIpv6 = (s: string) => /^[0-9a-fA-F:.]+$/.test(s) && s.includes(":") && (
     return false;
   }
 })();
+
+/**
+ * An already-encoded sub-message. A frozen (shared) value is converted, checked and encoded once;
+ * the parent's encoder then copies its bytes (see installPreEncoded) instead of encoding it again.
+ */
+class PreEncoded {
+  constructor(readonly bytes: Uint8Array) {}
+}
+const copyBytes = (val: Uint8Array, buf: Uint8Array, pos: number) => buf.set(val, pos);
+type WriterInternals = protobuf.Writer & { _push(fn: (v: Uint8Array, b: Uint8Array, p: number) => void, len: number, val: Uint8Array): protobuf.Writer };
+
+/** Wrap a type's generated encoder so that it writes PreEncoded values as raw bytes. */
+function installPreEncoded(type: protobuf.Type): void {
+  type.setup(); // generated encode/decode/... become own properties; later calls do not replace them
+  const generated = type.encode;
+  type.encode = function encodeOrCopy(this: protobuf.Type, m: unknown, w?: protobuf.Writer): protobuf.Writer {
+    if (m instanceof PreEncoded) {
+      const writer = (w ?? protobuf.Writer.create()) as WriterInternals;
+      return m.bytes.length ? writer._push(copyBytes, m.bytes.length, m.bytes) : writer;
+    }
+    return generated.call(this, m as Obj, w);
+  } as typeof type.encode;
+}
 
 export const DURATION_RE = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
 
@@ -148,9 +175,19 @@ export class ProtoCodec {
   encode(typeName: string, json: Json): EncodeResult {
     const type = this.lookup(typeName);
     if (!type) return { bytes: undefined, violations: [{ path: "", rule: "type", message: `unknown message type ${typeName}` }] };
-    const out: Violation[] = [];
-    const obj = this.converter(type)(json, { up: null, seg: "" }, out);
-    if (out.length > 0) return { bytes: undefined, violations: out };
+    const conv = this.converter(type);
+    let out: Violation[] = [];
+    const obj = conv(json, NO_PATH, out);
+    if (out.length > 0) {
+      tracking = true;
+      try {
+        out = [];
+        conv(json, { up: null, seg: "" }, out);
+      } finally {
+        tracking = false;
+      }
+      return { bytes: undefined, violations: out };
+    }
     return { bytes: type.encode(obj as Obj).finish(), violations: out };
   }
 
@@ -213,6 +250,7 @@ export class ProtoCodec {
       return (v, at, out) => ({ value: scalar(v, at, out) });
     }
     const plan = this.plan(type);
+    installPreEncoded(type);
     const memo = new WeakMap<object, unknown>();
     this.memo.set(type, memo);
     const checked = plan.fieldList.filter((f) => f.required || f.check);
@@ -222,8 +260,12 @@ export class ProtoCodec {
         out.push({ path: pathString(at), rule: "json", message: `expected an object for ${name}` });
         return {};
       }
-      const hit = memo.get(v);
-      if (hit !== undefined) return hit;
+      // Only frozen values are shared between resources (and immutable): memoise those.
+      const frozen = Object.isFrozen(v);
+      if (frozen) {
+        const hit = memo.get(v);
+        if (hit !== undefined) return hit;
+      }
       const before = out.length;
       const src = v as Obj;
       const result: Obj = {};
@@ -260,7 +302,11 @@ export class ProtoCodec {
         else if (set === 0 && plan.requiredOneofs.includes(oneof))
           out.push({ path: pathString(child(at, oneof)), rule: "oneof.required", message: `one of ${members.join(", ")} is required` });
       }
-      if (out.length === before) memo.set(v, result);
+      if (frozen && out.length === before) {
+        const pre = new PreEncoded(type.encode(result).finish());
+        memo.set(v, pre);
+        return pre;
+      }
       return result;
     };
   }
@@ -367,12 +413,8 @@ export class ProtoCodec {
     let check: ((v: Json, at: PathNode, out: Violation[]) => void) | undefined;
     if (scalarLike && rules) {
       if (rt instanceof protobuf.Enum) {
-        const ruleConv = this.elementConverter(f, rules);
-        check = (v, at, out) => {
-          const scratch: Violation[] = [];
-          ruleConv(v, at, scratch);
-          for (const x of scratch) if (x.rule !== "json") out.push(x);
-        };
+        const er = rules.enum as Obj | undefined;
+        if (er) check = (v, at, out) => checkEnum(rt, typeof v === "string" ? rt.values[v] : (v as number), er, at, out);
       } else {
         const r = rules[scalarFamily(f.type)] as Obj | undefined;
         if (r) check = (v, at, out) => checkScalar(f.type, v, r, at, out);
@@ -433,7 +475,6 @@ export class ProtoCodec {
     if (rt instanceof protobuf.Enum) {
       const en = rt;
       const enumRules = rules?.enum as Obj | undefined;
-      const defined = new Set(Object.values(en.values));
       return (v, at, out) => {
         let n: number | undefined;
         if (typeof v === "number") n = v;
@@ -442,16 +483,7 @@ export class ProtoCodec {
           out.push({ path: pathString(at), rule: "json", message: `${JSON.stringify(v)} is not a value of ${en.name}` });
           return 0;
         }
-        if (enumRules) {
-          if (enumRules.defined_only && !defined.has(n))
-            out.push({ path: pathString(at), rule: "enum.defined_only", message: `${n} is not a defined ${en.name}` });
-          if (enumRules.const !== undefined && n !== Number(enumRules.const))
-            out.push({ path: pathString(at), rule: "enum.const", message: `must be ${enumRules.const}` });
-          if (Array.isArray(enumRules.in) && !enumRules.in.map(Number).includes(n))
-            out.push({ path: pathString(at), rule: "enum.in", message: `must be one of ${enumRules.in.join(", ")}` });
-          if (Array.isArray(enumRules.not_in) && enumRules.not_in.map(Number).includes(n))
-            out.push({ path: pathString(at), rule: "enum.not_in", message: `must not be ${n}` });
-        }
+        if (enumRules) checkEnum(en, n, enumRules, at, out);
         return n;
       };
     }
@@ -499,7 +531,8 @@ export class ProtoCodec {
       out.push({ path: pathString(at), rule: "json", message: "Any needs an @type" });
       return {};
     }
-    const hit = this.anyMemo.get(o);
+    const frozen = Object.isFrozen(o);
+    const hit = frozen ? this.anyMemo.get(o) : undefined;
     if (hit) return hit;
     const typeName = url.slice(url.lastIndexOf("/") + 1);
     const inner = this.lookup(typeName);
@@ -514,7 +547,7 @@ export class ProtoCodec {
     const obj = this.converter(inner)(wkt ? rest.value : rest, innerAt, out);
     if (out.length > before) return { type_url: url, value: new Uint8Array() };
     const res = { type_url: url, value: inner.encode(obj as Obj).finish() };
-    this.anyMemo.set(o, res);
+    if (frozen) this.anyMemo.set(o, res);
     return res;
   }
 
@@ -592,6 +625,15 @@ function re(pattern: string): RegExp {
   return r;
 }
 
+function checkEnum(en: protobuf.Enum, n: number | undefined, r: Obj, at: PathNode, out: Violation[]): void {
+  if (n === undefined) return;
+  if (r.defined_only && en.valuesById[n] === undefined)
+    out.push({ path: pathString(at), rule: "enum.defined_only", message: `${n} is not a defined ${en.name}` });
+  if (r.const !== undefined && n !== Number(r.const)) out.push({ path: pathString(at), rule: "enum.const", message: `must be ${r.const}` });
+  if (Array.isArray(r.in) && !r.in.map(Number).includes(n)) out.push({ path: pathString(at), rule: "enum.in", message: `must be one of ${r.in.join(", ")}` });
+  if (Array.isArray(r.not_in) && r.not_in.map(Number).includes(n)) out.push({ path: pathString(at), rule: "enum.not_in", message: `must not be ${n}` });
+}
+
 function codePoints(s: string): number {
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
@@ -601,46 +643,49 @@ function codePoints(s: string): number {
   return n;
 }
 
+function pushString(out: Violation[], at: PathNode, rule: string, message: string): void {
+  out.push({ path: pathString(at), rule: `string.${rule}`, message });
+}
+
 function checkString(s: string, r: Obj, at: PathNode, out: Violation[]): void {
   if (r.ignore_empty && s === "") return;
-  const push = (rule: string, message: string) => out.push({ path: pathString(at), rule: `string.${rule}`, message });
-  if (r.const !== undefined && s !== r.const) push("const", `must be ${JSON.stringify(r.const)}`);
-  if (r.len !== undefined || r.min_len !== undefined || r.max_len !== undefined) {
-    const chars = codePoints(s);
-    if (r.len !== undefined && chars !== Number(r.len)) push("len", `must be ${r.len} characters`);
-    if (r.min_len !== undefined && chars < Number(r.min_len)) push("min_len", `must be at least ${r.min_len} character(s)`);
-    if (r.max_len !== undefined && chars > Number(r.max_len)) push("max_len", `must be at most ${r.max_len} characters`);
-  }
+  if (r.const !== undefined && s !== r.const) pushString(out, at, "const", `must be ${JSON.stringify(r.const)}`);
+  // A code point is one or two UTF-16 units: count only when the length alone cannot decide.
+  if (r.len !== undefined && codePoints(s) !== Number(r.len)) pushString(out, at, "len", `must be ${r.len} characters`);
+  if (r.min_len !== undefined && s.length < 2 * Number(r.min_len) && codePoints(s) < Number(r.min_len))
+    pushString(out, at, "min_len", `must be at least ${r.min_len} character(s)`);
+  if (r.max_len !== undefined && s.length > Number(r.max_len) && codePoints(s) > Number(r.max_len))
+    pushString(out, at, "max_len", `must be at most ${r.max_len} characters`);
   // UTF-8 needs 1-3 bytes per UTF-16 unit: only count bytes when the length cannot decide.
   if (r.min_bytes !== undefined && s.length < Number(r.min_bytes) && Buffer.byteLength(s) < Number(r.min_bytes))
-    push("min_bytes", `must be at least ${r.min_bytes} bytes`);
+    pushString(out, at, "min_bytes", `must be at least ${r.min_bytes} bytes`);
   if (r.max_bytes !== undefined && s.length * 3 > Number(r.max_bytes) && Buffer.byteLength(s) > Number(r.max_bytes))
-    push("max_bytes", `must be at most ${r.max_bytes} bytes`);
-  if (typeof r.pattern === "string" && !re(r.pattern).test(s)) push("pattern", `${JSON.stringify(s)} does not match ${r.pattern}`);
-  if (typeof r.prefix === "string" && !s.startsWith(r.prefix)) push("prefix", `must start with ${JSON.stringify(r.prefix)}`);
-  if (typeof r.suffix === "string" && !s.endsWith(r.suffix)) push("suffix", `must end with ${JSON.stringify(r.suffix)}`);
-  if (typeof r.contains === "string" && !s.includes(r.contains)) push("contains", `must contain ${JSON.stringify(r.contains)}`);
-  if (typeof r.not_contains === "string" && s.includes(r.not_contains)) push("not_contains", `must not contain ${JSON.stringify(r.not_contains)}`);
-  if (Array.isArray(r.in) && !r.in.includes(s)) push("in", `must be one of ${r.in.join(", ")}`);
-  if (Array.isArray(r.not_in) && r.not_in.includes(s)) push("not_in", `must not be ${JSON.stringify(s)}`);
-  if (r.hostname && !HOSTNAME.test(s)) push("hostname", `${JSON.stringify(s)} is not a host name`);
-  if (r.ipv4 && !IPV4.test(s)) push("ipv4", `${JSON.stringify(s)} is not an IPv4 address`);
-  if (r.ipv6 && !isIpv6(s)) push("ipv6", `${JSON.stringify(s)} is not an IPv6 address`);
-  if (r.ip && !IPV4.test(s) && !isIpv6(s)) push("ip", `${JSON.stringify(s)} is not an IP address`);
-  if (r.address && !IPV4.test(s) && !isIpv6(s) && !HOSTNAME.test(s)) push("address", `${JSON.stringify(s)} is not an address`);
+    pushString(out, at, "max_bytes", `must be at most ${r.max_bytes} bytes`);
+  if (typeof r.pattern === "string" && !re(r.pattern).test(s)) pushString(out, at, "pattern", `${JSON.stringify(s)} does not match ${r.pattern}`);
+  if (typeof r.prefix === "string" && !s.startsWith(r.prefix)) pushString(out, at, "prefix", `must start with ${JSON.stringify(r.prefix)}`);
+  if (typeof r.suffix === "string" && !s.endsWith(r.suffix)) pushString(out, at, "suffix", `must end with ${JSON.stringify(r.suffix)}`);
+  if (typeof r.contains === "string" && !s.includes(r.contains)) pushString(out, at, "contains", `must contain ${JSON.stringify(r.contains)}`);
+  if (typeof r.not_contains === "string" && s.includes(r.not_contains)) pushString(out, at, "not_contains", `must not contain ${JSON.stringify(r.not_contains)}`);
+  if (Array.isArray(r.in) && !r.in.includes(s)) pushString(out, at, "in", `must be one of ${r.in.join(", ")}`);
+  if (Array.isArray(r.not_in) && r.not_in.includes(s)) pushString(out, at, "not_in", `must not be ${JSON.stringify(s)}`);
+  if (r.hostname && !HOSTNAME.test(s)) pushString(out, at, "hostname", `${JSON.stringify(s)} is not a host name`);
+  if (r.ipv4 && !IPV4.test(s)) pushString(out, at, "ipv4", `${JSON.stringify(s)} is not an IPv4 address`);
+  if (r.ipv6 && !isIpv6(s)) pushString(out, at, "ipv6", `${JSON.stringify(s)} is not an IPv6 address`);
+  if (r.ip && !IPV4.test(s) && !isIpv6(s)) pushString(out, at, "ip", `${JSON.stringify(s)} is not an IP address`);
+  if (r.address && !IPV4.test(s) && !isIpv6(s) && !HOSTNAME.test(s)) pushString(out, at, "address", `${JSON.stringify(s)} is not an address`);
   if (r.uri) {
     try {
       new URL(s);
     } catch {
-      push("uri", `${JSON.stringify(s)} is not an absolute URI`);
+      pushString(out, at, "uri", `${JSON.stringify(s)} is not an absolute URI`);
     }
   }
-  if (r.uuid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(s)) push("uuid", `${JSON.stringify(s)} is not a UUID`);
+  if (r.uuid && !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(s)) pushString(out, at, "uuid", `${JSON.stringify(s)} is not a UUID`);
   if (r.well_known_regex !== undefined) {
     const strict = r.strict !== false;
     const which = String(r.well_known_regex);
     const rx = which === "HTTP_HEADER_NAME" || which === "1" ? (strict ? HEADER_NAME_STRICT : /^[^\u0000\u000A\u000D]+$/) : strict ? HEADER_VALUE_STRICT : HEADER_LOOSE;
-    if (!rx.test(s)) push("well_known_regex", `${JSON.stringify(s)} is not a valid ${which === "HTTP_HEADER_NAME" || which === "1" ? "header name" : "header value"}`);
+    if (!rx.test(s)) pushString(out, at, "well_known_regex", `${JSON.stringify(s)} is not a valid ${which === "HTTP_HEADER_NAME" || which === "1" ? "header name" : "header value"}`);
   }
 }
 

@@ -1,7 +1,7 @@
 // Topology → Envoy resources: build (clusters.ts, listeners.ts), encode with Envoy's protos and
 // check their protoc-gen-validate rules (pgv.ts). Pure and deterministic: the same topology and
 // options give byte-identical resources and versions.
-import { createHash } from "node:crypto";
+import { createHash, hash as oneShotHash } from "node:crypto";
 import type { Topology } from "../../topology/types.js";
 import { gatewayClusters, upstreamClusters, type Built } from "./clusters.js";
 import { listeners, routeConfigs } from "./listeners.js";
@@ -28,7 +28,7 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
   const c = sharedCodec();
   const built: Built[] = [...gatewayClusters(opts), ...upstreamClusters(topology, opts), ...routeConfigs(opts), ...listeners(topology, opts)];
   const problems: XdsProblem[] = [];
-  const ok = new Map<string, EnvoyResource>();
+  const ok = new Map<string, EnvoyResource[]>();
   const failedClusters = new Set<string>();
   for (const b of built) {
     const { bytes, violations } = c.encode(typeNameOf(b.typeUrl), b.value);
@@ -50,25 +50,21 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
       }
       continue;
     }
-    ok.set(`${b.typeUrl}\u0000${b.name}`, {
-      name: b.name,
-      typeUrl: b.typeUrl,
-      value: b.value,
-      encoded: bytes,
-      version: hash([b.typeUrl, "\u0000", bytes]),
-    });
+    // The encoding already depends on the type (and names the resource): hash the bytes alone.
+    const res: EnvoyResource = { name: b.name, typeUrl: b.typeUrl, value: b.value, encoded: bytes, version: oneShotHash("sha1", bytes, "hex").slice(0, 16) };
+    let group = ok.get(b.typeUrl);
+    if (!group) ok.set(b.typeUrl, (group = []));
+    group.push(res);
   }
   const list = (typeUrl: string) =>
-    [...ok.values()]
-      .filter((r) => r.typeUrl === typeUrl && !(typeUrl === TYPE_URLS.endpoint && failedClusters.has(r.name)))
-      .sort(byName);
+    (ok.get(typeUrl) ?? []).filter((r) => !(typeUrl === TYPE_URLS.endpoint && failedClusters.has(r.name))).sort(byName);
   const listenersOut = list(TYPE_URLS.listener);
   const routes = list(TYPE_URLS.route);
   const clusters = list(TYPE_URLS.cluster);
   const endpoints = list(TYPE_URLS.endpoint);
   const all = [...listenersOut, ...routes, ...clusters, ...endpoints];
   return {
-    version: hash(all.flatMap((r) => [r.typeUrl, r.name, r.version, "\n"])),
+    version: hash(all.map((r) => `${r.typeUrl} ${r.name} ${r.version}\n`)),
     topologyVersion: topology.version,
     listeners: listenersOut,
     routes,
