@@ -29,13 +29,18 @@ type AdsClient = grpc.Client & {
 
 export function adsClient(port: number): AdsClient {
   const Ctor = adsService();
-  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as AdsClient;
+  // Envoy takes big xDS messages; grpc-js would refuse anything over 4 MB by default.
+  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": -1,
+  }) as unknown as AdsClient;
 }
 
 export class TestStream<Res> {
   private readonly queue: Res[] = [];
   private waiter: ((r: Res) => void) | undefined;
+  private failer: ((e: Error) => void) | undefined;
   ended = false;
+  error: Error | undefined;
 
   constructor(readonly call: grpc.ClientDuplexStream<unknown, Res>) {
     call.on("data", (r: Res) => {
@@ -45,7 +50,11 @@ export class TestStream<Res> {
         w(r);
       } else this.queue.push(r);
     });
-    call.on("error", () => (this.ended = true));
+    call.on("error", (e: Error) => {
+      this.ended = true;
+      this.error = e;
+      this.failer?.(e);
+    });
     call.on("end", () => (this.ended = true));
   }
 
@@ -56,13 +65,20 @@ export class TestStream<Res> {
   next(timeoutMs = 10_000): Promise<Res> {
     const q = this.queue.shift();
     if (q) return Promise.resolve(q);
+    if (this.error) return Promise.reject(this.error);
     return new Promise((resolve, reject) => {
+      this.failer = (e) => {
+        clearTimeout(t);
+        this.waiter = undefined;
+        reject(e);
+      };
       const t = setTimeout(() => {
         this.waiter = undefined;
         reject(new Error(`no response within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiter = (r) => {
         clearTimeout(t);
+        this.failer = undefined;
         resolve(r);
       };
     });

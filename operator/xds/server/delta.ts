@@ -4,7 +4,7 @@
 // are not resent). Like the SotW server, one unanswered response per type; a NACKed resource
 // version is parked until the resource changes again.
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { DeltaDiscoveryRequest, isNack, type DeltaDiscoveryResponse } from "./messages.js";
+import { DeltaDiscoveryRequest, encodeDeltaDiscoveryResponse, isNack } from "./messages.js";
 import { WILDCARD_TYPES, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
@@ -35,7 +35,7 @@ export class DeltaStream extends AdsStream {
   private readonly types = new Map<string, TypeState>();
 
   constructor(
-    private readonly call: ServerDuplexStream<unknown, DeltaDiscoveryResponse>,
+    private readonly call: ServerDuplexStream<unknown, Buffer>,
     deps: StreamDeps,
   ) {
     super("delta", deps);
@@ -160,14 +160,7 @@ export class DeltaStream extends AdsStream {
     st.open = false;
     this.deps.metrics.responses.inc({ mode: "delta", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), systemVersion, sent: send.length, removed: remove.length }, "DeltaDiscoveryResponse");
-    this.call.write({
-      system_version_info: systemVersion,
-      resources: send.map((r) => ({ name: r.name, version: r.version, resource: { type_url: t, value: r.encoded } })),
-      type_url: t,
-      removed_resources: remove,
-      nonce,
-      control_plane: { identifier: this.deps.identifier },
-    });
+    this.call.write(encodeDeltaDiscoveryResponse(systemVersion, t, send, remove, nonce, this.deps.identifier));
   }
 
   protected awaitingReply(t: string): boolean {

@@ -7,7 +7,6 @@ import type { Registry } from "prom-client";
 import { DEFAULT_GROUP, SnapshotCache } from "./cache.js";
 import { DeltaStream } from "./delta.js";
 import { FleetTracker } from "./fleet-tracker.js";
-import type { DeltaDiscoveryResponse, DiscoveryResponse } from "./messages.js";
 import { XdsMetrics } from "./metrics.js";
 import { adsService } from "./protos.js";
 import type { Snapshot } from "./snapshot.js";
@@ -51,12 +50,14 @@ export class AdsServer {
       identifier: opts.identifier ?? "cas-gateway",
     };
     this.unwatch = this.cache.watch((group, snap) => this.onSnapshot(group, snap));
+    // Responses arrive already encoded (messages.ts): pass the bytes through.
     const svc = adsService().service;
-    this.grpcServer.addService(svc, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, DiscoveryResponse>) =>
-        this.serve(call, new SotwStream(call, deps)),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, DeltaDiscoveryResponse>) =>
-        this.serve(call, new DeltaStream(call, deps)),
+    const passThrough = Object.fromEntries(
+      Object.entries(svc).map(([k, m]) => [k, { ...m, responseSerialize: (b: Buffer) => b }]),
+    ) as grpc.ServiceDefinition;
+    this.grpcServer.addService(passThrough, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, Buffer>) => this.serve(call, new SotwStream(call, deps)),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, Buffer>) => this.serve(call, new DeltaStream(call, deps)),
     });
   }
 

@@ -3,7 +3,7 @@
 // at most one response per type is ever unanswered. A NACKed version is parked: it is not resent
 // until the snapshot has a different version (go-control-plane resends it in a loop).
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { DiscoveryRequest, isNack, type DiscoveryResponse } from "./messages.js";
+import { DiscoveryRequest, encodeDiscoveryResponse, isNack } from "./messages.js";
 import { WILDCARD_TYPES, shortType } from "./resources.js";
 import type { Snapshot } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
@@ -28,7 +28,7 @@ export class SotwStream extends AdsStream {
   private readonly types = new Map<string, TypeState>();
 
   constructor(
-    private readonly call: ServerDuplexStream<unknown, DiscoveryResponse>,
+    private readonly call: ServerDuplexStream<unknown, Buffer>,
     deps: StreamDeps,
   ) {
     super("sotw", deps);
@@ -109,13 +109,7 @@ export class SotwStream extends AdsStream {
     st.sentKey = key;
     this.deps.metrics.responses.inc({ mode: "sotw", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), version, count: chosen.length }, "DiscoveryResponse");
-    this.call.write({
-      version_info: version,
-      resources: chosen.map((r) => ({ type_url: t, value: r.encoded })),
-      type_url: t,
-      nonce,
-      control_plane: { identifier: this.deps.identifier },
-    });
+    this.call.write(encodeDiscoveryResponse(version, t, chosen, nonce, this.deps.identifier));
   }
 
   protected awaitingReply(t: string): boolean {
