@@ -3,10 +3,11 @@ import type { Command } from "commander";
 import { register as validate } from "./validate.js";
 import { register as sidecar } from "./sidecar.js";
 import { register as explain } from "./explain.js";
+import { register as mailProxy } from "./mail-proxy.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate, sidecar, explain];
+const commands: Register[] = [validate, sidecar, explain, mailProxy];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);
