@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# One image for the operator and the sidecar: `cas-gateway operator ...` / `cas-gateway sidecar ...`.
+
+# ---- build: compile TypeScript, then keep only production dependencies ----
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+ENV npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
+COPY crds ./crds
+COPY operator ./operator
+COPY sidecar ./sidecar
+COPY cli ./cli
+RUN npm run build \
+ && npm prune --omit=dev \
+ && find dist -name '*.map' -delete
+
+# ---- runtime: node, production node_modules, dist; nothing else ----
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+# A fixed non-root uid/gid, matching the chart's runAsUser (the image's `node` user is 1000).
+RUN groupadd --system --gid 10001 casgw \
+ && useradd --system --uid 10001 --gid casgw --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin casgw
+COPY --from=build --chown=root:root /src/package.json ./package.json
+COPY --from=build --chown=root:root /src/node_modules ./node_modules
+COPY --from=build --chown=root:root /src/dist ./dist
+COPY --from=build --chown=root:root /src/bin ./bin
+RUN chmod 0755 /app/bin/cas-gateway.js && ln -s /app/bin/cas-gateway.js /usr/local/bin/cas-gateway
+USER 10001:10001
+# xDS (operator), admin (operator), ext_authz gRPC (sidecar), admin (sidecar)
+EXPOSE 18000 9090 9001 9102
+ENTRYPOINT ["cas-gateway"]
+CMD ["--help"]

@@ -1,0 +1,35 @@
+// The Dockerfile cannot be built here (no Docker engine); test/e2e/kind.sh builds it. These checks
+// catch the mistakes a build would: a source directory the compiler needs that is not copied (or
+// is excluded by .dockerignore), a root runtime user, an unpinned or non-slim base.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8")
+  .split("\n")
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith("#"));
+const buildConfig = JSON.parse(readFileSync(join(ROOT, "tsconfig.build.json"), "utf8")) as { include: string[] };
+
+describe("Dockerfile (static checks; no Docker engine here)", () => {
+  it("copies every directory the build compiles, and .dockerignore lets them in", () => {
+    const dirs = [...new Set(buildConfig.include.map((p) => p.split("/")[0]))];
+    for (const d of [...dirs, "bin"]) {
+      expect(dockerfile, d).toMatch(new RegExp(`^COPY ${d} \\./${d}$`, "m"));
+      expect(ignore, d).toContain(`!${d}/`);
+    }
+    expect(ignore[0]).toBe("*"); // allow-list: nothing else (no .git, no node_modules, no secrets)
+  });
+
+  it("is multi-stage on node:20-bookworm-slim, prunes dev dependencies, runs as a non-root uid with ENTRYPOINT cas-gateway", () => {
+    expect(dockerfile.match(/^FROM node:20-bookworm-slim AS \w+$/gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/npm prune --omit=dev/);
+    expect(dockerfile).toMatch(/^USER 10001:10001$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["cas-gateway"\]$/m);
+    expect(dockerfile).toMatch(/ln -s \/app\/bin\/cas-gateway\.js \/usr\/local\/bin\/cas-gateway/);
+    const bin = readFileSync(join(ROOT, "bin", "cas-gateway.js"), "utf8");
+    expect(bin.startsWith("#!/usr/bin/env node")).toBe(true);
+  });
+});
