@@ -45,13 +45,14 @@ interface RouteFlavour {
   readonly service: string;
 }
 
-function perFilterConfig(f: RouteFlavour, opts: ResolvedOptions): Obj {
+function perFilterConfig(f: RouteFlavour, opts: ResolvedOptions, site: string | undefined): Obj {
   const cfg: Obj = {
     [EXT_AUTHZ_FILTER_NAME]: {
       "@type": T.extAuthzPerRoute,
       check_settings: {
-        // Tells the sidecar which service the route is for (it also checks the path itself).
-        context_extensions: { service: f.service },
+        // cas_site: the receiving site chosen by SNI (docs/sidecar-contract.md; the Host header
+        // still wins when it names a site); service: which service the route is for.
+        context_extensions: { ...(site ? { cas_site: site } : {}), service: f.service },
         ...(f.body ? {} : { disable_request_body_buffering: true }),
       },
     },
@@ -74,7 +75,10 @@ function routeAction(r: ServiceRoute, extra: Obj = {}): Obj {
 
 const segmentPrefix = (prefix: string) => ({ path_separated_prefix: prefix, case_sensitive: false });
 
-function httpsRouteConfig(opts: ResolvedOptions): Built {
+/** RDS name of the HTTPS route configuration for a site's SNI filter chain, or the default one. */
+export const httpsRouteConfigName = (site?: string) => (site ? `${HTTPS_ROUTE_CONFIG}/${site}` : HTTPS_ROUTE_CONFIG);
+
+function httpsRouteConfig(opts: ResolvedOptions, site: string | undefined): Built {
   const routes: Obj[] = [];
   // One route per named rewrite: chosen after ext_authz (clear_route_cache) once the sidecar set
   // x-cas-rewrite. The client's own x-cas-* headers are removed before ext_authz, and these routes
@@ -89,7 +93,7 @@ function httpsRouteConfig(opts: ResolvedOptions): Built {
         headers: [{ name: CAS_HEADERS.rewrite, string_match: { exact: name } }],
       },
       route: routeAction(svc, { prefix_rewrite: rw.rewrite }),
-      typed_per_filter_config: perFilterConfig({ ...svc, service: svc.service }, opts),
+      typed_per_filter_config: perFilterConfig({ ...svc, service: svc.service }, opts, site),
     });
   }
   const owa = SERVICE_ROUTES.find((r) => r.service === "Owa")!;
@@ -98,7 +102,7 @@ function httpsRouteConfig(opts: ResolvedOptions): Built {
       name: `owa-logon${p}`,
       match: { path: p, case_sensitive: false },
       route: routeAction(owa),
-      typed_per_filter_config: perFilterConfig({ body: true, responsePhase: true, service: "Owa" }, opts),
+      typed_per_filter_config: perFilterConfig({ body: true, responsePhase: true, service: "Owa" }, opts, site),
     });
   }
   for (const r of SERVICE_ROUTES) {
@@ -107,7 +111,7 @@ function httpsRouteConfig(opts: ResolvedOptions): Built {
         name: `${r.service.toLowerCase()}${prefix.toLowerCase()}`,
         match: segmentPrefix(prefix),
         route: routeAction(r),
-        typed_per_filter_config: perFilterConfig(r, opts),
+        typed_per_filter_config: perFilterConfig(r, opts, site),
       });
     }
   }
@@ -123,16 +127,17 @@ function httpsRouteConfig(opts: ResolvedOptions): Built {
     direct_response: { status: 404, body: { inline_string: "Not found\n" } },
     typed_per_filter_config: noDecision,
   });
+  const name = httpsRouteConfigName(site);
   return {
     typeUrl: TYPE_URLS.route,
-    name: HTTPS_ROUTE_CONFIG,
+    name,
     value: {
-      name: HTTPS_ROUTE_CONFIG,
-      // One virtual host for every site: the sidecar knows the receiving site from Host/SNI.
+      name,
+      // One virtual host: the sidecar decides from Host (and cas_site), routes only pick the cluster.
       virtual_hosts: [{ name: "cas", domains: ["*"], routes }],
       validate_clusters: false,
     },
-    sources: [OPTIONS_SOURCE],
+    sources: site ? [{ kind: "ADSite", name: site }] : [OPTIONS_SOURCE],
   };
 }
 
@@ -160,8 +165,13 @@ function httpRouteConfig(opts: ResolvedOptions): Built {
   };
 }
 
-export function routeConfigs(opts: ResolvedOptions): Built[] {
-  return [httpsRouteConfig(opts), httpRouteConfig(opts)];
+/** Sites that get their own SNI filter chain (and route configuration): those with host names. */
+export const sniSites = (topology: Topology) => [...topology.sites.values()].filter((s) => s.hostnames.length > 0);
+
+export function routeConfigs(topology: Topology, opts: ResolvedOptions): Built[] {
+  const out = [httpsRouteConfig(opts, undefined), httpRouteConfig(opts)];
+  if (opts.tls) for (const s of sniSites(topology)) out.push(httpsRouteConfig(opts, s.name));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +321,7 @@ export function listeners(topology: Topology, opts: ResolvedOptions): Built[] {
   const tlsHttp = downstreamTls(opts, ["h2", "http/1.1"]);
   if (tlsHttp) {
     const filters = casHttpFilters(opts);
-    const sites = [...topology.sites.values()].filter((s) => s.hostnames.length > 0);
+    const sites = sniSites(topology);
     out.push(
       listener(
         "https",
@@ -324,7 +334,7 @@ export function listeners(topology: Topology, opts: ResolvedOptions): Built[] {
           filter_chains: sites.map((s) => ({
             name: `site/${s.name}`,
             filter_chain_match: { server_names: [...s.hostnames] },
-            filters: [hcm(`https_${s.name}`, HTTPS_ROUTE_CONFIG, filters, opts, true)],
+            filters: [hcm(`https_${s.name}`, httpsRouteConfigName(s.name), filters, opts, true)],
             transport_socket: tlsHttp,
           })),
           default_filter_chain: {

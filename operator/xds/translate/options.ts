@@ -75,6 +75,7 @@ export function resolveOptions(options: TranslateOptions): ResolvedOptions {
     extAuthzTimeoutMs: o.extAuthzTimeoutMs ?? 1000,
     maxRequestBodyBytes: o.maxRequestBodyBytes ?? 65536,
     upstreamCaFile: o.upstreamCaFile ?? "/etc/ssl/certs/ca-certificates.crt",
-    extProc: o.extProc ?? true,
+    // Off by default: the sidecar sets the affinity cookie on ext_authz's OK response (response_headers_to_add).
+    extProc: o.extProc ?? false,
   };
 }

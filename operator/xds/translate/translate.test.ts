@@ -54,7 +54,7 @@ describe("translate (contoso)", () => {
     const r = await contosoResources();
     expect(r.problems).toEqual([]);
     expect(r.listeners.map((l) => l.name)).toEqual(["http", "https", "imap4", "imaps", "pop3", "pop3s", "smtp", "submission"]);
-    expect(r.routes.map((x) => x.name)).toEqual(["http", "https"]);
+    expect(r.routes.map((x) => x.name)).toEqual(["http", "https", "https/europe", "https/usa"]);
     expect(r.clusters.map((c) => c.name)).toContain(SIDECAR_CLUSTER);
     for (const res of [...r.listeners, ...r.routes, ...r.clusters, ...r.endpoints]) {
       expect(res.typeUrl).toMatch(/^type\.googleapis\.com\/envoy\./);
@@ -95,13 +95,8 @@ describe("translate (contoso)", () => {
       path: [{ key: DECISION_METADATA_KEY }],
       value: { string_match: { exact: EAS_451_DECISION } },
     });
-    // Filter order: strip client x-cas-* → ext_authz → ext_proc → router.
-    expect(hcm.http_filters.map((f: Obj) => f.name)).toEqual([
-      "envoy.filters.http.header_mutation",
-      EXT_AUTHZ_FILTER_NAME,
-      "envoy.filters.http.ext_proc",
-      "envoy.filters.http.router",
-    ]);
+    // Filter order: strip client x-cas-* → ext_authz → router (ext_proc only when asked for).
+    expect(hcm.http_filters.map((f: Obj) => f.name)).toEqual(["envoy.filters.http.header_mutation", EXT_AUTHZ_FILTER_NAME, "envoy.filters.http.router"]);
     expect(hcm.http_filters[0].typed_config.mutations.request_mutations.map((m: Obj) => m.remove)).toEqual(Object.values(CAS_HEADERS));
     const authz = hcm.http_filters[1].typed_config;
     expect(authz.grpc_service.envoy_grpc.cluster_name).toBe(SIDECAR_CLUSTER);
@@ -109,15 +104,16 @@ describe("translate (contoso)", () => {
     expect(authz.clear_route_cache).toBe(true);
     expect(authz.with_request_body).toEqual({ max_request_bytes: 65536, allow_partial_message: true });
     // SNI filter chain per site with host names.
-    expect(l.filter_chains.map((c: Obj) => [c.name, c.filter_chain_match.server_names])).toEqual([
-      ["site/europe", ["europe.contoso.com"]],
-      ["site/usa", ["usa.contoso.com", "mail.contoso.com"]],
+    expect(l.filter_chains.map((c: Obj) => [c.name, c.filter_chain_match.server_names, c.filters[0].typed_config.rds.route_config_name])).toEqual([
+      ["site/europe", ["europe.contoso.com"], "https/europe"],
+      ["site/usa", ["usa.contoso.com", "mail.contoso.com"], "https/usa"],
     ]);
+    expect(hcm.rds.route_config_name).toBe("https");
   });
 
   it("routes select the cluster from x-cas-cluster, one rewrite route per PATH_REWRITES entry, bodies only where needed", async () => {
     const r = await contosoResources();
-    const rc = decodeDeep(typeOf(TYPE_URLS.route), find(r.routes, "https").encoded);
+    const rc = decodeDeep(typeOf(TYPE_URLS.route), find(r.routes, "https/usa").encoded);
     const routes: Obj[] = rc.virtual_hosts[0].routes;
     for (const [name, rw] of Object.entries(PATH_REWRITES)) {
       const route = routes.find((x) => x.name === `rewrite/${name}`)!;
@@ -131,13 +127,14 @@ describe("translate (contoso)", () => {
     expect(eas.route.timeout.seconds).toBe(32 * 60);
     expect(eas.route.idle_timeout.seconds).toBe(32 * 60);
     const perRoute = (x: Obj) => x.typed_per_filter_config[EXT_AUTHZ_FILTER_NAME].check_settings;
-    expect(perRoute(eas)).toEqual({ context_extensions: { service: "ActiveSync" }, disable_request_body_buffering: true });
+    expect(perRoute(eas)).toEqual({ context_extensions: { cas_site: "usa", service: "ActiveSync" }, disable_request_body_buffering: true });
     const ews = routes.find((x) => x.name === "ews/ews")!;
-    expect(perRoute(ews)).toEqual({ context_extensions: { service: "Ews" } });
-    expect(ews.typed_per_filter_config["envoy.filters.http.ext_proc"]).toBeUndefined();
-    expect(eas.typed_per_filter_config["envoy.filters.http.ext_proc"].disabled).toBe(true);
+    expect(perRoute(ews)).toEqual({ context_extensions: { cas_site: "usa", service: "Ews" } });
     const logon = routes.find((x) => x.name === "owa-logon/owa/auth.owa")!;
-    expect(perRoute(logon)).toEqual({ context_extensions: { service: "Owa" } });
+    expect(perRoute(logon)).toEqual({ context_extensions: { cas_site: "usa", service: "Owa" } });
+    // The default chain's routes name no site: the sidecar uses Host or its default site.
+    const def = decodeDeep(typeOf(TYPE_URLS.route), find(r.routes, "https").encoded).virtual_hosts[0].routes;
+    expect(perRoute(def.find((x: Obj) => x.name === "ews/ews"))).toEqual({ context_extensions: { service: "Ews" } });
     expect(routes.at(-1)!.direct_response.status).toBe(404);
   });
 
@@ -221,8 +218,13 @@ describe("translate: upstream TLS and endpoints", () => {
     expect(https.address.socket_address.port_value).toBe(8443);
     const tls = https.default_filter_chain.transport_socket.typed_config.common_tls_context;
     expect(tls.tls_certificate_sds_secret_configs[0].name).toBe("cas-gateway-tls");
-    const names = https.default_filter_chain.filters[0].typed_config.http_filters.map((f: Obj) => f.name);
-    expect(names).not.toContain("envoy.filters.http.ext_proc");
+    const filters = https.default_filter_chain.filters[0].typed_config.http_filters;
+    expect(filters.map((f: Obj) => f.name)).toEqual(["envoy.filters.http.header_mutation", EXT_AUTHZ_FILTER_NAME, "envoy.filters.http.ext_proc", "envoy.filters.http.router"]);
+    // Response phase only; ext_proc switched off on routes that need none (ActiveSync), on where affinity cookies go (EWS).
+    expect(filters[2].typed_config.processing_mode).toMatchObject({ request_header_mode: "SKIP", response_header_mode: "SEND" });
+    const routes = decodeDeep(typeOf(TYPE_URLS.route), find(r.routes, "https").encoded).virtual_hosts[0].routes;
+    expect(routes.find((x: Obj) => x.name === "activesync/microsoft-server-activesync").typed_per_filter_config["envoy.filters.http.ext_proc"].disabled).toBe(true);
+    expect(routes.find((x: Obj) => x.name === "ews/ews").typed_per_filter_config["envoy.filters.http.ext_proc"]).toBeUndefined();
   });
 });
 

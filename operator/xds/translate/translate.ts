@@ -26,7 +26,7 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 export function translate(topology: Topology, options: TranslateOptions): EnvoyResources {
   const opts = resolveOptions(options);
   const c = sharedCodec();
-  const built: Built[] = [...gatewayClusters(opts), ...upstreamClusters(topology, opts), ...routeConfigs(opts), ...listeners(topology, opts)];
+  const built: Built[] = [...gatewayClusters(opts), ...upstreamClusters(topology, opts), ...routeConfigs(topology, opts), ...listeners(topology, opts)];
   const problems: XdsProblem[] = [];
   const ok = new Map<string, EnvoyResource[]>();
   const failedClusters = new Set<string>();

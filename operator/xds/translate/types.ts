@@ -103,7 +103,10 @@ export interface TranslateOptions {
   readonly maxRequestBodyBytes?: number;
   /** CA bundle used to validate upstream CAS certificates (R-GEN-3; default /etc/ssl/certs/ca-certificates.crt). */
   readonly upstreamCaFile?: string;
-  /** Whether the sidecar's ext_proc service is wired in for response-phase work (default true). */
+  /**
+   * Wire the sidecar's ext_proc service in for the response phase of the OWA/ECP/EWS routes
+   * (default false: the sidecar puts the affinity Set-Cookie on ext_authz's OK response).
+   */
   readonly extProc?: boolean;
   /** Site whose transport servers take SMTP on 25/587 (default: the first internet-facing site, by name). */
   readonly smtpSite?: string;
