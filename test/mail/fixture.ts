@@ -57,6 +57,14 @@ const meta = (name: string) => ({ name, namespace: "mail-test" });
 const API = "casgateway.io/v1alpha1";
 
 export function mailTopology(p: TopologyPorts): Topology {
+  const topo = buildTopology(mailObjects(p));
+  const errors = topo.problems.filter((x) => x.severity === "error");
+  if (errors.length) throw new Error(`test topology has problems: ${JSON.stringify(errors)}`);
+  return topo;
+}
+
+/** The test organisation as API objects (two sites with Dovecot, one whose server is down). */
+export function mailObjects(p: TopologyPorts): ApiObject[] {
   const server = (name: string, site: string, skip = false) =>
     obj({
       apiVersion: API,
@@ -74,7 +82,7 @@ export function mailTopology(p: TopologyPorts): Topology {
   const site = (name: string) => obj({ apiVersion: API, kind: "ADSite", metadata: meta(name), spec: { hostnames: [`${name}.contoso.test`] } });
   const db = (name: string, server: string) =>
     obj({ apiVersion: API, kind: "MailboxDatabase", metadata: meta(name), spec: { activeServer: server, servers: [server] } });
-  const topo = buildTopology([
+  return [
     site("east"),
     site("west"),
     site("north"),
@@ -92,10 +100,7 @@ export function mailTopology(p: TopologyPorts): Topology {
     db("db-east", "east-mbx"),
     db("db-west", "west-mbx"),
     db("db-north", "north-mbx"),
-  ]);
-  const errors = topo.problems.filter((x) => x.severity === "error");
-  if (errors.length) throw new Error(`test topology has problems: ${JSON.stringify(errors)}`);
-  return topo;
+  ];
 }
 
 export const DIRECTORY_CSV = `#TYPE Microsoft.Exchange.Data.Directory.Management.Mailbox

@@ -1,0 +1,84 @@
+// `cas-gateway mail-proxy` as a real process: manifests and CSV on disk, Dovecot behind it, a real
+// client in front, /metrics on the admin port.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dovecotAvailable, freePort } from "./dovecot.js";
+import { DIRECTORY_CSV, USERS, mailObjects, pyClient, sha256, startMailWorld, type MailWorld } from "./fixture.js";
+
+describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
+  let w: MailWorld;
+  let child: ChildProcess | undefined;
+  let out = "";
+  const ports: Record<string, number> = {};
+
+  beforeAll(async () => {
+    w = await startMailWorld();
+    const dir = join(w.dir, "cli");
+    mkdirSync(join(dir, "manifests"), { recursive: true });
+    const objects = mailObjects({ east: w.east, west: w.west, northImapPort: await freePort(), northPop3Port: await freePort() });
+    writeFileSync(join(dir, "manifests", "org.yaml"), objects.map((o) => stringify(o)).join("---\n"));
+    writeFileSync(join(dir, "mailboxes.csv"), DIRECTORY_CSV);
+    child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "cli/main.ts",
+        "mail-proxy",
+        "--manifests",
+        join(dir, "manifests"),
+        "--directory",
+        join(dir, "mailboxes.csv"),
+        "--imap",
+        "127.0.0.1:0",
+        "--pop3s",
+        "127.0.0.1:0",
+        "--tls-cert",
+        w.certs.certFile,
+        "--tls-key",
+        w.certs.keyFile,
+        "--backend-ca",
+        w.certs.caFile,
+        "--front-door-host",
+        "east.contoso.test",
+        "--admin",
+        "127.0.0.1:0",
+        "--log-level",
+        "warn",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+    const end = Date.now() + 60_000;
+    while (!/admin on [\d.]+:(\d+)/.test(out)) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`mail-proxy did not start: ${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const m of out.matchAll(/^(\w+) on [\d.]+:(\d+)$/gm)) ports[m[1]] = Number(m[2]);
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child!.once("exit", r));
+      child.kill("SIGTERM");
+      await gone;
+    }
+    await w?.stop();
+  });
+
+  it("serves IMAP4 and POP3 over implicit TLS from manifest files, and exposes metrics", async () => {
+    const a = await pyClient("imap", ports.imap, "starttls", USERS.bob.user, USERS.bob.password, w.certs.caFile);
+    expect(a.error).toBeUndefined();
+    expect(a.sha256).toEqual(w.west.maildirMessages(USERS.bob.user).map(sha256));
+    const b = await pyClient("pop3", ports.pop3s, "ssl", USERS.alice.user, USERS.alice.password, w.certs.caFile);
+    expect(b.error).toBeUndefined();
+    const res = await fetch(`http://127.0.0.1:${ports.admin}/metrics`);
+    const text = await res.text();
+    expect(text).toMatch(/cas_mail_logins_total\{protocol="Imap4",outcome="proxy"\} 1/);
+    expect(text).toMatch(/cas_mail_logins_total\{protocol="Pop3",outcome="local"\} 1/);
+  });
+});
