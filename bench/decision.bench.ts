@@ -76,8 +76,13 @@ export default async function bench(): Promise<BenchRow[]> {
     while (c - c0 < RUN_MS) {
       for (let i = 0; i < 2048; i++) {
         const q = reqs[n++ & 4095];
-        if (withCandidates) sink += identityCandidates(q).length;
-        sink += decide(q, topology, directory, ALL_HEALTHY).trace.length;
+        if (withCandidates) {
+          // The caller's path: extract once (to resolve them), hand them to decide.
+          const candidates = identityCandidates(q);
+          sink += decide(q, topology, directory, ALL_HEALTHY, { candidates }).trace.length;
+        } else {
+          sink += decide(q, topology, directory, ALL_HEALTHY).trace.length;
+        }
       }
       c = cpuMs();
     }
@@ -95,7 +100,7 @@ export default async function bench(): Promise<BenchRow[]> {
   const a = median(together);
   const b = median(alone);
   return [
-    { suite: "decision", metric: "identityCandidates + decide, OWA/EAS mix, 10k-mailbox CsvDirectory", value: a, unit: "decisions/cpu-s", target: `≥ ${TARGET.toLocaleString("en-US")}/s`, pass: a >= TARGET, note: `${RUNS} runs, min ${Math.round(Math.min(...together))}; ${mix}` },
-    { suite: "decision", metric: "decide alone, same mix", value: b, unit: "decisions/cpu-s", target: `≥ ${TARGET.toLocaleString("en-US")}/s`, pass: b >= TARGET, note: `${RUNS} runs, min ${Math.round(Math.min(...alone))}` },
+    { suite: "decision", metric: "identityCandidates + decide({ candidates }), OWA/EAS mix, 10k-mailbox CsvDirectory", value: a, unit: "decisions/cpu-s", target: `≥ ${TARGET.toLocaleString("en-US")}/s`, pass: a >= TARGET, note: `${RUNS} runs, min ${Math.round(Math.min(...together))}; ${mix}` },
+    { suite: "decision", metric: "decide alone (extracts identities itself), same mix", value: b, unit: "decisions/cpu-s", target: `≥ ${TARGET.toLocaleString("en-US")}/s`, pass: b >= TARGET, note: `${RUNS} runs, min ${Math.round(Math.min(...alone))}` },
   ];
 }

@@ -166,13 +166,15 @@ export class Ctx {
   error(status: number, reason: string, rule?: RuleId, line?: string): ErrorDecision {
     if (rule) this.rule(rule, line ?? reason);
     else if (line) this.note(line);
-    const d: ErrorDecision = { outcome: "error", status, reason, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
-    return this.identity ? { ...d, identity: { value: this.identity.value, source: this.identity.source } } : d;
+    const d: { -readonly [K in keyof ErrorDecision]: ErrorDecision[K] } = { outcome: "error", status, reason, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
+    if (this.identity) d.identity = { value: this.identity.value, source: this.identity.source };
+    return d;
   }
 
   redirect(kind: RedirectKind, url: string): RedirectDecision {
-    const d: RedirectDecision = { outcome: "redirect", kind, url, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
-    return this.identity ? { ...d, identity: { value: this.identity.value, source: this.identity.source } } : d;
+    const d: { -readonly [K in keyof RedirectDecision]: RedirectDecision[K] } = { outcome: "redirect", kind, url, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
+    if (this.identity) d.identity = { value: this.identity.value, source: this.identity.source };
+    return d;
   }
 
   route(t: Target, rewrite?: RewriteName): RouteDecision {

@@ -7,6 +7,7 @@ const COMMANDS: readonly string[] = [
   "Search", "Settings", "Ping", "ItemOperations", "Provision", "ResolveRecipients", "ValidateCert",
 ];
 const PARAM_USER = 8;
+const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 
 export interface EasQuery {
   readonly form: "plain" | "base64";
@@ -59,41 +60,44 @@ function parsePlain(query: string): EasQuery | undefined {
 
 function parseBase64(query: string): EasQuery | undefined {
   const text = decodeComponent(query);
-  if (text === undefined || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
+  if (text === undefined || text.length < 8 || !BASE64_RE.test(text)) return undefined;
   const b = Buffer.from(text, "base64");
-  let i = 0;
-  const byte = () => (i < b.length ? b[i++] : -1);
-  const bytes = (n: number): Buffer | undefined => {
-    if (n < 0 || i + n > b.length) return undefined;
-    const out = b.subarray(i, i + n);
-    i += n;
-    return out;
-  };
-  const protocolVersion = byte();
-  const cmd = byte();
-  if (protocolVersion < 0 || cmd < 0 || bytes(2) === undefined) return undefined; // locale
-  const devLen = byte();
-  const dev = bytes(devLen);
-  const pkLen = byte();
-  if (dev === undefined || (pkLen !== 0 && pkLen !== 4) || bytes(pkLen) === undefined) return undefined;
-  const typeLen = byte();
-  const type = bytes(typeLen);
-  if (type === undefined) return undefined;
+  const n = b.length;
+  // version, command, locale (2 bytes), device id length: 5 bytes at least.
+  if (n < 5) return undefined;
+  const protocolVersion = b[0];
+  const cmd = b[1];
+  let i = 4;
+  const devLen = b[i++];
+  if (i + devLen > n) return undefined;
+  const devStart = i;
+  i += devLen;
+  if (i >= n) return undefined;
+  const pkLen = b[i++];
+  if ((pkLen !== 0 && pkLen !== 4) || i + pkLen > n) return undefined;
+  i += pkLen;
+  if (i >= n) return undefined;
+  const typeLen = b[i++];
+  if (i + typeLen > n) return undefined;
+  const typeStart = i;
+  i += typeLen;
   let user: string | undefined;
-  while (i < b.length) {
-    const tag = byte();
-    const len = byte();
-    const val = bytes(len);
-    if (len < 0 || val === undefined) return undefined;
-    if (tag === PARAM_USER) user = val.toString("utf8");
+  while (i < n) {
+    if (i + 2 > n) return undefined;
+    const tag = b[i];
+    const len = b[i + 1];
+    i += 2;
+    if (i + len > n) return undefined;
+    if (tag === PARAM_USER) user = b.toString("utf8", i, i + len);
+    i += len;
   }
   return {
     form: "base64",
     protocolVersion,
     command: COMMANDS[cmd] || `command ${cmd}`,
     user: user || undefined,
-    deviceId: dev.toString("latin1"),
-    deviceType: type.toString("latin1"),
+    deviceId: b.toString("latin1", devStart, devStart + devLen),
+    deviceType: b.toString("latin1", typeStart, typeStart + typeLen),
   };
 }
 

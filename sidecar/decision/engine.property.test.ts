@@ -5,6 +5,7 @@ import type { AuthMethod, ExchangeVersion, Service } from "../../crds/index.js";
 import type { Topology, VersionClass } from "../../operator/topology/types.js";
 import { healthFromDown } from "../health.js";
 import { decide } from "./engine.js";
+import { identityCandidates } from "./identity.js";
 import { basic, buildOrg, directoryOf, httpReq, mailbox, mailReq, type OrgSpec, type ServerSpec, type VdirSpec } from "./test-org.js";
 import { ALL_HEALTHY, type ClientRequest, type Decision, type HealthView } from "./types.js";
 
@@ -229,8 +230,16 @@ describe("decision engine properties", () => {
     );
   });
 
-  it("is deterministic", () => {
-    fc.assert(fc.property(scenarioArb, (s) => { expect(run(s).d).toEqual(run(s).d); }), { numRuns: 100 });
+  it("is deterministic, and passing the caller's candidates changes nothing", () => {
+    fc.assert(
+      fc.property(scenarioArb, (s) => {
+        const { topo, dir, d } = run(s);
+        expect(run(s).d).toEqual(d);
+        const again = decide(s.request, topo, dir, healthFromDown(s.down), { defaultSite: "s0", candidates: identityCandidates(s.request) });
+        expect(again).toEqual(d);
+      }),
+      { numRuns: 100 },
+    );
   });
 });
 

@@ -6,7 +6,7 @@ import type { Service } from "../../crds/index.js";
 import type { Topology } from "../../operator/topology/types.js";
 import type { DirectoryView } from "../directory/types.js";
 import { Ctx, isError } from "./context.js";
-import { identityCandidates } from "./identity.js";
+import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
 import { decideMail } from "./rules/mail.js";
@@ -22,6 +22,11 @@ export { identityCandidates } from "./identity.js";
 export interface EngineOptions {
   /** Receiving site when the Host header matches no site's hostnames. */
   readonly defaultSite?: string;
+  /**
+   * identityCandidates(req), when the caller has already computed it (it needs the list to resolve
+   * identities): saves extracting the identities twice. Must be for this same request.
+   */
+  readonly candidates?: readonly IdentityCandidate[];
 }
 
 const STICKY: ReadonlySet<Service> = new Set<Service>(["Owa", "Ecp", "Ews"]);
@@ -101,7 +106,7 @@ function decideUnsafe(
       `host ${req.host} belongs to no site${options.defaultSite ? ` and the default site ${options.defaultSite} does not exist` : " and no default site is set"}`);
   }
   const ctx = new Ctx(req, topology, index, health, svc, local);
-  ctx.trace.push(...trace);
+  ctx.trace.push(trace[0]);
   ctx.note(`receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
   if (index.siteCount === 1) ctx.rule("R-GEN-1", `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
 
@@ -111,7 +116,7 @@ function decideUnsafe(
   }
 
   // Identity, in precedence order (identity.ts): the first that names a known mailbox wins.
-  const candidates = identityCandidates(req);
+  const candidates = options.candidates ?? identityCandidates(req);
   for (const c of candidates) {
     const r = directory.find(c.value);
     if (r.status === "found") {

@@ -1,4 +1,5 @@
 // Outlook Web App (R-OWA-1..8) and the Exchange Control Panel (R-ECP-1..2), which shares OWA's logic.
+import type { VirtualDirectoryInfo } from "../../../operator/topology/types.js";
 import { Ctx, isError, sameMethods, usesFba } from "../context.js";
 import { serviceIndex } from "../topology-index.js";
 import type { Decision, RedirectKind } from "../types.js";
@@ -116,6 +117,16 @@ function crossSiteRedirect(ctx: Ctx, rule: "R-OWA-2" | "R-OWA-8", url: string, t
   return ctx.redirect(kind, url);
 }
 
+type Dir = VirtualDirectoryInfo;
+type Methods = Dir["internalAuthenticationMethods"];
+/** R-OWA-7's order: (a) ExternalUrl with matching authentication, (b) any ExternalUrl, (c) InternalUrl with matching authentication, (d) any InternalUrl. */
+const R_OWA_7_STEPS: readonly { tag: "a" | "b" | "c" | "d"; match: boolean; url: (d: Dir, rxAuth: Methods) => string | null | undefined }[] = [
+  { tag: "a", match: true, url: (d, rx) => (sameMethods(d.externalAuthenticationMethods, rx) ? d.externalUrl : undefined) },
+  { tag: "b", match: false, url: (d) => d.externalUrl },
+  { tag: "c", match: true, url: (d, rx) => (sameMethods(d.internalAuthenticationMethods, rx) ? d.internalUrl : undefined) },
+  { tag: "d", match: false, url: (d) => d.internalUrl },
+];
+
 /** R-OWA-7: Exchange 2007 mailbox in the receiving site: redirect to a 2007 CAS, (a) to (d). */
 function owa2007SameSite(ctx: Ctx): Decision {
   const L = ctx.local;
@@ -143,17 +154,11 @@ function owa2007SameSite(ctx: Ctx): Decision {
   const rx = ctx.receivingDir();
   const rxAuth = rx?.internalAuthenticationMethods ?? [];
   const pw = carriesPassword(ctx);
-  const steps: { tag: string; url: (d: NonNullable<ReturnType<typeof ctx.receivingDir>>) => string | undefined | null; match: boolean }[] = [
-    { tag: "a", url: (d) => (sameMethods(d.externalAuthenticationMethods, rxAuth) ? d.externalUrl : undefined), match: true },
-    { tag: "b", url: (d) => d.externalUrl, match: false },
-    { tag: "c", url: (d) => (sameMethods(d.internalAuthenticationMethods, rxAuth) ? d.internalUrl : undefined), match: true },
-    { tag: "d", url: (d) => d.internalUrl, match: false },
-  ];
-  for (const step of steps) {
+  for (const step of R_OWA_7_STEPS) {
     for (const s of usable) {
       const d = s.vdirs.get("Owa");
       if (!d) continue;
-      const url = step.url(d);
+      const url = step.url(d, rxAuth);
       if (!url) continue;
       const auth = step.tag === "a" || step.tag === "b" ? d.externalAuthenticationMethods : d.internalAuthenticationMethods;
       const sso = step.match && usesFba(auth) && usesFba(rxAuth) && pw;
