@@ -36,7 +36,7 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
       baseDn: BASE_DN,
       bindDn: BIND_DN,
       password: BIND_PASSWORD,
-      timeoutMs: 3000,
+      timeoutMs: 5000,
       poolSize: 2,
       knownDatabase: (n) => topology.findDatabase(n) !== undefined,
       ...o,

@@ -161,7 +161,7 @@ export async function startSlapd(opts: { ldif: string }): Promise<Slapd> {
     p.once("exit", () => {
       exited = true;
     });
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 400; i++) {
       if (exited) break;
       if ((await canConnect(port)) && (await canConnect(tlsPort))) return;
       await new Promise((r) => setTimeout(r, 50));
