@@ -34,9 +34,17 @@ export const isError = (p: Picked | RouteDecision | RedirectDecision): p is Erro
   (p as ErrorDecision).outcome === "error";
 
 const IWA: ReadonlySet<AuthMethod> = new Set<AuthMethod>(["Ntlm", "Negotiate", "Kerberos", "WindowsIntegrated"]);
-export const usesIwa = (methods: readonly AuthMethod[]) => methods.some((m) => IWA.has(m));
-export const basicOnly = (methods: readonly AuthMethod[]) => methods.length > 0 && methods.every((m) => m === "Basic");
-export const usesFba = (methods: readonly AuthMethod[]) => methods.includes("Fba");
+export function usesIwa(methods: readonly AuthMethod[]): boolean {
+  for (const m of methods) if (IWA.has(m)) return true;
+  return false;
+}
+export function basicOnly(methods: readonly AuthMethod[]): boolean {
+  for (const m of methods) if (m !== "Basic") return false;
+  return methods.length > 0;
+}
+export function usesFba(methods: readonly AuthMethod[]): boolean {
+  return methods.includes("Fba");
+}
 export function sameMethods(a: readonly AuthMethod[], b: readonly AuthMethod[]): boolean {
   if (a.length === 0 || b.length === 0) return false;
   for (const m of a) if (!b.includes(m)) return false;
