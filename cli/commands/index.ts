@@ -4,10 +4,11 @@ import { register as validate } from "./validate.js";
 import { register as sidecar } from "./sidecar.js";
 import { register as explain } from "./explain.js";
 import { register as mailProxy } from "./mail-proxy.js";
+import { register as render } from "./render.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate, sidecar, explain, mailProxy];
+const commands: Register[] = [validate, sidecar, explain, mailProxy, render];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);

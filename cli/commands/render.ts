@@ -1,0 +1,142 @@
+// `cas-gateway render --manifests DIR [--json] [options]`: translate an organisation into the Envoy
+// resources the control plane would serve (listeners, routes, clusters, endpoints), as a
+// DiscoveryResponse-like listing per type, in YAML (default) or JSON. Exit 1, with
+// file:line:column errors on stderr, when the manifests are bad or a resource fails Envoy's rules.
+import { stat } from "node:fs/promises";
+import type { Command } from "commander";
+import { z } from "zod";
+import { formatError } from "../../operator/provider/manifests.js";
+import { loadOrganisation, locateProblem } from "../../operator/provider/organisation.js";
+import type { Problem } from "../../operator/topology/types.js";
+import {
+  bootstrap,
+  resolveOptions,
+  resourcesToYaml,
+  toDiscoveryListing,
+  translate,
+  type TranslateOptions,
+} from "../../operator/xds/translate/index.js";
+
+const hostPort = (def: string) =>
+  z
+    .string()
+    .regex(/^(\[[^\]]+\]|[^\s/:]+):(\d{1,5})$/, "must be host:port")
+    .default(def)
+    .transform((s) => {
+      const i = s.lastIndexOf(":");
+      return { address: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
+    });
+const port = z.coerce.number().int().min(1).max(65535);
+
+export const RenderFlags = z
+  .object({
+    manifests: z.string().min(1, "--manifests needs a directory"),
+    namespace: z.string().min(1).optional(),
+    json: z.boolean().optional(),
+    sidecar: hostPort("127.0.0.1:9001"),
+    mailProxy: z.string().min(1).default("127.0.0.1"),
+    pop3Port: port.default(1110),
+    imap4Port: port.default(1143),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    tlsSds: z.string().min(1).optional(),
+    healthChecks: z.boolean().default(true),
+    extAuthzTimeoutMs: z.coerce.number().int().min(1).optional(),
+    maxRequestBody: z.coerce.number().int().min(1).optional(),
+    caFile: z.string().min(1).optional(),
+    extProc: z.boolean().optional(),
+    smtpSite: z.string().min(1).optional(),
+    listenAddress: z.string().min(1).optional(),
+    bootstrap: z.boolean().optional(),
+    nodeId: z.string().min(1).default("cas-gateway"),
+    xds: hostPort("127.0.0.1:18000"),
+  })
+  .refine((f) => !(f.tlsCert || f.tlsKey) || (f.tlsCert && f.tlsKey), { message: "--tls-cert and --tls-key go together" })
+  .refine((f) => !(f.tlsSds && f.tlsCert), { message: "--tls-sds and --tls-cert/--tls-key are alternatives" });
+export type RenderFlags = z.input<typeof RenderFlags>;
+
+export interface RenderResult {
+  readonly exitCode: 0 | 1;
+  readonly stdout: string;
+  readonly stderr: readonly string[];
+}
+
+export function translateOptionsFromFlags(f: z.output<typeof RenderFlags>): TranslateOptions {
+  return {
+    sidecar: f.sidecar,
+    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port },
+    ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : f.tlsSds ? { tls: { sdsSecret: f.tlsSds } } : {}),
+    healthChecks: f.healthChecks,
+    ...(f.extAuthzTimeoutMs !== undefined ? { extAuthzTimeoutMs: f.extAuthzTimeoutMs } : {}),
+    ...(f.maxRequestBody !== undefined ? { maxRequestBodyBytes: f.maxRequestBody } : {}),
+    ...(f.caFile ? { upstreamCaFile: f.caFile } : {}),
+    ...(f.extProc !== undefined ? { extProc: f.extProc } : {}),
+    ...(f.smtpSite ? { smtpSite: f.smtpSite } : {}),
+    ...(f.listenAddress ? { listenAddress: f.listenAddress } : {}),
+  };
+}
+
+export async function runRender(input: RenderFlags): Promise<RenderResult> {
+  const parsed = RenderFlags.safeParse(input);
+  if (!parsed.success) return { exitCode: 1, stdout: "", stderr: parsed.error.issues.map((i) => `render: ${i.path.join(".") || "flags"}: ${i.message}`) };
+  const f = parsed.data;
+  if (f.bootstrap) {
+    const b = bootstrap({ nodeId: f.nodeId, nodeCluster: "cas-gateway", xds: f.xds });
+    return { exitCode: 0, stdout: f.json ? b.json : b.yaml, stderr: [] };
+  }
+  try {
+    if (!(await stat(f.manifests)).isDirectory()) throw new Error("not a directory");
+  } catch (err) {
+    return { exitCode: 1, stdout: "", stderr: [`${f.manifests}: cannot read manifest directory: ${err instanceof Error ? err.message : String(err)}`] };
+  }
+  const options = translateOptionsFromFlags(f);
+  try {
+    resolveOptions(options);
+  } catch (err) {
+    return { exitCode: 1, stdout: "", stderr: [`render: bad options: ${err instanceof Error ? err.message : String(err)}`] };
+  }
+  const org = await loadOrganisation(f.manifests, undefined, f.namespace ? { defaultNamespace: f.namespace } : {});
+  const stderr = [...org.errors.map(formatError), ...org.warnings.map((w) => formatError({ ...w, message: `warning: ${w.message}` }))];
+  if (org.errors.length > 0) return { exitCode: 1, stdout: "", stderr };
+  const res = translate(org.topology, options);
+  for (const p of res.problems) {
+    if (p.kind === "GatewayOptions") stderr.push(`render: options: ${p.message}`);
+    else stderr.push(formatError(locateProblem(org.manifests, p as Problem)));
+  }
+  const stdout = f.json ? `${JSON.stringify(toDiscoveryListing(res), null, 2)}\n` : resourcesToYaml(res);
+  return { exitCode: res.problems.some((p) => p.severity === "error") ? 1 : 0, stdout, stderr };
+}
+
+export function register(program: Command): void {
+  program
+    .command("render")
+    .description(
+      "Translate an organisation into the Envoy resources the control plane serves (listeners, routes, clusters, endpoints), encoded and checked against Envoy's protos; prints a listing per resource type.",
+    )
+    .requiredOption("-m, --manifests <dir>", "directory of casgateway.io/v1alpha1 manifests (read recursively)")
+    .option("-n, --namespace <ns>", "namespace for manifests that name none")
+    .option("--json", "print JSON (a DiscoveryResponse-like listing per type) instead of YAML")
+    .option("--sidecar <host:port>", "the sidecar's ext_authz gRPC address", "127.0.0.1:9001")
+    .option("--mail-proxy <host>", "the sidecar's POP3/IMAP4 proxy host", "127.0.0.1")
+    .option("--pop3-port <port>", "mail proxy POP3 port", "1110")
+    .option("--imap4-port <port>", "mail proxy IMAP4 port", "1143")
+    .option("--tls-cert <file>", "front-door certificate chain (PEM file on Envoy's file system)")
+    .option("--tls-key <file>", "front-door private key (PEM file)")
+    .option("--tls-sds <name>", "front-door certificate as an SDS secret served over ADS")
+    .option("--no-health-checks", "no active health checks on the virtual directories")
+    .option("--ext-authz-timeout-ms <ms>", "ext_authz gRPC timeout (default 1000)")
+    .option("--max-request-body <bytes>", "largest request body buffered for ext_authz (default 65536)")
+    .option("--ca-file <file>", "CA bundle for upstream certificate validation")
+    .option("--ext-proc", "wire the sidecar's ext_proc in for the OWA/ECP/EWS response phase")
+    .option("--smtp-site <site>", "site whose transport servers take SMTP on 25/587")
+    .option("--listen-address <ip>", "address the listeners bind to (default 0.0.0.0)")
+    .option("--bootstrap", "print an Envoy bootstrap (ADS to --xds) instead of the resources")
+    .option("--node-id <id>", "Envoy node id for --bootstrap", "cas-gateway")
+    .option("--xds <host:port>", "control plane ADS address for --bootstrap", "127.0.0.1:18000")
+    .action(async (opts: RenderFlags) => {
+      const r = await runRender(opts);
+      for (const l of r.stderr) process.stderr.write(`${l}\n`);
+      process.stdout.write(r.stdout);
+      process.exitCode = r.exitCode;
+    });
+}
