@@ -31,7 +31,7 @@ export class Snapshot {
       this.byType.set(typeUrl, sorted);
       const parts: string[] = [];
       for (const n of names) parts.push(n, sorted.get(n)!.version);
-      this.versions.set(typeUrl, hashHex(typeUrl, ...parts).slice(0, 16));
+      this.versions.set(typeUrl, hashHex(typeUrl, parts.join("\n")).slice(0, 16));
     }
   }
 
