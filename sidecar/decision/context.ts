@@ -401,17 +401,40 @@ export class Ctx {
   externalUrlIn(site: SiteIndex, cls: VersionClass, svc: Service = this.service): { url: string; dir: VirtualDirectoryInfo } | undefined {
     const si = serviceIndex(site, svc);
     let fallback: { url: string; dir: VirtualDirectoryInfo } | undefined;
+    let looped: string | undefined;
     // The mailbox's own class first, then newer ones (never older: R-GEN-2).
     for (const c of CLASSES_OLDEST_FIRST) {
       if (rankOf(c) < rankOf(cls)) continue;
       for (const s of si.byClass.get(c) ?? []) {
         const v = s.vdirs.get(svc);
         if (!v?.externalUrl) continue;
+        if (this.loopsBack(v.externalUrl)) {
+          looped = v.externalUrl;
+          continue;
+        }
         if (this.usable(s, svc)) return { url: v.externalUrl, dir: v };
         fallback ??= { url: v.externalUrl, dir: v };
       }
     }
+    if (!fallback && looped) {
+      this.note(`${svc} ExternalUrl ${looped} of site ${site.info.name} is a host name of the receiving site: redirecting there would loop, so it is not used`);
+    }
     return fallback;
+  }
+
+  /** Whether a URL's host is one of the receiving site's own front-door names (a redirect there loops). */
+  private loopsBack(url: string): boolean {
+    const start = url.indexOf("://");
+    if (start < 0) return false;
+    let end = start + 3;
+    while (end < url.length) {
+      const ch = url.charCodeAt(end);
+      if (ch === 47 /* / */ || ch === 63 /* ? */ || ch === 35 /* # */) break;
+      end++;
+    }
+    const host = url.slice(start + 3, end);
+    const site = this.index.hostExact.get(host.toLowerCase()) ?? this.topology.siteForHost(host);
+    return site === this.local.info.name;
   }
 }
 

@@ -131,6 +131,15 @@ describe("general rules", () => {
     expect(p.rules).toContain("R-GEN-5");
   });
 
+  it("R-GEN-5: an ExternalUrl on one of the receiving site's own host names is not redirected to (it would loop): proxy", () => {
+    const t = twoSites([["Owa", { externalUrl: "https://a.example.org/owa" }], ["ActiveSync", { externalUrl: "https://a.example.org/Microsoft-Server-ActiveSync" }]]);
+    for (const path of ["/owa", "/Microsoft-Server-ActiveSync"]) {
+      const d = route(run(fromA(path), ALL_HEALTHY, {}, t, twoDir));
+      expect(d).toMatchObject({ outcome: "proxy", targetSite: "b" });
+      expect(d.trace.join("\n")).toMatch(/would loop/);
+    }
+  });
+
   it("R-GEN-6: a mailbox site without a CAS is an error naming nothing internal", () => {
     const t = buildOrg({
       sites: [{ name: "a", hostnames: ["a.example.org"] }, { name: "b" }],
