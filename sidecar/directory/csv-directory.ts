@@ -1,8 +1,8 @@
 // Mailbox directory read from Exchange's `Get-Mailbox | Export-Csv` output: a `#TYPE` first line,
 // quoted fields, columns PrimarySmtpAddress, UserPrincipalName, SamAccountName, Database,
-// ExchangeGuid and optionally EmailAddresses (smtp:/SMTP: entries). All look-ups are one Map get.
+// ExchangeGuid and optionally EmailAddresses (smtp:/SMTP: entries). All look-ups are one hash-table probe (key-index.ts).
 import { readFile } from "node:fs/promises";
-import { parse } from "csv-parse/sync";
+import { KeyIndex } from "./key-index.js";
 import type { DirectoryView, LookupResult, MailboxDirectory, MailboxRecord } from "./types.js";
 
 export class CsvDirectoryError extends Error {
@@ -28,30 +28,75 @@ export function identityKey(identity: string): string {
 }
 
 export class CsvDirectory implements MailboxDirectory, DirectoryView {
-  private readonly index = new Map<string, MailboxRecord>();
-  private readonly lines: ReadonlyMap<MailboxRecord, number> | undefined;
+  private readonly index: KeyIndex;
+  private readonly lines: ArrayLike<number> | undefined;
+  private lineIndex: Map<MailboxRecord, number> | undefined;
   private readonly all: readonly MailboxRecord[];
   readonly size: number;
 
-  /** `lines`, when given, holds each record's 1-based line in its source file (same order as records). */
-  constructor(records: readonly MailboxRecord[], lines?: readonly number[]) {
+  /**
+   * `lines`, when given, holds each record's 1-based line in its source file (same order as records).
+   * `normalised`: the records' keys are already lower-case, trimmed and brace-less (parseCsvDirectory
+   * guarantees it), which saves normalising millions of keys again.
+   */
+  constructor(records: readonly MailboxRecord[], lines?: ArrayLike<number>, options: { normalised?: boolean } = {}) {
     this.all = records;
-    if (lines) this.lines = new Map(records.map((r, i) => [r, lines[i] ?? 0]));
-    for (const r of records) {
-      const keys = [r.primarySmtpAddress, ...r.emailAddresses, r.userPrincipalName, r.samAccountName, r.exchangeGuid];
-      if (r.domain && r.samAccountName) keys.push(`${r.domain}\\${r.samAccountName}`);
-      for (const k of keys) if (k) this.index.set(identityKey(k), r);
+    this.lines = lines;
+    const norm = options.normalised ? (k: string) => k : identityKey;
+    // Key kinds: 0 primary, 1 UPN, 2 sam, 3 DOMAIN\sam, 4 GUID, 5 + j: emailAddresses[j].
+    const keyOf = (item: number, kind: number): string | undefined => {
+      const r = records[item];
+      switch (kind) {
+        case 0:
+          return norm(r.primarySmtpAddress);
+        case 1:
+          return r.userPrincipalName === undefined ? undefined : norm(r.userPrincipalName);
+        case 2:
+          return r.samAccountName === undefined ? undefined : norm(r.samAccountName.toLowerCase());
+        case 3:
+          return r.samAccountName === undefined || !r.domain ? undefined : norm(`${r.domain}\\${r.samAccountName}`.toLowerCase());
+        case 4:
+          return r.exchangeGuid === undefined ? undefined : norm(r.exchangeGuid);
+        default: {
+          const a = r.emailAddresses[kind - 5];
+          return a === undefined ? undefined : norm(a);
+        }
+      }
+    };
+    let keys = 0;
+    for (const r of records) keys += 5 + r.emailAddresses.length;
+    const index = (this.index = new KeyIndex(keys, keyOf));
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      const primary = norm(r.primarySmtpAddress);
+      index.set(primary, i, 0);
+      const emails = r.emailAddresses;
+      for (let j = 0; j < emails.length && j < 65_000; j++) {
+        const a = norm(emails[j]);
+        if (a !== primary) index.set(a, i, 5 + j);
+      }
+      if (r.userPrincipalName) index.set(norm(r.userPrincipalName), i, 1);
+      if (r.samAccountName) {
+        index.set(norm(r.samAccountName.toLowerCase()), i, 2);
+        if (r.domain) index.set(norm(`${r.domain}\\${r.samAccountName}`.toLowerCase()), i, 3);
+      }
+      if (r.exchangeGuid) index.set(norm(r.exchangeGuid), i, 4);
     }
     this.size = records.length;
   }
 
+  private get_(key: string): MailboxRecord | undefined {
+    const i = this.index.get(key);
+    return i < 0 ? undefined : this.all[i];
+  }
+
   find(identity: string): LookupResult {
     const key = identityKey(identity);
-    let m = this.index.get(key);
+    let m = this.get_(key);
     const slash = key.indexOf("\\");
     if (!m && slash > 0) {
       // DOMAIN\sam: exact above when the export has a Domain column; otherwise by sam alone.
-      m = this.index.get(key.slice(slash + 1));
+      m = this.get_(key.slice(slash + 1));
       if (m?.domain && m.domain.toLowerCase() !== key.slice(0, slash)) m = undefined;
     }
     return m ? { status: "found", mailbox: m } : { status: "not-found" };
@@ -68,78 +113,186 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
 
   /** The record's line in its source file, when known. */
   lineOf(record: MailboxRecord): number | undefined {
-    return this.lines?.get(record);
+    if (!this.lines) return undefined;
+    if (!this.lineIndex) this.lineIndex = new Map(this.all.map((r, i) => [r, i]));
+    const i = this.lineIndex.get(record);
+    return i === undefined ? undefined : this.lines[i];
   }
 }
 
+/**
+ * RFC 4180 reader for Export-Csv text, calling onRow(fields, line) per record (line = first line of the
+ * record, 1-based, counted from `firstLine`). Quoted fields may hold commas, doubled quotes and line
+ * breaks; unquoted fields are trimmed; empty lines are skipped. Hand-written because it is the hot path
+ * of loading a 1,000,000-mailbox export: csv-parse took 12 s of CPU for the parse alone (bench/directory.bench.ts).
+ * Throws CsvSyntaxError on an unterminated quote or text after a closing quote.
+ */
+export function readCsvRows(text: string, onRow: (fields: string[], line: number) => void, firstLine = 1): void {
+  const n = text.length;
+  let i = 0;
+  let line = firstLine;
+  while (i < n) {
+    const rowLine = line;
+    const fields: string[] = [];
+    for (;;) {
+      let value: string;
+      if (text.charCodeAt(i) === 34 /* " */) {
+        let j = i + 1;
+        value = "";
+        for (;;) {
+          const q = text.indexOf('"', j);
+          if (q < 0) throw new CsvSyntaxError(rowLine, `unterminated quoted field (opened on line ${rowLine})`);
+          if (text.charCodeAt(q + 1) === 34) {
+            value += text.slice(j, q + 1);
+            j = q + 2;
+            continue;
+          }
+          value += text.slice(j, q);
+          i = q + 1;
+          break;
+        }
+        for (let k = value.indexOf("\n"); k >= 0; k = value.indexOf("\n", k + 1)) line++;
+        const c = text.charCodeAt(i);
+        if (i < n && c !== 44 && c !== 13 && c !== 10) {
+          throw new CsvSyntaxError(line, `unexpected character after the closing quote of field ${fields.length + 1}`);
+        }
+      } else {
+        let end = i;
+        for (; end < n; end++) {
+          const c = text.charCodeAt(end);
+          if (c === 44 || c === 10 || c === 13) break;
+        }
+        value = text.slice(i, end).trim();
+        i = end;
+      }
+      fields.push(value);
+      const c = text.charCodeAt(i);
+      if (c === 44 /* , */) {
+        i++;
+        continue;
+      }
+      if (c === 13 /* \r */) i++;
+      if (text.charCodeAt(i) === 10 /* \n */) i++;
+      line++;
+      break;
+    }
+    if (fields.length === 1 && fields[0] === "") continue; // empty line
+    onRow(fields, rowLine);
+  }
+}
+
+export class CsvSyntaxError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const HEX = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /** Parse Export-Csv text. Throws CsvDirectoryError with file, line and column name on bad input. */
 export function parseCsvDirectory(text: string, file = "<csv>"): CsvDirectory {
-  let body = text.replace(/^\uFEFF/, "");
-  let lineOffset = 0;
-  if (body.startsWith("#TYPE") || body.startsWith("#")) {
+  let body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  let firstLine = 1;
+  if (body.startsWith("#")) {
+    // Export-Csv's "#TYPE Microsoft.Exchange..." line.
     const nl = body.indexOf("\n");
     body = nl < 0 ? "" : body.slice(nl + 1);
-    lineOffset = 1;
-  }
-  let rows: { record: Record<string, string>; info: { lines: number } }[];
-  try {
-    rows = parse(body, {
-      columns: true,
-      skip_empty_lines: true,
-      relax_column_count: false,
-      trim: true,
-      info: true,
-      bom: true,
-    }) as { record: Record<string, string>; info: { lines: number } }[];
-  } catch (err) {
-    const e = err as { lines?: number; message?: string };
-    // csv-parse counts lines from the header; report file lines (the #TYPE line included).
-    const message = (e.message ?? String(err)).replace(/\bat line (\d+)/g, (_m, n: string) => `at line ${Number(n) + lineOffset}`);
-    throw new CsvDirectoryError(file, (e.lines ?? 0) + lineOffset, "(csv)", message);
+    firstLine = 2;
   }
   const records: MailboxRecord[] = [];
   const lines: number[] = [];
-  if (rows.length > 0) {
-    const cols = Object.keys(rows[0].record);
-    for (const c of REQUIRED) {
-      if (!cols.includes(c)) throw new CsvDirectoryError(file, 1 + lineOffset, c, `required column "${c}" is missing`);
-    }
-  }
-  for (const { record: r, info } of rows) {
-    const line = info.lines + lineOffset;
-    const primary = (r.PrimarySmtpAddress ?? "").toLowerCase();
-    if (!primary.includes("@")) {
-      throw new CsvDirectoryError(file, line, "PrimarySmtpAddress", `"${r.PrimarySmtpAddress ?? ""}" is not an SMTP address`);
-    }
-    if (!r.Database) throw new CsvDirectoryError(file, line, "Database", "is empty");
-    let guid: string | undefined;
-    if (r.ExchangeGuid) {
-      const g = GUID_RE.exec(r.ExchangeGuid);
-      if (!g) throw new CsvDirectoryError(file, line, "ExchangeGuid", `"${r.ExchangeGuid}" is not a GUID`);
-      guid = g[1].toLowerCase();
-    }
-    const addresses = new Set<string>([primary]);
-    for (const a of (r.EmailAddresses ?? "").split(/[\s;,]+/)) {
-      const m = /^smtp:(.+@.+)$/i.exec(a);
-      if (m) addresses.add(m[1].toLowerCase());
-    }
-    const sam = r.SamAccountName || undefined;
-    const domain = r.Domain || undefined;
-    records.push(
-      Object.freeze({
-        primarySmtpAddress: primary,
-        userPrincipalName: r.UserPrincipalName ? r.UserPrincipalName.toLowerCase() : undefined,
-        samAccountName: sam,
-        domain,
-        database: r.Database,
-        exchangeGuid: guid,
-        emailAddresses: Object.freeze([...addresses]),
-        displayName: r.DisplayName || undefined,
-      }),
+  let cols: string[] | undefined;
+  let at = { primary: -1, upn: -1, sam: -1, domain: -1, database: -1, guid: -1, emails: -1, display: -1 };
+  const fail = (line: number, field: string, message: string): never => {
+    throw new CsvDirectoryError(file, line, field, message);
+  };
+  try {
+    readCsvRows(
+      body,
+      (f, line) => {
+        if (!cols) {
+          cols = f;
+          for (const c of REQUIRED) if (!f.includes(c)) fail(line, c, `required column "${c}" is missing`);
+          const ix = (name: string) => f.indexOf(name);
+          at = {
+            primary: ix("PrimarySmtpAddress"),
+            upn: ix("UserPrincipalName"),
+            sam: ix("SamAccountName"),
+            domain: ix("Domain"),
+            database: ix("Database"),
+            guid: ix("ExchangeGuid"),
+            emails: ix("EmailAddresses"),
+            display: ix("DisplayName"),
+          };
+          return;
+        }
+        if (f.length !== cols.length) fail(line, "(csv)", `row has ${f.length} fields but the header has ${cols.length} columns`);
+        const rawPrimary = f[at.primary];
+        const primary = rawPrimary.trim().toLowerCase();
+        const atSign = primary.indexOf("@");
+        if (atSign <= 0 || atSign === primary.length - 1) fail(line, "PrimarySmtpAddress", `"${rawPrimary}" is not an SMTP address`);
+        const database = f[at.database].trim();
+        if (!database) fail(line, "Database", "is empty");
+        let guid: string | undefined;
+        const rawGuid = at.guid >= 0 ? f[at.guid].trim() : "";
+        if (rawGuid) {
+          let g = rawGuid.toLowerCase();
+          if (g.charCodeAt(0) === 123 /* { */ && g.charCodeAt(g.length - 1) === 125) g = g.slice(1, -1);
+          if (!HEX.test(g)) fail(line, "ExchangeGuid", `"${rawGuid}" is not a GUID`);
+          guid = g;
+        }
+        const addresses = [primary];
+        if (at.emails >= 0) addSmtpAddresses(f[at.emails], addresses);
+        const upn = at.upn >= 0 ? f[at.upn].trim() : "";
+        const sam = at.sam >= 0 ? f[at.sam].trim() : "";
+        const domain = at.domain >= 0 ? f[at.domain].trim() : "";
+        const display = at.display >= 0 ? f[at.display] : "";
+        records.push(
+          Object.freeze({
+            primarySmtpAddress: primary,
+            userPrincipalName: upn ? upn.toLowerCase() : undefined,
+            samAccountName: sam || undefined,
+            domain: domain || undefined,
+            database,
+            exchangeGuid: guid,
+            emailAddresses: Object.freeze(addresses),
+            displayName: display || undefined,
+          }),
+        );
+        lines.push(line);
+      },
+      firstLine,
     );
-    lines.push(line);
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw new CsvDirectoryError(file, err.line, "(csv)", err.message);
+    throw err;
   }
-  return new CsvDirectory(records, lines);
+  return new CsvDirectory(records, lines, { normalised: true });
+}
+
+/** "SMTP:a@x smtp:b@x;X400:..." → lower-case SMTP addresses, appended once each. */
+function addSmtpAddresses(field: string, out: string[]): void {
+  const n = field.length;
+  let i = 0;
+  while (i < n) {
+    let end = i;
+    for (; end < n; end++) {
+      const c = field.charCodeAt(end);
+      if (c === 32 || c === 59 || c === 44 || c === 9) break; // space ; , tab
+    }
+    if (end - i > 5) {
+      const c0 = field.charCodeAt(i) | 0x20;
+      if (c0 === 115 /* s */ && (field.charCodeAt(i + 1) | 0x20) === 109 && (field.charCodeAt(i + 2) | 0x20) === 116 && (field.charCodeAt(i + 3) | 0x20) === 112 && field.charCodeAt(i + 4) === 58) {
+        const a = field.slice(i + 5, end).toLowerCase();
+        const atSign = a.indexOf("@");
+        if (atSign > 0 && atSign < a.length - 1 && !out.includes(a)) out.push(a);
+      }
+    }
+    i = end + 1;
+  }
 }
 
 export async function loadCsvDirectory(file: string): Promise<CsvDirectory> {

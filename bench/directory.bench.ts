@@ -1,0 +1,108 @@
+// Mailbox directory: load a 1,000,000-row Get-Mailbox | Export-Csv file (target < 5 s, median of 3),
+// and show that look-ups are O(1): look-ups per second at 10,000 rows and at 1,000,000 rows.
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { cpus as cpuList, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { once } from "node:events";
+import { loadCsvDirectory, type CsvDirectory } from "../sidecar/directory/csv-directory.js";
+import { median, type BenchRow } from "./types.js";
+
+const DATABASES = Array.from({ length: 50 }, (_, i) => `DB-${String(i).padStart(2, "0")}`);
+
+function guid(i: number): string {
+  const h = (i * 2654435761 >>> 0).toString(16).padStart(8, "0");
+  const n = i.toString(16).padStart(12, "0");
+  return `${h}-${n.slice(0, 4)}-4${n.slice(4, 7)}-8${n.slice(7, 10)}-${n.padStart(12, "0")}`;
+}
+
+/** Writes an Export-Csv file like Exchange's: #TYPE line, every field quoted, CRLF. */
+export async function writeMailboxCsv(file: string, rows: number): Promise<void> {
+  const out = createWriteStream(file);
+  out.write(`#TYPE Microsoft.Exchange.Data.Directory.Management.Mailbox\r\n"Name","DisplayName","PrimarySmtpAddress","UserPrincipalName","SamAccountName","Database","ExchangeGuid","EmailAddresses"\r\n`);
+  let chunk = "";
+  for (let i = 0; i < rows; i++) {
+    const u = `user${i}`;
+    chunk += `"${u}","User ${i}, Test","${u}@contoso.com","${u}@corp.contoso.com","${u}","${DATABASES[i % DATABASES.length]}","${guid(i)}","SMTP:${u}@contoso.com smtp:${u}.alias@contoso.com"\r\n`;
+    if (chunk.length > 1 << 20) {
+      if (!out.write(chunk)) await once(out, "drain");
+      chunk = "";
+    }
+  }
+  out.end(chunk);
+  await once(out, "finish");
+}
+
+function lookupRate(dir: CsvDirectory, rows: number, n: number): number {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = (i * 7919) % rows;
+    const form = i % 4;
+    ids.push(form === 0 ? `USER${k}@contoso.com` : form === 1 ? `user${k}.alias@contoso.com` : form === 2 ? `CONTOSO\\user${k}` : `{${guid(k)}}`);
+  }
+  let found = 0;
+  const t0 = performance.now();
+  for (const id of ids) if (dir.find(id).status === "found") found++;
+  const ms = performance.now() - t0;
+  if (found !== n) throw new Error(`only ${found} of ${n} look-ups found a mailbox`);
+  return n / (ms / 1000);
+}
+
+const cpus_ = () => cpuList().length;
+
+export default async function bench(): Promise<BenchRow[]> {
+  const root = mkdtempSync(join(tmpdir(), "cas-bench-dir-"));
+  try {
+    const big = join(root, "1m.csv");
+    const small = join(root, "10k.csv");
+    await writeMailboxCsv(big, 1_000_000);
+    await writeMailboxCsv(small, 10_000);
+    const loads: number[] = [];
+    const cpus: number[] = [];
+    let dir: CsvDirectory | undefined;
+    for (let run = 0; run < 3; run++) {
+      dir = undefined;
+      global.gc?.();
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      dir = await loadCsvDirectory(big);
+      loads.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpus.push((c.user + c.system) / 1000);
+    }
+    if (!dir || dir.size !== 1_000_000) throw new Error(`loaded ${dir?.size} rows`);
+    const heapMb = process.memoryUsage().heapUsed / 2 ** 20;
+    const smallDir = await loadCsvDirectory(small);
+    const rates1m: number[] = [];
+    const rates10k: number[] = [];
+    for (let run = 0; run < 5; run++) {
+      rates10k.push(lookupRate(smallDir, 10_000, 200_000));
+      rates1m.push(lookupRate(dir, 1_000_000, 200_000));
+    }
+    const r10k = median(rates10k);
+    const r1m = median(rates1m);
+    const loadMs = median(loads);
+    return [
+      {
+        suite: "directory",
+        metric: "csv load 1M rows",
+        value: loadMs / 1000,
+        unit: "s",
+        target: "< 5 s",
+        pass: loadMs < 5000,
+        note: `runs ${loads.map((x) => (x / 1000).toFixed(2)).join("/")} s; CPU median ${(median(cpus) / 1000).toFixed(2)} s; heap ${heapMb.toFixed(0)} MiB; load average ${loadavg()[0].toFixed(1)} on ${cpus_()} cores`,
+      },
+      { suite: "directory", metric: "look-ups/s at 10k rows", value: r10k, unit: "/s", note: "mixed SMTP/proxy/DOMAIN\\sam/GUID, 5 runs" },
+      {
+        suite: "directory",
+        metric: "look-ups/s at 1M rows",
+        value: r1m,
+        unit: "/s",
+        target: "O(1): within 3x of 10k",
+        pass: r1m * 3 >= r10k,
+        note: `ratio 10k/1M = ${(r10k / r1m).toFixed(2)}`,
+      },
+    ];
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}

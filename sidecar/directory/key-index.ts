@@ -1,0 +1,79 @@
+// An open-addressing hash index from string keys to (item, key-kind) pairs, stored in typed arrays.
+// Why not a Map: a Map of 5,000,000 string keys (1M mailboxes × SMTP, proxy, UPN, sam, GUID) took
+// 8-12 s of CPU to fill, and the keys are strings the records already hold. Here the table holds
+// only numbers; a key is checked by asking the owner for the item's key of that kind
+// (bench/directory.bench.ts measures both).
+
+/** 32-bit FNV-1a over UTF-16 code units. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h | 0;
+}
+
+export class KeyIndex {
+  private readonly items: Int32Array;
+  private readonly kinds: Uint16Array;
+  private readonly hashes: Int32Array;
+  private readonly mask: number;
+  private count = 0;
+
+  /**
+   * @param capacityHint how many keys will be inserted (the table never grows: it is sized for a
+   *   load factor of at most 0.7 for that many keys, and refuses more).
+   * @param keyOf the key of kind `kind` of item `item` (already normalised).
+   */
+  constructor(
+    private readonly capacityHint: number,
+    private readonly keyOf: (item: number, kind: number) => string | undefined,
+  ) {
+    let size = 16;
+    while (size * 0.7 < capacityHint) size *= 2;
+    this.items = new Int32Array(size).fill(-1);
+    this.kinds = new Uint16Array(size);
+    this.hashes = new Int32Array(size);
+    this.mask = size - 1;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Insert or replace (the last insert of a key wins). */
+  set(key: string, item: number, kind: number): void {
+    const h = fnv1a(key);
+    let i = h & this.mask;
+    for (;;) {
+      const it = this.items[i];
+      if (it === -1) break;
+      if (this.hashes[i] === h && this.keyOf(it, this.kinds[i]) === key) {
+        this.items[i] = item;
+        this.kinds[i] = kind;
+        return;
+      }
+      i = (i + 1) & this.mask;
+    }
+    if (this.count + 1 > this.capacityHint && (this.count + 1) / (this.mask + 1) > 0.9) {
+      throw new Error(`KeyIndex is full (${this.count} keys)`);
+    }
+    this.items[i] = item;
+    this.kinds[i] = kind;
+    this.hashes[i] = h;
+    this.count++;
+  }
+
+  /** The item holding `key`, or -1. */
+  get(key: string): number {
+    const h = fnv1a(key);
+    let i = h & this.mask;
+    for (;;) {
+      const it = this.items[i];
+      if (it === -1) return -1;
+      if (this.hashes[i] === h && this.keyOf(it, this.kinds[i]) === key) return it;
+      i = (i + 1) & this.mask;
+    }
+  }
+}
