@@ -5,10 +5,11 @@ import { register as sidecar } from "./sidecar.js";
 import { register as explain } from "./explain.js";
 import { register as mailProxy } from "./mail-proxy.js";
 import { register as render } from "./render.js";
+import { register as operator } from "./operator.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate, sidecar, explain, mailProxy, render];
+const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);

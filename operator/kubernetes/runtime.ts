@@ -4,6 +4,7 @@
 // leader writes status and events.
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import type { Provider, ProviderSnapshot } from "../provider/types.js";
 import { buildTopology } from "../topology/build.js";
 import type { Problem, Topology } from "../topology/types.js";
 import type { FleetProgress } from "../xds/fleet.js";
@@ -44,6 +45,7 @@ export class KubernetesOperator {
   private topology: Topology | undefined;
   private unsubscribeFleet: (() => void) | undefined;
   private synced = false;
+  private readonly snapshotListeners = new Set<(s: KubernetesSnapshot) => void>();
 
   constructor(private readonly o: KubernetesOperatorOptions) {
     this.metrics = o.metrics ?? new KubernetesMetrics();
@@ -98,6 +100,25 @@ export class KubernetesOperator {
     return this.snapshot && this.topology ? { snapshot: this.snapshot, topology: this.topology } : undefined;
   }
 
+  /**
+   * The Kubernetes snapshots as a plain Provider, for the control plane (operator/controlplane.ts):
+   * it gets the same validated objects this operator writes status for, without a second set of
+   * watches. start() resolves once a first snapshot has been delivered.
+   */
+  snapshotProvider(): Provider {
+    let listener: ((s: KubernetesSnapshot) => void) | undefined;
+    return {
+      start: async (onSnapshot: (s: ProviderSnapshot) => void) => {
+        listener = (s) => onSnapshot(s);
+        this.snapshotListeners.add(listener);
+        if (this.snapshot) onSnapshot(this.snapshot);
+      },
+      stop: async () => {
+        if (listener) this.snapshotListeners.delete(listener);
+      },
+    };
+  }
+
   async start(): Promise<void> {
     if (this.o.fleet) {
       this.unsubscribeFleet = this.o.fleet.onAcked((v) => {
@@ -147,8 +168,9 @@ export class KubernetesOperator {
     try {
       // Called for every snapshot (Secrets may have changed while the topology did not).
       this.o.onTopology?.(topology, s);
+      for (const l of this.snapshotListeners) l(s);
     } catch (err) {
-      this.o.log.error({ err }, "topology consumer failed");
+      this.o.log.error({ err }, "snapshot consumer failed");
     }
     this.pushStatuses();
   }

@@ -1,0 +1,210 @@
+// `cas-gateway operator`: the Kubernetes operator. Watches the casgateway.io objects (one namespace or
+// all), serves the topology to Envoy and the sidecars over ADS (every replica), writes status
+// conditions and events (the leader only, by Lease), and answers /healthz, /readyz, /metrics.
+import { hostname } from "node:os";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Command } from "commander";
+import { pino, type Logger } from "pino";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { z } from "zod";
+import { AdminServer } from "../../operator/admin-server.js";
+import { ControlPlane } from "../../operator/controlplane.js";
+import { KubernetesMetrics } from "../../operator/kubernetes/metrics.js";
+import { KubernetesOperator } from "../../operator/kubernetes/runtime.js";
+import { AdsServer } from "../../operator/xds/server/server.js";
+import { resolveOptions, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
+
+const hostPort = (def: string) =>
+  z
+    .string()
+    .regex(/^(\[[^\]]+\]|[^\s/:]+):(\d{1,5})$/, "must be host:port")
+    .default(def)
+    .transform((s) => {
+      const i = s.lastIndexOf(":");
+      return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
+    });
+const port = z.coerce.number().int().min(1).max(65535);
+const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes name");
+const LISTENERS = ["https", "http", "pop3", "pop3s", "imap4", "imaps", "smtp", "submission"] as const;
+
+export const OperatorFlags = z
+  .object({
+    namespace: k8sName.optional(),
+    allNamespaces: z.boolean().optional(),
+    kubeconfig: z.string().min(1).optional(),
+    identity: z.string().min(1).max(128).optional(),
+    leaseNamespace: k8sName.optional(),
+    leaseName: k8sName.default("cas-gateway-operator"),
+    xdsListen: hostPort("127.0.0.1:18000"),
+    admin: hostPort("127.0.0.1:9090"),
+    mailboxConfigmap: z
+      .string()
+      .regex(/^[a-z0-9-]+\/[a-z0-9.-]+:[-._a-zA-Z0-9]+$/, "must be namespace/name:key")
+      .transform((s) => {
+        const [ref, key] = s.split(":");
+        const [namespace, name] = ref.split("/");
+        return { namespace, name, key };
+      })
+      .optional(),
+    sidecar: hostPort("127.0.0.1:9001"),
+    mailProxy: z.string().min(1).default("127.0.0.1"),
+    pop3Port: port.default(1110),
+    imap4Port: port.default(1143),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    healthChecks: z.boolean().default(true),
+    listenerPorts: z
+      .string()
+      .optional()
+      .transform((s, ctx) => {
+        const out: Partial<Record<(typeof LISTENERS)[number], number>> = {};
+        for (const part of (s ?? "").split(",").filter(Boolean)) {
+          const [k, v] = part.split("=");
+          const n = Number(v);
+          if (!(LISTENERS as readonly string[]).includes(k) || !Number.isInteger(n) || n < 1 || n > 65535) {
+            ctx.addIssue({ code: "custom", message: `"${part}": expected name=port with name one of ${LISTENERS.join(", ")}` });
+            return z.NEVER;
+          }
+          out[k as (typeof LISTENERS)[number]] = n;
+        }
+        return out;
+      }),
+    logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  })
+  .refine((f) => !(f.namespace && f.allNamespaces), { message: "--namespace and --all-namespaces are alternatives" })
+  .refine((f) => f.namespace || f.allNamespaces, { message: "say which objects to watch: --namespace NS or --all-namespaces" })
+  .refine((f) => !(f.tlsCert || f.tlsKey) || (f.tlsCert && f.tlsKey), { message: "--tls-cert and --tls-key go together" });
+export type OperatorFlagsInput = z.input<typeof OperatorFlags>;
+export type OperatorFlags = z.output<typeof OperatorFlags>;
+
+export interface RunningOperator {
+  readonly kube: KubernetesOperator;
+  readonly ads: AdsServer;
+  readonly controlPlane: ControlPlane;
+  readonly xdsPort: number;
+  readonly adminPort: number;
+  stop(): Promise<void>;
+}
+
+export function translateOptionsFrom(f: OperatorFlags): TranslateOptions {
+  return {
+    sidecar: { address: f.sidecar.host, port: f.sidecar.port },
+    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port },
+    ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : {}),
+    healthChecks: f.healthChecks,
+    ...(f.listenerPorts && Object.keys(f.listenerPorts).length > 0 ? { ports: f.listenerPorts } : {}),
+  };
+}
+
+/** Start everything; `kc` defaults to the in-cluster config, --kubeconfig, or $KUBECONFIG / ~/.kube/config. */
+export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; logger?: Logger; leaseTimings?: { durationMs: number; renewDeadlineMs: number; retryPeriodMs: number }; debounceMs?: number } = {}): Promise<RunningOperator> {
+  const log = opts.logger ?? pino({ name: "operator", level: f.logLevel });
+  const kc = opts.kc ?? loadKubeConfig(f.kubeconfig);
+  const translateOptions = translateOptionsFrom(f);
+  resolveOptions(translateOptions); // bad options fail here, before anything starts
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const metrics = new KubernetesMetrics(registry);
+  const ads = new AdsServer({ logger: log.child({ component: "xds" }), registry });
+  const xdsPort = await ads.listen(f.xdsListen.port, f.xdsListen.host);
+  const identity = f.identity ?? process.env.POD_NAME ?? hostname();
+  const kube = new KubernetesOperator({
+    kc,
+    log,
+    namespace: f.allNamespaces ? undefined : f.namespace,
+    identity,
+    lease: {
+      namespace: f.leaseNamespace ?? process.env.POD_NAMESPACE ?? f.namespace ?? "default",
+      name: f.leaseName,
+      ...(opts.leaseTimings ? { durationMs: opts.leaseTimings.durationMs, renewDeadlineMs: opts.leaseTimings.renewDeadlineMs, retryPeriodMs: opts.leaseTimings.retryPeriodMs } : {}),
+    },
+    mailboxConfigMap: f.mailboxConfigmap,
+    metrics,
+    fleet: ads.fleet,
+    debounceMs: opts.debounceMs,
+  });
+  const controlPlane = new ControlPlane({
+    provider: kube.snapshotProvider(),
+    cache: ads.cache,
+    translate: { fn: translate, options: translateOptions },
+    logger: log.child({ component: "controlplane" }),
+  });
+  await controlPlane.start(); // registers for snapshots; the first arrives when the informers have listed
+  const admin = new AdminServer({
+    registry,
+    ready: () => (!kube.ready ? "informers have not listed yet" : controlPlane.current() ? true : "no snapshot published yet"),
+    host: f.admin.host,
+    port: f.admin.port,
+  });
+  const adminAddr = await admin.start();
+  await kube.start();
+  log.info({ identity, xdsPort, adminPort: adminAddr.port, namespace: f.namespace ?? "(all)" }, "operator started");
+  let stopped = false;
+  return {
+    kube,
+    ads,
+    controlPlane,
+    xdsPort,
+    adminPort: adminAddr.port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // Release the Lease first so a standby starts writing status at once; keep serving xDS until the end.
+      await kube.stop();
+      await controlPlane.stop();
+      await ads.close(2000);
+      await admin.stop();
+      log.info("operator stopped");
+    },
+  };
+}
+
+function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault(); // in-cluster service account when KUBERNETES_SERVICE_HOST is set
+  if (!kc.getCurrentCluster()) throw new Error("no Kubernetes cluster configured (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster)");
+  return kc;
+}
+
+export function register(program: Command): void {
+  program
+    .command("operator")
+    .description("Run the Kubernetes operator: watch casgateway.io objects, serve Envoy over ADS, write status conditions (leader only)")
+    .option("-n, --namespace <ns>", "watch this namespace only")
+    .option("-A, --all-namespaces", "watch every namespace")
+    .option("--kubeconfig <file>", "kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config)")
+    .option("--identity <id>", "leader election identity (default: $POD_NAME, else the host name)")
+    .option("--lease-namespace <ns>", "namespace of the leader Lease (default: $POD_NAMESPACE, else --namespace, else default)")
+    .option("--lease-name <name>", "name of the leader Lease", "cas-gateway-operator")
+    .option("--xds-listen <host:port>", "ADS gRPC listen address", "127.0.0.1:18000")
+    .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9090")
+    .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)")
+    .option("--sidecar <host:port>", "the sidecar's ext_authz gRPC address, as Envoy reaches it", "127.0.0.1:9001")
+    .option("--mail-proxy <host>", "the POP3/IMAP4 proxy host, as Envoy reaches it", "127.0.0.1")
+    .option("--pop3-port <port>", "mail proxy POP3 port", "1110")
+    .option("--imap4-port <port>", "mail proxy IMAP4 port", "1143")
+    .option("--tls-cert <file>", "front-door certificate chain (PEM path in the Envoy container)")
+    .option("--tls-key <file>", "front-door private key (PEM path in the Envoy container)")
+    .option("--no-health-checks", "no active health checks on the virtual directories")
+    .option("--listener-ports <list>", "Envoy listener ports, e.g. https=8443,http=8080,imaps=8993 (default: the well-known ports)")
+    .option("--log-level <level>", "pino log level", "info")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = OperatorFlags.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        const flag = i?.path[0] !== undefined ? `--${String(i.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ` : "";
+        throw new Error(`${flag}${i?.message}`);
+      }
+      const running = await startOperator(parsed.data);
+      process.stdout.write(`operator: xDS on ${parsed.data.xdsListen.host}:${running.xdsPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
+      const stop = () => {
+        void running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+}
