@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CsvDirectory, CsvDirectoryError, identityKey, loadCsvDirectory, parseCsvDirectory } from "./csv-directory.js";
+import { CsvDirectory, CsvDirectoryError, CsvSyntaxError, identityKey, loadCsvDirectory, parseCsvDirectory, readCsvRows } from "./csv-directory.js";
+import { KeyIndex, fnv1a } from "./key-index.js";
 import { resolveIdentities } from "./types.js";
 
 const HEADER = `#TYPE Microsoft.Exchange.Data.Directory.Management.Mailbox\r\n"Name","DisplayName","PrimarySmtpAddress","UserPrincipalName","SamAccountName","Domain","Database","ExchangeGuid","EmailAddresses"\r\n`;
@@ -113,5 +114,39 @@ describe("CsvDirectory", () => {
     expect(d.find("{155BAD9D-288C-1BED-BB3F-C799D47B944F}")).toMatchObject({ status: "found", mailbox: { database: "DB-ASIA-2016" } });
     expect(d.find("First Storage Group\\Mailbox Store (E2003)").status).toBe("not-found");
     expect(d.find("dave")).toMatchObject({ mailbox: { database: "First Storage Group\\Mailbox Store (E2003)" } });
+  });
+});
+
+describe("readCsvRows", () => {
+  const rows = (text: string) => {
+    const out: [string[], number][] = [];
+    readCsvRows(text, (f, line) => out.push([[...f], line]));
+    return out;
+  };
+  it("quoted fields with commas, doubled quotes and line breaks; lines counted through them", () => {
+    expect(rows('a,"b,c","d ""e"""\r\n"multi\nline",x, y \n\n"last",""')).toEqual([
+      [["a", "b,c", 'd "e"'], 1],
+      [["multi\nline", "x", "y"], 2],
+      [["last", ""], 5],
+    ]);
+  });
+  it("unterminated quotes and text after a closing quote are errors with the line", () => {
+    expect(() => rows('a\n"open,b\nc')).toThrow(CsvSyntaxError);
+    expect(() => rows('"a"b,c')).toThrow(/after the closing quote/);
+  });
+});
+
+describe("KeyIndex", () => {
+  it("inserts, replaces (last wins) and finds keys, with colliding hashes resolved by the key", () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => `k${i}`);
+    const idx = new KeyIndex(keys.length, (item) => keys[item]);
+    keys.forEach((k, i) => idx.set(k, i, 0));
+    expect(idx.size).toBe(5000);
+    expect(keys.every((k, i) => idx.get(k) === i)).toBe(true);
+    expect(idx.get("absent")).toBe(-1);
+    keys[7] = "k7"; // same key, new item
+    idx.set("k7", 7, 0);
+    expect(idx.size).toBe(5000);
+    expect(fnv1a("a")).not.toBe(fnv1a("b"));
   });
 });
