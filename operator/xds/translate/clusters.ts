@@ -80,6 +80,17 @@ export function deepFreeze<T>(v: T): T {
   return v;
 }
 
+const IP_KIND = new Map<string, number>();
+/** node:net isIP, remembered (it runs regular expressions; addresses repeat across clusters). */
+export function ipKind(host: string): number {
+  let k = IP_KIND.get(host);
+  if (k === undefined) {
+    if (IP_KIND.size > 100000) IP_KIND.clear();
+    IP_KIND.set(host, (k = isIP(host)));
+  }
+  return k;
+}
+
 /** Split ServerInfo.address ("host", "host:port", "[v6]:port") into host and optional port. */
 export function splitAddress(address: string): { host: string; port?: number } {
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
@@ -203,17 +214,20 @@ const needsConnectionAffinity = (vdirs: readonly VirtualDirectoryInfo[]) =>
   vdirs.some((v) => v.internalAuthenticationMethods.some((m) => CONNECTION_AUTH.has(m)));
 
 function lbEndpoint(u: Upstream, withMatch: boolean): Obj {
-  return {
+  const ep: Obj = {
     endpoint: {
       address: { socket_address: { address: u.host, port_value: u.port } },
       hostname: u.server.fqdn,
       health_check_config: { hostname: u.server.fqdn },
     },
-    // A server in maintenance takes no new sessions (drained), but stays known to Envoy.
-    ...(u.server.maintenance ? { health_status: "DRAINING" } : {}),
-    ...(withMatch ? { metadata: { filter_metadata: { [TS_MATCH_KEY]: { server: u.server.name } } } } : {}),
   };
+  // A server in maintenance takes no new sessions (drained), but stays known to Envoy.
+  if (u.server.maintenance) ep.health_status = "DRAINING";
+  if (withMatch) ep.metadata = { filter_metadata: { [TS_MATCH_KEY]: { server: u.server.name } } };
+  return ep;
 }
+
+const byServerThenPort = (a: Upstream, b: Upstream) => (a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : a.port - b.port);
 
 interface ClusterSpec {
   readonly name: string;
@@ -227,29 +241,35 @@ interface ClusterSpec {
 
 /** A cluster and, for IP-only endpoints, its EDS ClusterLoadAssignment. */
 function upstreamCluster(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): Built[] {
-  const ups = [...spec.upstreams].sort((a, b) => (a.server.name < b.server.name ? -1 : a.server.name > b.server.name ? 1 : a.port - b.port));
+  const ups = spec.upstreams.length > 1 ? [...spec.upstreams].sort(byServerThenPort) : spec.upstreams;
   const multi = ups.length > 1;
   const cla = {
     cluster_name: spec.name,
     endpoints: [{ lb_endpoints: ups.map((u) => lbEndpoint(u, multi)) }],
   };
-  const eds = ups.every((u) => isIP(u.host) !== 0);
-  const cluster: Obj = {
-    name: spec.name,
-    connect_timeout: dur(5),
-    ...(eds ? { type: "EDS", eds_cluster_config: EDS_CONFIG } : { type: "STRICT_DNS", dns_lookup_family: "V4_PREFERRED", respect_dns_ttl: true }),
-    lb_policy: spec.lbPolicy,
-    circuit_breakers: CIRCUIT_BREAKERS,
-    per_connection_buffer_limit_bytes: 1048576,
-    // No panic routing: with every endpoint down, fail instead of sending to unhealthy servers (R-EAS-6, R-POP-5).
-    common_lb_config: NO_PANIC,
-    // Connection failures eject a server; 5xx from Exchange are answers, not outages.
-    outlier_detection: OUTLIER,
-    upstream_connection_options: KEEPALIVE,
-    ...(spec.http ? { typed_extension_protocol_options: httpProtocolOptions(false) } : {}),
-    ...(spec.connectionAffinity ? { connection_pool_per_downstream_connection: true } : {}),
-    ...(spec.healthCheck && opts.healthChecks ? { health_checks: [spec.healthCheck] } : {}),
-  };
+  let eds = true;
+  for (const u of ups) if (ipKind(u.host) === 0) eds = false;
+  const cluster: Obj = { name: spec.name, connect_timeout: "5s" };
+  if (eds) {
+    cluster.type = "EDS";
+    cluster.eds_cluster_config = EDS_CONFIG;
+  } else {
+    cluster.type = "STRICT_DNS";
+    cluster.dns_lookup_family = "V4_PREFERRED";
+    cluster.respect_dns_ttl = true;
+  }
+  cluster.lb_policy = spec.lbPolicy;
+  cluster.circuit_breakers = CIRCUIT_BREAKERS;
+  cluster.per_connection_buffer_limit_bytes = 1048576;
+  // No panic routing: with every endpoint down, fail instead of sending to unhealthy servers (R-EAS-6, R-POP-5).
+  cluster.common_lb_config = NO_PANIC;
+  // Connection failures eject a server; 5xx from Exchange are answers, not outages.
+  cluster.outlier_detection = OUTLIER;
+  cluster.upstream_connection_options = KEEPALIVE;
+  if (spec.http) cluster.typed_extension_protocol_options = httpProtocolOptions(false);
+  // NTLM authenticates the connection: such clusters get a pool per client connection.
+  if (spec.connectionAffinity) cluster.connection_pool_per_downstream_connection = true;
+  if (spec.healthCheck && opts.healthChecks) cluster.health_checks = [spec.healthCheck];
   if (!multi) {
     const u = ups[0];
     if (u?.tls) cluster.transport_socket = upstreamTlsSocket(u, opts, memo);

@@ -86,7 +86,11 @@ const isIpv6 = (s: string) => /^[0-9a-fA-F:.]+$/.test(s) && s.includes(":") && (
 class PreEncoded {
   constructor(readonly bytes: Uint8Array) {}
 }
-const copyBytes = (val: Uint8Array, buf: Uint8Array, pos: number) => buf.set(val, pos);
+// Like protobufjs' own writeBytes: a loop beats TypedArray#set for short arrays.
+const copyBytes = (val: Uint8Array, buf: Uint8Array, pos: number) => {
+  if (val.length < 128) for (let i = 0; i < val.length; i++) buf[pos + i] = val[i];
+  else buf.set(val, pos);
+};
 type WriterInternals = protobuf.Writer & { _push(fn: (v: Uint8Array, b: Uint8Array, p: number) => void, len: number, val: Uint8Array): protobuf.Writer };
 
 /** Wrap a type's generated encoder so that it writes PreEncoded values as raw bytes. */
@@ -689,15 +693,21 @@ function checkString(s: string, r: Obj, at: PathNode, out: Violation[]): void {
   }
 }
 
+function durationBound(r: Obj, k: string): number | undefined {
+  return r[k] !== undefined ? durNanos(r[k] as never) : undefined;
+}
+
 function checkDuration(d: { seconds: number; nanos: number } | undefined, r: Obj, at: PathNode, out: Violation[]): void {
   if (!d) return;
   const n = durNanos(d);
-  const bound = (k: string) => (r[k] !== undefined ? durNanos(r[k] as never) : undefined);
-  const push = (rule: string, message: string) => out.push({ path: pathString(at), rule: `duration.${rule}`, message });
-  const gt = bound("gt"), gte = bound("gte"), lt = bound("lt"), lte = bound("lte"), c = bound("const");
-  if (c !== undefined && n !== c) push("const", `must be ${c / 1e9}s`);
-  if (gt !== undefined && !(n > gt)) push("gt", `must be longer than ${gt / 1e9}s`);
-  if (gte !== undefined && !(n >= gte)) push("gte", `must be at least ${gte / 1e9}s`);
-  if (lt !== undefined && !(n < lt)) push("lt", `must be shorter than ${lt / 1e9}s`);
-  if (lte !== undefined && !(n <= lte)) push("lte", `must be at most ${lte / 1e9}s`);
+  const gt = durationBound(r, "gt");
+  const gte = durationBound(r, "gte");
+  const lt = durationBound(r, "lt");
+  const lte = durationBound(r, "lte");
+  const c = durationBound(r, "const");
+  if (c !== undefined && n !== c) out.push({ path: pathString(at), rule: "duration.const", message: `must be ${c / 1e9}s` });
+  if (gt !== undefined && !(n > gt)) out.push({ path: pathString(at), rule: "duration.gt", message: `must be longer than ${gt / 1e9}s` });
+  if (gte !== undefined && !(n >= gte)) out.push({ path: pathString(at), rule: "duration.gte", message: `must be at least ${gte / 1e9}s` });
+  if (lt !== undefined && !(n < lt)) out.push({ path: pathString(at), rule: "duration.lt", message: `must be shorter than ${lt / 1e9}s` });
+  if (lte !== undefined && !(n <= lte)) out.push({ path: pathString(at), rule: "duration.lte", message: `must be at most ${lte / 1e9}s` });
 }
