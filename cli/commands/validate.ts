@@ -55,8 +55,8 @@ export async function runValidate(flags: ValidateFlags): Promise<ValidateResult>
   const org = await loadOrganisation(flags.manifests, flags.directory, flags.namespace ? { defaultNamespace: flags.namespace } : {});
   const warnings = [...org.warnings];
   if (org.directory && flags.directory) warnings.push(...directoryWarnings(org.topology, org.directory, flags.directory));
-  for (const e of org.errors) problems.push(formatError(e));
-  for (const w of warnings) problems.push(formatError({ ...w, message: `warning: ${w.message}` }));
+  for (const e of byLocation(org.errors)) problems.push(formatError(e));
+  for (const w of byLocation(warnings)) problems.push(formatError({ ...w, message: `warning: ${w.message}` }));
 
   const report: string[] = [];
   const t = org.topology;
@@ -126,6 +126,11 @@ export function topologyTable(org: Pick<Organisation, "topology" | "directory">)
     out.push(`front-door host names: ${[...t.hostToSite].map(([h, s]) => `${h} -> ${s}`).join(", ")}`);
   }
   return out;
+}
+
+/** Errors in file order: by file, line, column (stable for equal positions). */
+function byLocation(list: readonly ManifestError[]): ManifestError[] {
+  return [...list].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
 }
 
 function columns(rows: string[][]): string[] {
