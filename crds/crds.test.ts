@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { loadManifestDir } from "../operator/provider/manifests.js";
+import { loadManifestDir, parseManifestText } from "../operator/provider/manifests.js";
 import { CRD_DIR, CrdGenerationError, crd, generateCrds, isRe2Compatible, kindSchema, toStructural, type JsonSchema } from "./generate.js";
 import { KINDS, KIND_PLURALS, type Kind } from "./index.js";
 
@@ -150,6 +150,19 @@ describe("CRD generation", () => {
       const text = readFileSync(join(CRD_DIR, `casgateway.io_${KIND_PLURALS[k]}.yaml`), "utf8");
       expect(parse(text)).toEqual(JSON.parse(JSON.stringify(crd(k))));
     }
+  });
+
+  it("every YAML example in docs/api.md is a valid object of its kind", () => {
+    const doc = readFileSync(join(CRD_DIR, "..", "docs", "api.md"), "utf8");
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(blocks.length).toBeGreaterThanOrEqual(4);
+    const kinds = new Set<string>();
+    for (const b of blocks) {
+      const set = parseManifestText(b, "docs/api.md");
+      expect(set.errors).toEqual([]);
+      for (const o of set.objects) kinds.add(o.object.kind);
+    }
+    expect([...kinds].sort()).toEqual([...KINDS].sort());
   });
 
   it("refuses what a structural schema cannot express", () => {
