@@ -59,8 +59,16 @@ export class ControlPlane {
   private unsubscribeHealth: (() => void) | undefined;
   private readonly listeners = new Set<(v: ControlPlaneView) => void>();
 
+  private translator: ControlPlaneOptions["translate"];
+
   constructor(private readonly o: ControlPlaneOptions) {
     this.log = o.logger ?? pino({ name: "controlplane", level: process.env.LOG_LEVEL ?? "info" });
+    this.translator = o.translate;
+  }
+
+  /** Set the translator before start() (when its options depend on ports bound after construction). */
+  setTranslator(t: NonNullable<ControlPlaneOptions["translate"]>): void {
+    this.translator = t;
   }
 
   /** The topology + health for an in-process sidecar (standalone mode). */
@@ -104,10 +112,10 @@ export class ControlPlane {
     }
     this.objects = s.objects;
     this.topology = topology;
-    if (this.o.translate) {
+    if (this.translator) {
       const started = performance.now();
       try {
-        this.translation = this.o.translate.fn(topology, this.o.translate.options);
+        this.translation = this.translator.fn(topology, this.translator.options);
       } catch (err) {
         // Keep serving what was in force: a translator bug must not take the fleet's config away.
         this.log.error({ err, topologyVersion: topology.version }, "translation failed; previous resources stay in force");

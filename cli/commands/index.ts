@@ -6,10 +6,11 @@ import { register as explain } from "./explain.js";
 import { register as mailProxy } from "./mail-proxy.js";
 import { register as render } from "./render.js";
 import { register as operator } from "./operator.js";
+import { register as standalone } from "./standalone.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator];
+const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator, standalone];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);

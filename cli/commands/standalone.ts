@@ -1,0 +1,353 @@
+// `cas-gateway standalone`: the whole gateway in one process on loopback, fed from files (like Envoy
+// Gateway's standalone mode): file provider → control plane → ADS server (+ GatewayState for
+// sidecars), the decision sidecar (ext_authz/ext_proc), the POP3/IMAP4 mail proxy, the active
+// health prober, and an admin HTTP port (/healthz, /readyz, /metrics, /config_dump). It writes an
+// Envoy bootstrap pointing at its ADS server and starts Envoy when a binary is given or on PATH.
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants as fsConstants } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
+import type { Command } from "commander";
+import { pino, type Logger } from "pino";
+import { Registry } from "prom-client";
+import { z } from "zod";
+import { ControlPlane, type DownListSource } from "../../operator/controlplane.js";
+import { HealthProber } from "../../operator/health/prober.js";
+import { FileProvider } from "../../operator/provider/file-provider.js";
+import { buildTopology } from "../../operator/topology/build.js";
+import { AdsServer } from "../../operator/xds/server/server.js";
+import { bootstrap, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
+import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
+import { SidecarServer } from "../../sidecar/authz/server.js";
+import { MailProxy } from "../../sidecar/mail/index.js";
+
+const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
+
+export const StandaloneFlags = z.object({
+  manifests: z.string().min(1, "--manifests needs a directory"),
+  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
+  site: z.string().min(1).optional(),
+  xdsPort: port("--xds-port"),
+  authzPort: port("--authz-port"),
+  adminPort: port("--admin-port"),
+  pop3Port: port("--pop3-port"),
+  imap4Port: port("--imap4-port"),
+  envoyAdminPort: port("--envoy-admin-port").refine((p) => p > 0, "--envoy-admin-port must be 1-65535"),
+  httpPort: port("--http-port"),
+  httpsPort: port("--https-port"),
+  healthChecks: z.boolean(),
+  envoy: z.string().min(1),
+  bootstrap: z.string().min(1).optional(),
+  affinityKeyFile: z.string().min(1).optional(),
+  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+});
+export type StandaloneFlags = z.infer<typeof StandaloneFlags>;
+
+/** Find an executable on PATH. */
+function onPath(name: string): string | undefined {
+  for (const d of (process.env.PATH ?? "").split(delimiter)) {
+    if (!d) continue;
+    const p = join(d, name);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export interface RunningStandalone {
+  readonly xdsPort: number;
+  readonly authzPort: number;
+  readonly adminPort: number;
+  readonly mailPorts: readonly { protocol: string; port: number }[];
+  readonly bootstrapFile: string;
+  /** What Envoy is doing: a pid, or why it was not started. */
+  readonly envoy: string;
+  /** Components that are not running, with the reason. */
+  readonly missing: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** A prober-backed down-list that follows the topology (created before the first topology exists). */
+class FollowingProber implements DownListSource {
+  readonly prober: HealthProber;
+  constructor(registry: Registry, logger: Logger) {
+    this.prober = new HealthProber(buildTopology([]), { registry, logger });
+  }
+  down(): readonly string[] {
+    return this.prober.down();
+  }
+  subscribe(listener: (down: readonly string[]) => void): () => void {
+    return this.prober.subscribe((d) => listener(d));
+  }
+}
+
+export async function startStandalone(flags: StandaloneFlags, log: Logger = pino({ level: flags.logLevel })): Promise<RunningStandalone> {
+  const missing: string[] = [];
+  const registries: Registry[] = [];
+  const stops: (() => Promise<void> | void)[] = [];
+  const stopAll = async () => {
+    for (const s of stops.splice(0).reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        log.warn({ err }, "error while stopping");
+      }
+    }
+  };
+  try {
+    // ADS server first: the translator's options and Envoy's bootstrap need its port.
+    const xdsRegistry = new Registry();
+    registries.push(xdsRegistry);
+    const ads = new AdsServer({ logger: log.child({ component: "xds" }), registry: xdsRegistry, identifier: "cas-gateway-standalone" });
+    const xdsPort = await ads.listen(flags.xdsPort);
+    stops.push(() => ads.close(1000));
+
+    const provider = new FileProvider({ manifestDir: flags.manifests, directoryFile: flags.directory, logger: log.child({ component: "provider" }) });
+
+    let prober: FollowingProber | undefined;
+    if (flags.healthChecks) {
+      const reg = new Registry();
+      registries.push(reg);
+      prober = new FollowingProber(reg, log.child({ component: "health" }));
+    } else missing.push("health prober: turned off by --no-health-checks (every backend is treated as healthy)");
+
+    // Ports for Envoy's listeners and the mail proxy; the proxy binds first so port 0 resolves.
+    const translateOptions = (authzPort: number, pop3Port: number, imap4Port: number): TranslateOptions => ({
+      sidecar: { address: "127.0.0.1", port: authzPort },
+      mailProxy: { address: "127.0.0.1", pop3Port, imap4Port },
+      listenAddress: "127.0.0.1",
+      ports: { http: flags.httpPort, https: flags.httpsPort },
+      healthChecks: flags.healthChecks,
+    });
+
+    const cp = new ControlPlane({
+      provider,
+      cache: ads.cache,
+      ...(prober ? { health: prober } : {}),
+      logger: log.child({ component: "controlplane" }),
+    });
+    // The sidecar reads the control plane's in-process state (no xDS hop inside one process).
+    const authz = new SidecarServer({
+      state: cp.state,
+      directory: provider,
+      logger: log.child({ component: "sidecar" }),
+      ...(flags.affinityKeyFile ? { affinityKey: await loadAffinityKey(flags.affinityKeyFile) } : {}),
+      ...(flags.site ? { defaultSite: flags.site } : {}),
+    });
+    registries.push(authz.metrics.registry);
+    const authzPort = await authz.start(flags.authzPort, "127.0.0.1");
+    stops.push(() => authz.stop());
+
+    let mailPorts: { protocol: string; port: number }[] = [];
+    try {
+      const { decide } = await import("../../sidecar/decision/engine.js");
+      const { identityCandidates } = await import("../../sidecar/decision/identity.js");
+      const mail = new MailProxy({
+        listeners: [
+          { protocol: "Pop3", port: flags.pop3Port, name: "pop3" },
+          { protocol: "Imap4", port: flags.imap4Port, name: "imap4" },
+        ],
+        state: cp.state,
+        directory: provider,
+        decide,
+        identityCandidates,
+        ...(flags.site ? { defaultSite: flags.site } : {}),
+        logger: log.child({ component: "mail" }),
+      });
+      registries.push(mail.metrics.registry);
+      const bound = await mail.start();
+      stops.push(() => mail.stop());
+      mailPorts = bound.map((b) => ({ protocol: b.protocol, port: b.port }));
+    } catch (err) {
+      missing.push(`mail proxy: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const pop3 = mailPorts.find((m) => m.protocol === "Pop3")?.port ?? 0;
+    const imap4 = mailPorts.find((m) => m.protocol === "Imap4")?.port ?? 0;
+    const opts = translateOptions(authzPort, pop3 || 1, imap4 || 1);
+    // The sidecar and mail ports are known only now (Envoy's clusters point at them): set the translator before start.
+    cp.setTranslator({ fn: translate, options: opts });
+
+    await cp.start();
+    stops.push(() => cp.stop());
+    if (prober) {
+      const p = prober.prober;
+      const first = cp.current();
+      if (first) p.setTopology(first.topology);
+      cp.onUpdate((v) => p.setTopology(v.topology));
+      p.start();
+      stops.push(() => p.stop());
+    }
+
+    // Envoy bootstrap pointing at our ADS server.
+    const bootstrapFile = flags.bootstrap ?? join(tmpdir(), "cas-gateway-standalone", `envoy-${flags.site ?? "gateway"}.yaml`);
+    const b = bootstrap({ nodeId: `standalone-${flags.site ?? "gateway"}`, nodeCluster: flags.site ?? "standalone", xds: { address: "127.0.0.1", port: xdsPort }, adminPort: flags.envoyAdminPort });
+    await mkdir(dirname(bootstrapFile), { recursive: true });
+    await writeFile(bootstrapFile, b.yaml);
+
+    // Admin HTTP.
+    const metrics = Registry.merge(registries);
+    const ready = (): true | string => {
+      const v = cp.current();
+      if (!v) return "no configuration loaded yet";
+      const r = authz.ready();
+      return r === true ? true : `sidecar: ${r}`;
+    };
+    const configDump = () => {
+      const v = cp.current();
+      return {
+        topologyVersion: v?.topology.version,
+        sites: v ? [...v.topology.sites.keys()] : [],
+        servers: v?.topology.servers.size ?? 0,
+        providerErrors: v?.providerErrors ?? [],
+        topologyProblems: v?.topology.problems ?? [],
+        translationProblems: v?.translationProblems ?? [],
+        down: v?.down ?? [],
+        snapshot: v
+          ? Object.fromEntries(
+              v.snapshot.typeUrls().map((t) => [
+                t,
+                { version: v.snapshot.version(t), resources: [...v.snapshot.resources(t).values()].map((r) => ({ name: r.name, version: r.version })) },
+              ]),
+            )
+          : {},
+        resources: v?.translation
+          ? { listeners: v.translation.listeners.map((r) => r.value), routes: v.translation.routes.map((r) => r.value), clusters: v.translation.clusters.map((r) => r.value), endpoints: v.translation.endpoints.map((r) => r.value) }
+          : undefined,
+        fleet: { ackedTopologyVersion: ads.fleet.ackedTopologyVersion() ?? null },
+        streams: ads.streamStatus(),
+        missing,
+      };
+    };
+    const admin = http.createServer((req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+        return;
+      }
+      if (path === "/healthz") res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      else if (path === "/readyz") {
+        const r = ready();
+        if (r === true) res.writeHead(200, { "content-type": "text/plain" }).end(`ready${missing.length ? ` (not running: ${missing.join("; ")})` : ""}\n`);
+        else res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${r}\n`);
+      } else if (path === "/metrics") {
+        metrics.metrics().then(
+          (body) => res.writeHead(200, { "content-type": metrics.contentType }).end(body),
+          () => res.writeHead(500).end(),
+        );
+      } else if (path === "/config_dump") {
+        res.writeHead(200, { "content-type": "application/json" }).end(`${JSON.stringify(configDump(), null, 2)}\n`);
+      } else res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz /readyz /metrics /config_dump\n");
+    });
+    await new Promise<void>((resolve, reject) => {
+      admin.once("error", reject);
+      admin.listen(flags.adminPort, "127.0.0.1", () => resolve());
+    });
+    const adminPort = (admin.address() as AddressInfo).port;
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          admin.closeAllConnections();
+          admin.close(() => resolve());
+        }),
+    );
+
+    // Envoy.
+    let envoyState: string;
+    let child: ChildProcess | undefined;
+    const envoyBin = flags.envoy === "off" ? undefined : flags.envoy === "auto" ? onPath("envoy") : flags.envoy;
+    if (flags.envoy === "off") envoyState = `not started (--envoy off); run: envoy -c ${bootstrapFile}`;
+    else if (!envoyBin) {
+      envoyState = `not started: no envoy binary on PATH (--envoy auto); running as control plane + sidecar only. Start Envoy yourself with: envoy -c ${bootstrapFile}`;
+      missing.push("envoy: no envoy binary on PATH");
+    } else {
+      try {
+        accessSync(envoyBin, fsConstants.X_OK);
+      } catch {
+        throw new Error(`--envoy ${envoyBin}: not an executable file`);
+      }
+      child = spawn(envoyBin, ["-c", bootstrapFile, "--log-level", "info"], { stdio: ["ignore", "inherit", "inherit"] });
+      envoyState = `started: ${envoyBin} (pid ${child.pid}) with ${bootstrapFile}`;
+      child.on("exit", (code, signal) => log.warn({ code, signal }, "envoy exited"));
+      const c = child;
+      stops.push(
+        () =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once("exit", () => resolve());
+            c.kill("SIGTERM");
+            setTimeout(() => c.kill("SIGKILL"), 5000).unref();
+          }),
+      );
+    }
+    log.info({ xdsPort, authzPort, adminPort, mailPorts, bootstrapFile, envoy: envoyState, missing }, "standalone started");
+    return { xdsPort, authzPort, adminPort, mailPorts, bootstrapFile, envoy: envoyState, missing, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command("standalone")
+    .description(
+      "Run the whole gateway in one process on loopback from files: control plane (ADS), decision sidecar, mail proxy, health prober, admin port; writes an Envoy bootstrap and starts Envoy when one is available",
+    )
+    .requiredOption("--manifests <dir>", "directory of casgateway.io manifests (watched; changes are pushed to Envoy)")
+    .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output (watched)")
+    .option("--site <name>", "the AD site this gateway stands in (receiving site when the Host matches none)")
+    .option("--xds-port <n>", "ADS gRPC port (0: any free port)", "18000")
+    .option("--authz-port <n>", "sidecar ext_authz/ext_proc gRPC port", "9001")
+    .option("--admin-port <n>", "admin HTTP port (/healthz /readyz /metrics /config_dump)", "9902")
+    .option("--pop3-port <n>", "mail proxy POP3 port (Envoy forwards POP3 here)", "1110")
+    .option("--imap4-port <n>", "mail proxy IMAP4 port (Envoy forwards IMAP4 here)", "1143")
+    .option("--http-port <n>", "Envoy's HTTP listener port", "8080")
+    .option("--https-port <n>", "Envoy's HTTPS listener port (built only with a certificate)", "8443")
+    .option("--envoy-admin-port <n>", "Envoy's admin port (loopback)", "9901")
+    .option("--no-health-checks", "no active health probing (control plane) and no Envoy health checks")
+    .option("--envoy <mode>", "off | auto (start envoy if on PATH) | PATH to an envoy binary", "auto")
+    .option("--bootstrap <file>", "where to write the Envoy bootstrap (default: $TMPDIR/cas-gateway-standalone/envoy-<site>.yaml)")
+    .option("--affinity-key-file <file>", "HMAC key for affinity cookies (>= 32 bytes); without it a random per-process key is used")
+    .option("--log-level <level>", "pino log level", "info")
+    .action(async (raw: Record<string, unknown>) => {
+      const parsed = StandaloneFlags.safeParse(raw);
+      if (!parsed.success) {
+        const i = parsed.error.issues[0];
+        throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+      }
+      // Logs (JSON) to stderr; stdout keeps the human summary.
+      const log = pino({ level: parsed.data.logLevel }, pino.destination(2));
+      const running = await startStandalone(parsed.data, log);
+      const out = process.stdout;
+      out.write(`cas-gateway standalone\n`);
+      out.write(`  ADS (xDS) server   127.0.0.1:${running.xdsPort}\n`);
+      out.write(`  sidecar (authz)    127.0.0.1:${running.authzPort}\n`);
+      for (const m of running.mailPorts) out.write(`  mail proxy ${m.protocol.padEnd(8)}127.0.0.1:${m.port}\n`);
+      out.write(`  admin              http://127.0.0.1:${running.adminPort}/ (healthz, readyz, metrics, config_dump)\n`);
+      out.write(`  Envoy bootstrap    ${running.bootstrapFile}\n`);
+      out.write(`  Envoy              ${running.envoy}\n`);
+      for (const m of running.missing) out.write(`  not running: ${m}\n`);
+      out.write(`Ctrl-C to stop.\n`);
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal: sig }, "shutting down");
+        const force = setTimeout(() => process.exit(1), 10_000);
+        force.unref();
+        void running.stop().then(() => {
+          log.flush();
+          process.exit(0);
+        });
+      };
+      process.once("SIGINT", () => stop("SIGINT"));
+      process.once("SIGTERM", () => stop("SIGTERM"));
+    });
+}
