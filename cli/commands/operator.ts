@@ -8,9 +8,11 @@ import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { z } from "zod";
 import { AdminServer } from "../../operator/admin-server.js";
-import { ControlPlane } from "../../operator/controlplane.js";
+import { ControlPlane, type DownListSource } from "../../operator/controlplane.js";
+import { HealthProber } from "../../operator/health/prober.js";
 import { KubernetesMetrics } from "../../operator/kubernetes/metrics.js";
 import { KubernetesOperator } from "../../operator/kubernetes/runtime.js";
+import { buildTopology } from "../../operator/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { resolveOptions, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
 
@@ -81,6 +83,8 @@ export interface RunningOperator {
   readonly kube: KubernetesOperator;
   readonly ads: AdsServer;
   readonly controlPlane: ControlPlane;
+  /** Active health probing of the servers (undefined with --no-health-checks). */
+  readonly prober: HealthProber | undefined;
   readonly xdsPort: number;
   readonly adminPort: number;
   stop(): Promise<void>;
@@ -123,13 +127,22 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
     fleet: ads.fleet,
     debounceMs: opts.debounceMs,
   });
+  // Every replica probes the servers itself: the down-list goes to the sidecars in GatewayState, so
+  // decisions (affinity, failover) avoid servers that are down (Envoy also health-checks its clusters).
+  const prober = f.healthChecks ? new HealthProber(buildTopology([]), { registry, logger: log.child({ component: "health" }) }) : undefined;
+  const health: DownListSource | undefined = prober && { down: () => prober.down(), subscribe: (l) => prober.subscribe((d) => l(d)) };
   const controlPlane = new ControlPlane({
     provider: kube.snapshotProvider(),
     cache: ads.cache,
     translate: { fn: translate, options: translateOptions },
+    ...(health ? { health } : {}),
     logger: log.child({ component: "controlplane" }),
   });
   await controlPlane.start(); // registers for snapshots; the first arrives when the informers have listed
+  if (prober) {
+    controlPlane.onUpdate((v) => prober.setTopology(v.topology));
+    prober.start();
+  }
   const admin = new AdminServer({
     registry,
     ready: () => (!kube.ready ? "informers have not listed yet" : controlPlane.current() ? true : "no snapshot published yet"),
@@ -144,6 +157,7 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
     kube,
     ads,
     controlPlane,
+    prober,
     xdsPort,
     adminPort: adminAddr.port,
     async stop() {
@@ -151,6 +165,7 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
       stopped = true;
       // Release the Lease first so a standby starts writing status at once; keep serving xDS until the end.
       await kube.stop();
+      await prober?.stop();
       await controlPlane.stop();
       await ads.close(2000);
       await admin.stop();
