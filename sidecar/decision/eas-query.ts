@@ -50,7 +50,7 @@ function parsePlain(query: string): EasQuery | undefined {
     const val = decodeComponent(part.slice(eq + 1));
     if (val === undefined) continue;
     if (key === "cmd") command = val;
-    else if (key === "user") user = val;
+    else if (key === "user") user ||= val || undefined; // the first non-empty User= wins (as easQueryUser)
     else if (key === "deviceid") deviceId = val;
     else deviceType = val;
   }
@@ -99,6 +99,42 @@ function parseBase64(query: string): EasQuery | undefined {
     deviceId: b.toString("latin1", devStart, devStart + devLen),
     deviceType: b.toString("latin1", typeStart, typeStart + typeLen),
   };
+}
+
+/**
+ * Just the user name of an ActiveSync query (plain `User=` or base64 tag 8): the hot path of
+ * identity extraction, without building the whole EasQuery.
+ */
+export function easQueryUser(query: string): { user: string; form: "plain" | "base64" } | undefined {
+  if (query.length === 0 || query.length > 4096) return undefined;
+  const eq = query.indexOf("=");
+  if (eq >= 0 && (query.indexOf("&") >= 0 || query.replace(/=+$/, "").indexOf("=") >= 0)) {
+    let start = 0;
+    while (start < query.length) {
+      let end = query.indexOf("&", start);
+      if (end < 0) end = query.length;
+      // "user=" is 5 characters; compare case-insensitively without allocating.
+      if (end - start > 5 && query.charCodeAt(start + 4) === 61 /* = */) {
+        const k0 = query.charCodeAt(start) | 0x20;
+        const k1 = query.charCodeAt(start + 1) | 0x20;
+        const k2 = query.charCodeAt(start + 2) | 0x20;
+        const k3 = query.charCodeAt(start + 3) | 0x20;
+        if (k0 === 0x75 && k1 === 0x73 && k2 === 0x65 && k3 === 0x72) {
+          const v = decodeComponent(query.slice(start + 5, end));
+          if (v !== undefined) return v ? { user: v, form: "plain" } : undefined;
+        }
+      }
+      start = end + 1;
+    }
+    return undefined;
+  }
+  const q = parseBase64(query);
+  if (q?.user) return { user: q.user, form: "base64" };
+  if (!q) {
+    const p = parsePlain(query);
+    if (p?.user) return { user: p.user, form: "plain" };
+  }
+  return undefined;
 }
 
 /** Encode a base64 query value (tests, explain). */

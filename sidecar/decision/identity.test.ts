@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { encodeEasBase64Query, parseEasQuery } from "./eas-query.js";
+import { easQueryUser, encodeEasBase64Query, parseEasQuery } from "./eas-query.js";
 import { anchorMailboxIdentity, identityCandidates } from "./identity.js";
 import { buildNtlmAuthenticate, ntlmIdentityFromAuthorization, parseNtlmAuthenticate } from "./ntlm.js";
 import { ewsAffinityOperation, isAvailabilityRequest, serviceForRequest } from "./service.js";
@@ -69,6 +69,21 @@ describe("ActiveSync query", () => {
     const q = encodeEasBase64Query({ protocolVersion: 141, command: "Ping", deviceId: "dev1", deviceType: "iPhone", user: "CONTOSO\\jun", policyKey: 123 });
     expect(parseEasQuery(q)).toMatchObject({ form: "base64", command: "Ping", user: "CONTOSO\\jun" });
     expect(parseEasQuery("Cmd=Sync&User=frank%40contoso.com&DeviceId=a&DeviceType=b")).toMatchObject({ form: "plain", user: "frank@contoso.com" });
+  });
+  it("easQueryUser (the hot path) agrees with parseEasQuery", () => {
+    const part = fc.oneof(
+      fc.constantFrom("Cmd=Sync", "User=bob", "user=a%40b.c", "USER=", "User=%zz", "DeviceId=1", "x", "=", "User=carol"),
+      fc.string({ maxLength: 12 }),
+    );
+    const plain = fc.array(part, { maxLength: 6 }).map((a) => a.join("&"));
+    const b64 = fc.record({ user: fc.option(fc.string({ minLength: 1, maxLength: 20 }), { nil: undefined }), dev: fc.string({ maxLength: 16 }) })
+      .map((r) => encodeEasBase64Query({ protocolVersion: 141, command: "Sync", deviceId: r.dev, deviceType: "t", ...(r.user ? { user: r.user } : {}) }));
+    fc.assert(
+      fc.property(fc.oneof(plain, b64), (q) => {
+        expect(easQueryUser(q)?.user).toBe(parseEasQuery(q)?.user);
+      }),
+      { numRuns: 1000 },
+    );
   });
   it("never throws on arbitrary query strings", () => {
     fc.assert(fc.property(fc.string({ maxLength: 300 }), (s) => { parseEasQuery(s); }), { numRuns: 500 });

@@ -13,7 +13,7 @@
 // Client-sent x-cas-* headers are never read here.
 import type { ClientRequest } from "./types.js";
 import { ntlmIdentityFromAuthorization } from "./ntlm.js";
-import { parseEasQuery } from "./eas-query.js";
+import { easQueryUser } from "./eas-query.js";
 import { firstSegment, lowerPathOnly, queryOf } from "./service.js";
 
 export interface IdentityCandidate {
@@ -119,8 +119,8 @@ export function identityCandidates(req: ClientRequest): IdentityCandidate[] {
   }
 
   if (seg === "microsoft-server-activesync") {
-    const q = parseEasQuery(queryOf(req.path));
-    if (q?.user !== undefined) add(out, clean(q.user), q.form === "plain" ? "eas-user" : "eas-base64-user");
+    const q = easQueryUser(queryOf(req.path));
+    if (q !== undefined) add(out, clean(q.user), q.form === "plain" ? "eas-user" : "eas-base64-user");
   } else if (seg === "owa" && req.body !== undefined && req.method.toUpperCase() === "POST") {
     if (lowerPathOnly(req.path).startsWith("/owa/auth.owa")) {
       add(out, clean(queryParam(req.body, "username")), "owa-fba-username");
