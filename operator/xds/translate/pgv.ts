@@ -30,7 +30,6 @@ interface PathNode {
   /** Field name, array index, map key (quoted) or Any type (<Type>); joined only when reporting. */
   readonly seg: string | number;
 }
-type Convert = (v: Json, at: PathNode, out: Violation[]) => unknown;
 
 const pathString = (n: PathNode | null): string => {
   const segs: string[] = [];
@@ -79,33 +78,6 @@ const isIpv6 = (s: string) => /^[0-9a-fA-F:.]+$/.test(s) && s.includes(":") && (
   }
 })();
 
-/**
- * An already-encoded sub-message. A frozen (shared) value is converted, checked and encoded once;
- * the parent's encoder then copies its bytes (see installPreEncoded) instead of encoding it again.
- */
-class PreEncoded {
-  constructor(readonly bytes: Uint8Array) {}
-}
-// Like protobufjs' own writeBytes: a loop beats TypedArray#set for short arrays.
-const copyBytes = (val: Uint8Array, buf: Uint8Array, pos: number) => {
-  if (val.length < 128) for (let i = 0; i < val.length; i++) buf[pos + i] = val[i];
-  else buf.set(val, pos);
-};
-type WriterInternals = protobuf.Writer & { _push(fn: (v: Uint8Array, b: Uint8Array, p: number) => void, len: number, val: Uint8Array): protobuf.Writer };
-
-/** Wrap a type's generated encoder so that it writes PreEncoded values as raw bytes. */
-function installPreEncoded(type: protobuf.Type): void {
-  type.setup(); // generated encode/decode/... become own properties; later calls do not replace them
-  const generated = type.encode;
-  type.encode = function encodeOrCopy(this: protobuf.Type, m: unknown, w?: protobuf.Writer): protobuf.Writer {
-    if (m instanceof PreEncoded) {
-      const writer = (w ?? protobuf.Writer.create()) as WriterInternals;
-      return m.bytes.length ? writer._push(copyBytes, m.bytes.length, m.bytes) : writer;
-    }
-    return generated.call(this, m as Obj, w);
-  } as typeof type.encode;
-}
-
 export const DURATION_RE = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
 
 /** Parse a proto3 JSON Duration ("1.5s") into seconds and nanos. */
@@ -142,8 +114,11 @@ function deepMerge(a: Obj, b: Obj): Obj {
 
 interface FieldPlan {
   readonly name: string;
+  /** Field number: fields are written in this order (canonical encoding). */
+  readonly id: number;
   readonly oneof: string | undefined;
-  readonly convert: Convert;
+  /** Writes tag(s) and value. */
+  readonly write: Write;
   /** Checks rules on the JSON value (already converted values are not needed: rules read JSON). */
   readonly check: ((v: Json, at: PathNode, out: Violation[]) => void) | undefined;
   /** Value when absent (proto3 default) for scalar rule checks; undefined for messages. */
@@ -155,23 +130,139 @@ interface FieldPlan {
 
 interface TypePlan {
   readonly fields: Map<string, FieldPlan>;
-  readonly fieldList: FieldPlan[];
+  fieldList: FieldPlan[];
   readonly requiredOneofs: string[];
   readonly oneofs: Map<string, string[]>;
   readonly disabled: boolean;
 }
 
+/**
+ * A growable protobuf writer. Nested messages are written in place: one byte is reserved for the
+ * length and the body is shifted in the rare case its length needs more (≥ 128 bytes).
+ */
+class Buf {
+  buf: Buffer = Buffer.allocUnsafe(1 << 16);
+  pos = 0;
+
+  private grow(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  varint(n: number): void {
+    this.grow(10);
+    const b = this.buf;
+    if (n < 0) return this.negative(n);
+    while (n > 127) {
+      b[this.pos++] = (n % 128) | 128;
+      n = Math.floor(n / 128);
+    }
+    b[this.pos++] = n;
+  }
+  private negative(n: number): void {
+    // Two's complement over 64 bits: ten bytes, as protobuf writes negative int32/int64.
+    let x = BigInt.asUintN(64, BigInt(n));
+    for (let i = 0; i < 9; i++) {
+      this.buf[this.pos++] = Number(x & 127n) | 128;
+      x >>= 7n;
+    }
+    this.buf[this.pos++] = Number(x);
+  }
+  tag(id: number, wire: number): void {
+    this.varint(id * 8 + wire);
+  }
+  fixed32(n: number): void {
+    this.grow(4);
+    this.buf.writeUInt32LE(n >>> 0, this.pos);
+    this.pos += 4;
+  }
+  sfixed32(n: number): void {
+    this.grow(4);
+    this.buf.writeInt32LE(n | 0, this.pos);
+    this.pos += 4;
+  }
+  fixed64(n: number): void {
+    this.grow(8);
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(n)), this.pos);
+    this.pos += 8;
+  }
+  float(n: number): void {
+    this.grow(4);
+    this.buf.writeFloatLE(n, this.pos);
+    this.pos += 4;
+  }
+  double(n: number): void {
+    this.grow(8);
+    this.buf.writeDoubleLE(n, this.pos);
+    this.pos += 8;
+  }
+  string(s: string): void {
+    const len = s.length < 64 && /^[\x00-\x7f]*$/.test(s) ? s.length : Buffer.byteLength(s);
+    this.varint(len);
+    this.grow(len);
+    if (len === s.length) for (let i = 0; i < len; i++) this.buf[this.pos + i] = s.charCodeAt(i);
+    else this.buf.write(s, this.pos, "utf8");
+    this.pos += len;
+  }
+  bytes(u: Uint8Array): void {
+    this.varint(u.length);
+    this.raw(u);
+  }
+  raw(u: Uint8Array): void {
+    this.grow(u.length);
+    if (u.length < 64) for (let i = 0; i < u.length; i++) this.buf[this.pos + i] = u[i];
+    else this.buf.set(u, this.pos);
+    this.pos += u.length;
+  }
+  /** Reserve a one-byte length; returns where the body starts. */
+  begin(): number {
+    this.grow(1);
+    this.pos++;
+    return this.pos;
+  }
+  end(start: number): void {
+    const len = this.pos - start;
+    if (len < 128) {
+      this.buf[start - 1] = len;
+      return;
+    }
+    let size = 1;
+    for (let x = len; x > 127; x = Math.floor(x / 128)) size++;
+    this.grow(size - 1);
+    this.buf.copyWithin(start - 1 + size, start, this.pos);
+    const end = this.pos + size - 1;
+    this.pos = start - 1;
+    this.varint(len);
+    this.pos = end;
+  }
+  take(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.buf, 0, this.pos);
+  }
+}
+
+/** Write one value's body (a message) or wire value (a scalar); returns what rule checks need. */
+type Write = (v: Json, at: PathNode, out: Violation[], w: Buf) => unknown;
+
+const WIRE: Record<string, number> = {
+  double: 1, float: 5, int32: 0, int64: 0, uint32: 0, uint64: 0, sint32: 0, sint64: 0,
+  fixed32: 5, fixed64: 1, sfixed32: 5, sfixed64: 1, bool: 0, string: 2, bytes: 2,
+};
+
 export class ProtoCodec {
   private readonly plans = new Map<protobuf.Type, TypePlan>();
-  private readonly converters = new Map<protobuf.Type, Convert>();
+  private readonly writers = new Map<protobuf.Type, Write>();
   private readonly types = new Map<string, protobuf.Type | null>();
-  private readonly anyMemo = new WeakMap<object, unknown>();
   /**
-   * Values already converted without violations, by identity, per message type. Builders share
-   * sub-objects (TLS contexts, health checks, circuit breakers) between resources, so each is
-   * converted, checked and (for Any) encoded once; values are treated as immutable once built.
+   * Bodies of frozen values already written without violations, by identity, per message type.
+   * Builders share frozen sub-objects (TLS contexts, health checks, circuit breakers) between
+   * resources, so each is converted, checked and encoded once, then copied.
    */
-  private readonly memo = new Map<protobuf.Type, WeakMap<object, unknown>>();
+  private readonly memo = new Map<protobuf.Type, WeakMap<object, Uint8Array>>();
+  private readonly anyMemo = new WeakMap<object, Uint8Array>();
+  private readonly w = new Buf();
 
   constructor(private readonly root: protobuf.Root) {}
 
@@ -179,20 +270,23 @@ export class ProtoCodec {
   encode(typeName: string, json: Json): EncodeResult {
     const type = this.lookup(typeName);
     if (!type) return { bytes: undefined, violations: [{ path: "", rule: "type", message: `unknown message type ${typeName}` }] };
-    const conv = this.converter(type);
+    const write = this.writer(type);
+    const w = this.w;
+    w.pos = 0;
     let out: Violation[] = [];
-    const obj = conv(json, NO_PATH, out);
+    write(json, NO_PATH, out, w);
     if (out.length > 0) {
       tracking = true;
       try {
         out = [];
-        conv(json, { up: null, seg: "" }, out);
+        w.pos = 0;
+        write(json, { up: null, seg: "" }, out, w);
       } finally {
         tracking = false;
       }
       return { bytes: undefined, violations: out };
     }
-    return { bytes: type.encode(obj as Obj).finish(), violations: out };
+    return { bytes: w.take(), violations: out };
   }
 
   /** Only the checks (the conversion runs too: a value that cannot be converted is a violation). */
@@ -213,89 +307,108 @@ export class ProtoCodec {
     return t ?? undefined;
   }
 
-  private converter(type: protobuf.Type): Convert {
-    const key = type;
-    let c = this.converters.get(key);
+  private writer(type: protobuf.Type): Write {
+    let c = this.writers.get(type);
     if (c) return c;
     // Placeholder first: message types are recursive.
-    let real: Convert | undefined;
-    c = (v, at, out) => real!(v, at, out);
-    this.converters.set(key, c);
-    real = this.buildConverter(type);
-    this.converters.set(key, real);
+    let real: Write | undefined;
+    c = (v, at, out, w) => real!(v, at, out, w);
+    this.writers.set(type, c);
+    real = this.buildWriter(type);
+    this.writers.set(type, real);
     return real;
   }
 
-  private buildConverter(type: protobuf.Type): Convert {
+  private buildWriter(type: protobuf.Type): Write {
     const name = type.fullName.replace(/^\./, "");
     switch (name) {
       case "google.protobuf.Duration":
-        return (v, at, out) => {
-          if (typeof v === "string") {
-            const d = parseDuration(v);
-            if (d) return d;
-          } else if (v && typeof v === "object" && "seconds" in (v as Obj)) return v;
-          out.push({ path: pathString(at), rule: "json", message: `not a duration: ${JSON.stringify(v)}` });
-          return {};
+        return (v, at, out, w) => {
+          let d: { seconds?: number; nanos?: number } | undefined;
+          if (typeof v === "string") d = parseDuration(v);
+          else if (v && typeof v === "object" && "seconds" in (v as Obj)) d = v as { seconds: number; nanos?: number };
+          if (!d) {
+            out.push({ path: pathString(at), rule: "json", message: `not a duration: ${JSON.stringify(v)}` });
+            return { seconds: 0, nanos: 0 };
+          }
+          if (d.seconds) {
+            w.tag(1, 0);
+            w.varint(Number(d.seconds));
+          }
+          if (d.nanos) {
+            w.tag(2, 0);
+            w.varint(d.nanos);
+          }
+          return d;
         };
       case "google.protobuf.Any":
-        return (v, at, out) => this.convertAny(v, at, out);
+        return (v, at, out, w) => this.writeAny(v, at, out, w);
       case "google.protobuf.Struct":
-        return (v, at, out) => this.convertStruct(v, at, out);
+        return (v, at, out, w) => this.writeStruct(v, at, out, w);
       case "google.protobuf.Value":
-        return (v, at, out) => this.convertValue(v, at, out);
+        return (v, at, out, w) => this.writeValue(v, at, out, w);
       case "google.protobuf.ListValue":
-        return (v, at, out) => ({ values: Array.isArray(v) ? v.map((x, i) => this.convertValue(x, child(at, i), out)) : [] });
+        return (v, at, out, w) => {
+          if (!Array.isArray(v)) return out.push({ path: pathString(at), rule: "json", message: "expected an array (ListValue)" });
+          v.forEach((x, i) => {
+            w.tag(1, 2);
+            const s = w.begin();
+            this.writeValue(x, child(at, i), out, w);
+            w.end(s);
+          });
+        };
       case "google.protobuf.Empty":
-        return () => ({});
+        return () => undefined;
     }
     if (name in WRAPPERS) {
-      const scalar = this.scalarConverter(WRAPPERS[name], undefined);
-      return (v, at, out) => ({ value: scalar(v, at, out) });
+      const scalar = WRAPPERS[name];
+      const write = scalarWriter(scalar);
+      const def = scalarDefault(scalar);
+      return (v, at, out, w) => {
+        if (v !== def && !(def === 0 && v === "0")) {
+          w.tag(1, WIRE[scalar]);
+          write(v, at, out, w);
+        }
+      };
     }
     const plan = this.plan(type);
-    installPreEncoded(type);
-    const memo = new WeakMap<object, unknown>();
+    const memo = new WeakMap<object, Uint8Array>();
     this.memo.set(type, memo);
     const checked = plan.fieldList.filter((f) => f.required || f.check);
     const oneofs = [...plan.oneofs];
-    return (v, at, out) => {
+    return (v, at, out, w) => {
       if (v === null || typeof v !== "object" || Array.isArray(v)) {
         out.push({ path: pathString(at), rule: "json", message: `expected an object for ${name}` });
-        return {};
+        return;
       }
-      // Only frozen values are shared between resources (and immutable): memoise those.
-      const frozen = Object.isFrozen(v);
-      if (frozen) {
-        const hit = memo.get(v);
-        if (hit !== undefined) return hit;
-      }
-      const before = out.length;
       const src = v as Obj;
-      const result: Obj = {};
+      const present: FieldPlan[] = [];
+      let sorted = true;
       for (const k in src) {
         const fv = src[k];
-        if (fv === undefined) continue;
+        if (fv === undefined || fv === null) continue;
         const f = plan.fields.get(k);
         if (!f) {
           out.push({ path: pathString(child(at, k)), rule: "json", message: `${name} has no field "${k}"` });
           continue;
         }
-        if (fv === null) continue;
         if (f.kind === "scalar" && f.oneof === undefined && f.isDefault(fv)) continue; // proto3: defaults are not written
         if (f.kind === "repeated" && (fv as unknown[]).length === 0) continue;
-        result[k] = f.convert(fv, child(at, k), out);
+        if (present.length && present[present.length - 1].id > f.id) sorted = false;
+        present.push(f);
       }
-      if (plan.disabled) return result;
+      if (!sorted) present.sort((a, b) => a.id - b.id);
+      for (const f of present) f.write(src[f.name], child(at, f.name), out, w);
+      if (plan.disabled) return;
       for (const f of checked) {
         const fv = src[f.name];
-        const present = fv !== undefined && fv !== null;
-        if (f.required && !present && f.oneof === undefined) {
+        const has = fv !== undefined && fv !== null;
+        if (f.required && !has && f.oneof === undefined) {
           out.push({ path: pathString(child(at, f.name)), rule: "message.required", message: "value is required" });
           continue;
         }
         if (!f.check) continue;
-        if (present) f.check(fv, child(at, f.name), out);
+        if (has) f.check(fv, child(at, f.name), out);
         else if (f.kind === "scalar" && f.oneof === undefined) f.check(f.defaultValue, child(at, f.name), out);
         else if (f.kind === "repeated" || f.kind === "map") f.check(f.kind === "map" ? {} : [], child(at, f.name), out);
       }
@@ -306,13 +419,45 @@ export class ProtoCodec {
         else if (set === 0 && plan.requiredOneofs.includes(oneof))
           out.push({ path: pathString(child(at, oneof)), rule: "oneof.required", message: `one of ${members.join(", ")} is required` });
       }
-      if (frozen && out.length === before) {
-        const pre = new PreEncoded(type.encode(result).finish());
-        memo.set(v, pre);
-        return pre;
-      }
-      return result;
     };
+  }
+
+  /** Write a nested message field's value (tag written by the caller): length-prefixed body, memoised when frozen. */
+  private messageValue(type: protobuf.Type): Write {
+    const body = this.writer(type);
+    const getMemo = () => this.memo.get(type);
+    return (v, at, out, w) => {
+      const frozen = v !== null && typeof v === "object" && Object.isFrozen(v);
+      const memo = frozen ? getMemo() : undefined;
+      if (memo) {
+        const hit = memo.get(v as object);
+        if (hit) {
+          w.bytes(hit);
+          return undefined;
+        }
+      }
+      const before = out.length;
+      const s = w.begin();
+      const res = body(v, at, out, w);
+      w.end(s);
+      if (memo && out.length === before) memo.set(v as object, this.lastBody(w, s));
+      return res;
+    };
+  }
+
+  /** The body just written after `start` (adjusted when end() widened the length prefix). */
+  private lastBody(w: Buf, start: number): Uint8Array {
+    // end() leaves the body right after its (possibly multi-byte) length varint at start-1.
+    let p = start - 1;
+    let len = 0;
+    let mul = 1;
+    for (;;) {
+      const b = w.buf[p++];
+      len += (b & 127) * mul;
+      if (b < 128) break;
+      mul *= 128;
+    }
+    return Uint8Array.prototype.slice.call(w.buf, p, p + len);
   }
 
   private plan(type: protobuf.Type): TypePlan {
@@ -323,6 +468,8 @@ export class ProtoCodec {
     const fields = new Map<string, FieldPlan>();
     const oneofs = new Map<string, string[]>();
     const requiredOneofs: string[] = [];
+    const plan: TypePlan = { fields, fieldList: [], oneofs, requiredOneofs, disabled };
+    this.plans.set(type, plan);
     for (const o of type.oneofsArray) {
       oneofs.set(o.name, o.fieldsArray.map((f) => f.name));
       const oo = (o.options ?? {}) as Obj;
@@ -333,32 +480,34 @@ export class ProtoCodec {
       const rules = rulesOf(f.parsedOptions as never, "(validate.rules)");
       fields.set(f.name, this.fieldPlan(f, rules));
     }
-    const plan: TypePlan = { fields, fieldList: [...fields.values()], oneofs, requiredOneofs, disabled };
-    this.plans.set(type, plan);
+    plan.fieldList.push(...fields.values());
     return plan;
   }
 
   private fieldPlan(f: protobuf.Field, rules: Obj | undefined): FieldPlan {
     const oneof = f.partOf?.name;
+    const id = f.id;
     if (f instanceof protobuf.MapField || (f as { map?: boolean }).map) {
-      const mf = f as unknown as protobuf.FieldBase;
-      const valueConv = this.elementConverter(mf, (rules?.map as Obj | undefined)?.values as Obj | undefined);
+      const mf = f as unknown as protobuf.MapField;
       const mapRules = rules?.map as Obj | undefined;
+      const valueWrite = this.elementWriter(mf as unknown as protobuf.FieldBase, mapRules?.values as Obj | undefined);
+      const valueWire = this.wireOf(mf as unknown as protobuf.FieldBase);
+      const keyType = mf.keyType;
+      const keyWrite = scalarWriter(keyType);
       return {
-        name: f.name,
-        oneof,
-        kind: "map",
-        required: false,
-        defaultValue: undefined,
-        isDefault: () => false,
-        convert: (v, at, out) => {
-          const o: Obj = {};
-          if (!v || typeof v !== "object") {
-            out.push({ path: pathString(at), rule: "json", message: "expected an object (map)" });
-            return o;
+        name: f.name, id, oneof, kind: "map", required: false, defaultValue: undefined, isDefault: () => false,
+        write: (v, at, out, w) => {
+          if (!v || typeof v !== "object") return out.push({ path: pathString(at), rule: "json", message: "expected an object (map)" });
+          for (const k of Object.keys(v as Obj).sort()) {
+            w.tag(id, 2);
+            const s = w.begin();
+            w.tag(1, WIRE[keyType]);
+            keyWrite(keyType === "string" ? k : Number(k), at, out, w);
+            w.tag(2, valueWire);
+            valueWrite((v as Obj)[k], child(at, `[${JSON.stringify(k)}]`), out, w);
+            w.end(s);
           }
-          for (const k of Object.keys(v as Obj).sort()) o[k] = valueConv(((v as Obj)[k]), child(at, `[${JSON.stringify(k)}]`), out);
-          return o;
+          return undefined;
         },
         check: mapRules
           ? (v, at, out) => {
@@ -376,22 +525,25 @@ export class ProtoCodec {
     }
     if (f.repeated) {
       const repRules = rules?.repeated as Obj | undefined;
-      const itemConv = this.elementConverter(f, repRules?.items as Obj | undefined);
+      const item = this.elementWriter(f, repRules?.items as Obj | undefined);
+      const wire = this.wireOf(f);
+      const packed = wire !== 2; // proto3 packs repeated numeric and enum fields
       return {
-        name: f.name,
-        oneof,
-        kind: "repeated",
-        required: false,
-        defaultValue: undefined,
-        isDefault: () => false,
-        convert: (v, at, out) => {
-          if (!Array.isArray(v)) {
-            out.push({ path: pathString(at), rule: "json", message: "expected an array" });
-            return [];
+        name: f.name, id, oneof, kind: "repeated", required: false, defaultValue: undefined, isDefault: () => false,
+        write: (v, at, out, w) => {
+          if (!Array.isArray(v)) return out.push({ path: pathString(at), rule: "json", message: "expected an array" });
+          if (packed) {
+            w.tag(id, 2);
+            const s = w.begin();
+            for (let i = 0; i < v.length; i++) item(v[i], child(at, i), out, w);
+            w.end(s);
+          } else {
+            for (let i = 0; i < v.length; i++) {
+              w.tag(id, wire);
+              item(v[i], child(at, i), out, w);
+            }
           }
-          const arr = new Array(v.length);
-          for (let i = 0; i < v.length; i++) arr[i] = itemConv(v[i], child(at, i), out);
-          return arr;
+          return undefined;
         },
         check: repRules
           ? (v, at, out) => {
@@ -411,9 +563,10 @@ export class ProtoCodec {
     }
     const rt = f.resolvedType;
     const scalarLike = !(rt instanceof protobuf.Type);
-    // Scalars and enums: convert without rules, check the rules separately so that an absent
+    // Scalars and enums: written without rules, rules checked separately so that an absent
     // field is checked at its proto3 default (PGV does that: `min_len: 1` makes a string required).
-    const conv = this.elementConverter(f, scalarLike ? undefined : rules);
+    const elem = this.elementWriter(f, scalarLike ? undefined : rules);
+    const wire = this.wireOf(f);
     let check: ((v: Json, at: PathNode, out: Violation[]) => void) | undefined;
     if (scalarLike && rules) {
       if (rt instanceof protobuf.Enum) {
@@ -427,45 +580,54 @@ export class ProtoCodec {
     const isMessage = rt instanceof protobuf.Type;
     const required =
       isMessage &&
-      (((rules?.message as Obj | undefined)?.required === true) ||
-        ((rules?.duration as Obj | undefined)?.required === true) ||
-        ((rules?.any as Obj | undefined)?.required === true) ||
-        ((rules?.timestamp as Obj | undefined)?.required === true));
+      ((rules?.message as Obj | undefined)?.required === true ||
+        (rules?.duration as Obj | undefined)?.required === true ||
+        (rules?.any as Obj | undefined)?.required === true ||
+        (rules?.timestamp as Obj | undefined)?.required === true);
     const def = isMessage ? undefined : rt instanceof protobuf.Enum ? 0 : scalarDefault(f.type);
     return {
-      name: f.name,
-      oneof,
-      kind: isMessage ? "message" : "scalar",
-      required,
-      defaultValue: def,
+      name: f.name, id, oneof, kind: isMessage ? "message" : "scalar", required, defaultValue: def,
       isDefault: isMessage
         ? () => false
         : rt instanceof protobuf.Enum
           ? (v) => v === 0 || (typeof v === "string" && (rt as protobuf.Enum).values[v] === 0)
           : (v) => v === def || (def === 0 && v === "0"),
-      convert: conv,
+      write: (v, at, out, w) => {
+        w.tag(id, wire);
+        return elem(v, at, out, w);
+      },
       check,
     };
   }
 
-  /**
-   * Converter for one value of a field (an item, for repeated fields), with the field's rules
-   * checked on the JSON value as it converts.
-   */
-  private elementConverter(f: protobuf.FieldBase, rules: Obj | undefined): Convert {
+  private wireOf(f: protobuf.FieldBase): number {
+    const rt = f.resolvedType;
+    if (rt instanceof protobuf.Type) return 2;
+    if (rt instanceof protobuf.Enum) return 0;
+    return WIRE[f.type];
+  }
+
+  /** Writer for one value of a field (an item, for repeated fields), checking the field's rules. */
+  private elementWriter(f: protobuf.FieldBase, rules: Obj | undefined): Write {
     const rt = f.resolvedType;
     if (rt instanceof protobuf.Type) {
-      const inner = this.converter(rt);
       const full = rt.fullName.replace(/^\./, "");
       const skip = (rules?.message as Obj | undefined)?.skip === true;
+      const value = this.messageValue(rt);
       const wrapped = WRAPPERS[full];
       const wrapperRules = wrapped ? (rules?.[wrapped] as Obj | undefined) : undefined;
       const durRules = full === "google.protobuf.Duration" ? (rules?.duration as Obj | undefined) : undefined;
       const anyRules = full === "google.protobuf.Any" ? (rules?.any as Obj | undefined) : undefined;
-      return (v, at, out) => {
-        const res = skip ? this.convertUnchecked(rt, v, at, out) : inner(v, at, out);
+      if (!skip && !wrapperRules && !durRules && !anyRules) return value;
+      return (v, at, out, w) => {
+        let res: unknown;
+        if (skip) {
+          const scratch: Violation[] = [];
+          res = value(v, at, scratch, w);
+          for (const x of scratch) if (x.rule === "json") out.push(x);
+        } else res = value(v, at, out, w);
         if (wrapperRules) checkScalar(wrapped, v, wrapperRules, at, out);
-        if (durRules) checkDuration(res as { seconds: number; nanos: number }, durRules, at, out);
+        if (durRules) checkDuration(typeof v === "string" ? parseDuration(v) : (v as { seconds: number; nanos: number }), durRules, at, out);
         if (anyRules) {
           const url = (v as Obj)?.["@type"];
           if (Array.isArray(anyRules.in) && !anyRules.in.includes(url))
@@ -479,7 +641,7 @@ export class ProtoCodec {
     if (rt instanceof protobuf.Enum) {
       const en = rt;
       const enumRules = rules?.enum as Obj | undefined;
-      return (v, at, out) => {
+      return (v, at, out, w) => {
         let n: number | undefined;
         if (typeof v === "number") n = v;
         else if (typeof v === "string") n = en.values[v];
@@ -488,91 +650,139 @@ export class ProtoCodec {
           return 0;
         }
         if (enumRules) checkEnum(en, n, enumRules, at, out);
+        w.varint(n);
         return n;
       };
     }
-    return this.scalarConverter(f.type, rules?.[scalarFamily(f.type)] as Obj | undefined);
-  }
-
-  private convertUnchecked(rt: protobuf.Type, v: Json, at: PathNode, out: Violation[]): unknown {
-    // message.skip: convert, but drop rule violations found below.
-    const scratch: Violation[] = [];
-    const res = this.converter(rt)(v, at, scratch);
-    for (const x of scratch) if (x.rule === "json") out.push(x);
-    return res;
-  }
-
-  private scalarConverter(type: string, rules: Obj | undefined): Convert {
-    return (v, at, out) => {
-      let res: unknown = v;
-      if (type === "string") {
-        if (typeof v !== "string") out.push({ path: pathString(at), rule: "json", message: "expected a string" });
-      } else if (type === "bool") {
-        if (typeof v !== "boolean") out.push({ path: pathString(at), rule: "json", message: "expected a boolean" });
-      } else if (type === "bytes") {
-        if (typeof v === "string") res = Buffer.from(v, "base64");
-        else if (!(v instanceof Uint8Array)) out.push({ path: pathString(at), rule: "json", message: "expected base64 bytes" });
-      } else {
-        const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-        if (typeof n !== "number" || Number.isNaN(n)) out.push({ path: pathString(at), rule: "json", message: `expected a number, got ${JSON.stringify(v)}` });
-        else {
-          if (!FLOAT.has(type) && !Number.isInteger(n)) out.push({ path: pathString(at), rule: "json", message: `expected an integer, got ${n}` });
-          if (UINT32.has(type) && (n < 0 || n > 0xffffffff)) out.push({ path: pathString(at), rule: "json", message: `${n} is out of uint32 range` });
-          if (INT32.has(type) && (n < -0x80000000 || n > 0x7fffffff)) out.push({ path: pathString(at), rule: "json", message: `${n} is out of int32 range` });
-          if (UINT64.has(type) && n < 0) out.push({ path: pathString(at), rule: "json", message: `${n} is negative` });
-          res = n;
-        }
-      }
-      if (rules) checkScalar(type, v, rules, at, out);
-      return res;
+    const write = scalarWriter(f.type);
+    const r = rules?.[scalarFamily(f.type)] as Obj | undefined;
+    if (!r) return write;
+    return (v, at, out, w) => {
+      checkScalar(f.type, v, r, at, out);
+      return write(v, at, out, w);
     };
   }
 
-  private convertAny(v: Json, at: PathNode, out: Violation[]): unknown {
+  private writeAny(v: Json, at: PathNode, out: Violation[], w: Buf): unknown {
     const o = v as Obj;
     const url = o && typeof o === "object" ? o["@type"] : undefined;
-    if (typeof url !== "string") {
-      out.push({ path: pathString(at), rule: "json", message: "Any needs an @type" });
-      return {};
-    }
+    if (typeof url !== "string") return out.push({ path: pathString(at), rule: "json", message: "Any needs an @type" });
     const frozen = Object.isFrozen(o);
     const hit = frozen ? this.anyMemo.get(o) : undefined;
-    if (hit) return hit;
+    if (hit) return w.raw(hit);
     const typeName = url.slice(url.lastIndexOf("/") + 1);
     const inner = this.lookup(typeName);
-    if (!inner) {
-      out.push({ path: pathString(at), rule: "any.type", message: `unknown type ${url}` });
-      return {};
-    }
-    const { ["@type"]: _t, ...rest } = o;
+    if (!inner) return out.push({ path: pathString(at), rule: "any.type", message: `unknown type ${url}` });
+    const startAll = w.pos;
+    w.tag(1, 2);
+    w.string(url);
+    w.tag(2, 2);
+    const s = w.begin();
     const wkt = typeName in WRAPPERS || typeName === "google.protobuf.Duration" || typeName === "google.protobuf.Struct" || typeName === "google.protobuf.Value";
     const innerAt = child(at, `<${typeName.slice(typeName.lastIndexOf(".") + 1)}>`);
     const before = out.length;
-    const obj = this.converter(inner)(wkt ? rest.value : rest, innerAt, out);
-    if (out.length > before) return { type_url: url, value: new Uint8Array() };
-    const res = { type_url: url, value: inner.encode(obj as Obj).finish() };
-    if (frozen) this.anyMemo.set(o, res);
-    return res;
-  }
-
-  private convertStruct(v: Json, at: PathNode, out: Violation[]): unknown {
-    if (!v || typeof v !== "object" || Array.isArray(v)) {
-      out.push({ path: pathString(at), rule: "json", message: "expected an object (Struct)" });
-      return {};
+    let payload: Json = o;
+    if (wkt) payload = o.value;
+    else if ("@type" in o) {
+      const { ["@type"]: _t, ...rest } = o;
+      payload = rest;
     }
-    const fields: Obj = {};
-    for (const k of Object.keys(v as Obj).sort()) fields[k] = this.convertValue((v as Obj)[k], child(at, k), out);
-    return { fields };
+    this.writer(inner)(payload, innerAt, out, w);
+    w.end(s);
+    if (frozen && out.length === before) this.anyMemo.set(o, Uint8Array.prototype.slice.call(w.buf, startAll, w.pos));
+    return undefined;
   }
 
-  private convertValue(v: Json, at: PathNode, out: Violation[]): unknown {
-    if (v === null) return { null_value: 0 };
-    if (typeof v === "number") return { number_value: v };
-    if (typeof v === "string") return { string_value: v };
-    if (typeof v === "boolean") return { bool_value: v };
-    if (Array.isArray(v)) return { list_value: { values: v.map((x, i) => this.convertValue(x, child(at, i), out)) } };
-    return { struct_value: this.convertStruct(v, at, out) };
+  private writeStruct(v: Json, at: PathNode, out: Violation[], w: Buf): unknown {
+    if (!v || typeof v !== "object" || Array.isArray(v)) return out.push({ path: pathString(at), rule: "json", message: "expected an object (Struct)" });
+    for (const k of Object.keys(v as Obj).sort()) {
+      w.tag(1, 2);
+      const s = w.begin();
+      w.tag(1, 2);
+      w.string(k);
+      w.tag(2, 2);
+      const s2 = w.begin();
+      this.writeValue((v as Obj)[k], child(at, k), out, w);
+      w.end(s2);
+      w.end(s);
+    }
+    return undefined;
   }
+
+  private writeValue(v: Json, at: PathNode, out: Violation[], w: Buf): unknown {
+    if (v === null) {
+      w.tag(1, 0);
+      w.varint(0);
+    } else if (typeof v === "number") {
+      w.tag(2, 1);
+      w.double(v);
+    } else if (typeof v === "string") {
+      w.tag(3, 2);
+      w.string(v);
+    } else if (typeof v === "boolean") {
+      w.tag(4, 0);
+      w.varint(v ? 1 : 0);
+    } else if (Array.isArray(v)) {
+      w.tag(6, 2);
+      const s = w.begin();
+      v.forEach((x, i) => {
+        w.tag(1, 2);
+        const s2 = w.begin();
+        this.writeValue(x, child(at, i), out, w);
+        w.end(s2);
+      });
+      w.end(s);
+    } else {
+      w.tag(5, 2);
+      const s = w.begin();
+      this.writeStruct(v, at, out, w);
+      w.end(s);
+    }
+    return undefined;
+  }
+}
+
+/** Writer of one scalar's wire value (the tag is written by the caller). */
+function scalarWriter(type: string): Write {
+  return (v, at, out, w) => {
+    if (type === "string") {
+      if (typeof v !== "string") return out.push({ path: pathString(at), rule: "json", message: "expected a string" });
+      return w.string(v);
+    }
+    if (type === "bool") {
+      if (typeof v !== "boolean") return out.push({ path: pathString(at), rule: "json", message: "expected a boolean" });
+      return w.varint(v ? 1 : 0);
+    }
+    if (type === "bytes") {
+      if (typeof v === "string") return w.bytes(Buffer.from(v, "base64"));
+      if (v instanceof Uint8Array) return w.bytes(v);
+      return out.push({ path: pathString(at), rule: "json", message: "expected base64 bytes" });
+    }
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    if (typeof n !== "number" || Number.isNaN(n)) return out.push({ path: pathString(at), rule: "json", message: `expected a number, got ${JSON.stringify(v)}` });
+    if (!FLOAT.has(type) && !Number.isInteger(n)) return out.push({ path: pathString(at), rule: "json", message: `expected an integer, got ${n}` });
+    if (UINT32.has(type) && (n < 0 || n > 0xffffffff)) return out.push({ path: pathString(at), rule: "json", message: `${n} is out of uint32 range` });
+    if (INT32.has(type) && (n < -0x80000000 || n > 0x7fffffff)) return out.push({ path: pathString(at), rule: "json", message: `${n} is out of int32 range` });
+    if (UINT64.has(type) && n < 0) return out.push({ path: pathString(at), rule: "json", message: `${n} is negative` });
+    switch (type) {
+      case "double":
+        return w.double(n);
+      case "float":
+        return w.float(n);
+      case "fixed32":
+        return w.fixed32(n);
+      case "sfixed32":
+        return w.sfixed32(n);
+      case "fixed64":
+      case "sfixed64":
+        return w.fixed64(n);
+      case "sint32":
+      case "sint64":
+        return w.varint(n >= 0 ? 2 * n : -2 * n - 1);
+      default:
+        return w.varint(n); // int32/int64 negatives become ten bytes, as protobuf requires
+    }
+  };
 }
 
 function scalarDefault(type: string): unknown {

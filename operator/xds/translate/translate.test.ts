@@ -119,7 +119,8 @@ describe("translate (contoso)", () => {
       const route = routes.find((x) => x.name === `rewrite/${name}`)!;
       expect(route.match.headers[0]).toEqual({ name: CAS_HEADERS.rewrite, string_match: { exact: name } });
       expect(route.match.path_separated_prefix).toBe(rw.prefix);
-      expect(route.match.case_sensitive).toEqual({ value: false });
+      // BoolValue present with value false (the default, so not written: canonical proto3).
+      expect(route.match.case_sensitive).toEqual({});
       expect(route.route.prefix_rewrite).toBe(rw.rewrite);
     }
     const eas = routes.find((x) => x.name === "activesync/microsoft-server-activesync")!;
