@@ -46,6 +46,8 @@ export class StatusWriter {
   /** What we last wrote per object, and from which resourceVersion: suppresses a repeat before the watch catches up. */
   private readonly written = new Map<string, { fromRv: string | undefined; status: string }>();
   private running: Promise<void> | undefined;
+  private readonly inflight = new Set<string>();
+  private readonly again = new Set<string>();
   private readonly component: string;
 
   constructor(private readonly o: StatusWriterOptions) {
@@ -125,13 +127,22 @@ export class StatusWriter {
     while (this.leader && this.queue.size > 0) {
       const k = this.queue.values().next().value as string;
       this.queue.delete(k);
+      if (this.inflight.has(k)) {
+        // Another worker is writing this object: look again once it is done (never two writes racing).
+        this.again.add(k);
+        continue;
+      }
       const d = this.desired.get(k);
       if (!d || !this.needsWrite(k, d)) continue;
+      this.inflight.add(k);
       try {
         await this.write(k, d);
       } catch (err) {
         this.o.metrics?.statusPatches.inc({ result: "error" });
         this.o.log.warn({ err: String(err), object: k }, "status patch failed; will retry on the next change");
+      } finally {
+        this.inflight.delete(k);
+        if (this.again.delete(k)) this.queue.add(k);
       }
     }
   }
