@@ -5,22 +5,21 @@
 // (Snapshot construction + cache update + push + client decode) to the client's receipt of the
 // first response and to full convergence (every changed type received). Topology build and
 // translation times are reported beside it (the translator's own bench owns the < 0.5 s target).
-// The client runs in the same process (it shares the event loop: a conservative measurement).
+// The client runs in a worker thread (Envoy runs in its own process), receipt times are wall-clock.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { pino } from "pino";
 import { buildTopology } from "../operator/topology/build.js";
 import type { Topology } from "../operator/topology/types.js";
 import { gatewayStateResource } from "../operator/xds/server/gateway-state.js";
-import * as grpc from "@grpc/grpc-js";
-import protobuf from "protobufjs";
-import { adsService, encodeEnvoy } from "../operator/xds/server/protos.js";
+import { cpus, loadavg } from "node:os";
+import { Worker } from "node:worker_threads";
+import { encodeEnvoy } from "../operator/xds/server/protos.js";
 import { shortType, TYPE_URLS, type XdsResource } from "../operator/xds/server/resources.js";
 import { AdsServer } from "../operator/xds/server/server.js";
 import { Snapshot } from "../operator/xds/server/snapshot.js";
 import { serverClusterName } from "../operator/topology/names.js";
 import type { ApiObject } from "../crds/index.js";
-import { TestStream } from "../test/xds/ads-test-client.js";
 import { changeOne, generateOrganisation } from "./xds-org-generator.js";
 import { median, percentile, type BenchRow } from "./types.js";
 
@@ -71,51 +70,6 @@ async function resourceBuilder(): Promise<{ build: Build; label: string }> {
   return { build, label: "stand-in resources (translator not available)" };
 }
 
-/** Top-level fields of a (Delta)DiscoveryResponse; resource bodies are skipped, not decoded. */
-interface Light {
-  version: string;
-  typeUrl: string;
-  nonce: string;
-  resources: number;
-  bytes: number;
-}
-function lightDecode(buf: Buffer, delta: boolean): Light {
-  const r = protobuf.Reader.create(buf);
-  const out: Light = { version: "", typeUrl: "", nonce: "", resources: 0, bytes: buf.length };
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    const field = tag >>> 3;
-    if (field === 1) out.version = r.string();
-    else if (field === 4) out.typeUrl = r.string();
-    else if (field === 5) out.nonce = r.string();
-    else if (field === 2) {
-      out.resources++;
-      r.skipType(tag & 7);
-    } else r.skipType(tag & 7);
-  }
-  void delta;
-  return out;
-}
-
-/** An ADS client that ACKs like Envoy but does not decode resource bodies (Envoy does that in C++). */
-function lightClient(port: number) {
-  const svc = adsService().service;
-  const def: grpc.ServiceDefinition = {
-    sotw: { ...svc.StreamAggregatedResources!, responseDeserialize: (b: Buffer) => lightDecode(b, false) },
-    delta: { ...svc.DeltaAggregatedResources!, responseDeserialize: (b: Buffer) => lightDecode(b, true) },
-  };
-  const Ctor = grpc.makeGenericClientConstructor(def, "Ads");
-  // Envoy's HTTP/2 windows default to 256 MiB; grpc-js' to 64 KiB, which would make a 12 MB
-  // response crawl through thousands of WINDOW_UPDATEs. Give the client Envoy-like windows.
-  return new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
-    "grpc.max_receive_message_length": -1,
-    "grpc-node.flow_control_window": 256 * 1024 * 1024,
-  }) as unknown as grpc.Client & {
-    sotw(): grpc.ClientDuplexStream<unknown, Light>;
-    delta(): grpc.ClientDuplexStream<unknown, Light>;
-  };
-}
-
 const XDS_TYPES: string[] = [TYPE_URLS.cluster, TYPE_URLS.endpoint, TYPE_URLS.listener, TYPE_URLS.route];
 
 export default async function bench(): Promise<BenchRow[]> {
@@ -144,20 +98,36 @@ export default async function bench(): Promise<BenchRow[]> {
   const present = XDS_TYPES.filter((t) => server.cache.getSnapshot("*")!.resources(t).size > 0);
   const counts = present.map((t) => `${server.cache.getSnapshot("*")!.resources(t).size} ${shortType(t)}`).join(", ");
   const bytes = first.resources.reduce((n, r) => n + r.encoded.length, 0);
-  const client = lightClient(port);
   const byName = (t: string) => (t === TYPE_URLS.endpoint || t === TYPE_URLS.route ? [...server.cache.getSnapshot("*")!.resources(t).keys()] : []);
 
   const measure = async (mode: "sotw" | "delta") => {
-    const stream = new TestStream<Light>(mode === "sotw" ? client.sotw() : client.delta());
-    const ackOf = (r: Light) =>
-      mode === "sotw"
-        ? { type_url: r.typeUrl, version_info: r.version, response_nonce: r.nonce, resource_names: byName(r.typeUrl) }
-        : { type_url: r.typeUrl, response_nonce: r.nonce };
-    for (const [i, t] of present.entries()) {
-      const n = i === 0 ? { node: { id: `bench-${mode}`, cluster: "bench" } } : {};
-      stream.send(mode === "sotw" ? { ...n, type_url: t, resource_names: byName(t) } : { ...n, type_url: t, resource_names_subscribe: ["*"] });
-      stream.send(ackOf(await stream.next(60_000)));
-    }
+    // The worker is TypeScript: register tsx's loader inside the worker thread, then load it.
+    const file = new URL("./xds-client-worker.ts", import.meta.url).href;
+    const worker = new Worker(`import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(file)}); });`, {
+      eval: true,
+      workerData: { port, mode, types: present, names: Object.fromEntries(present.map((t) => [t, byName(t)])) },
+    });
+    type Msg = { ready?: boolean; error?: string; typeUrl?: string; at?: number; bytes?: number };
+    const queue: Msg[] = [];
+    let wake: (() => void) | undefined;
+    worker.on("message", (m: Msg) => {
+      queue.push(m);
+      wake?.();
+    });
+    const next = async (): Promise<Msg> => {
+      const deadline = Date.now() + 60_000;
+      while (!queue.length) {
+        if (Date.now() > deadline) throw new Error(`${mode} client: no response within 60 s`);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 1000);
+        });
+      }
+      const m = queue.shift()!;
+      if (m.error) throw new Error(`${mode} client: ${m.error}`);
+      return m;
+    };
+    if (!(await next()).ready) throw new Error(`${mode} client: unexpected message before ready`);
     const firstMs: number[] = [];
     const allMs: number[] = [];
     const sizes: number[] = [];
@@ -165,25 +135,25 @@ export default async function bench(): Promise<BenchRow[]> {
       objects = changeOne(objects, vdirIndexes[(i * 37 + (mode === "delta" ? 11 : 0)) % vdirIndexes.length]!, 8000 + (i % 1000));
       const { resources, topo } = publish(objects);
       const prev = server.cache.getSnapshot("*")!;
-      const start = performance.now();
+      const start = performance.timeOrigin + performance.now();
       const snap = new Snapshot(resources, topo.version);
       server.cache.setSnapshot("*", snap);
       const pending = new Set(present.filter((t) => snap.version(t) !== prev.version(t)));
       let seen = false;
       while (pending.size) {
-        const r = await stream.next(60_000);
+        const m = await next();
         if (!seen) {
-          firstMs.push(performance.now() - start);
-          sizes.push(r.bytes);
+          firstMs.push(m.at! - start);
+          sizes.push(m.bytes!);
         }
         seen = true;
-        pending.delete(r.typeUrl);
-        stream.send(ackOf(r));
+        pending.delete(m.typeUrl!);
+        if (!pending.size) allMs.push(m.at! - start);
       }
-      allMs.push(performance.now() - start);
       await new Promise((r) => setTimeout(r, 10));
     }
-    stream.close();
+    worker.postMessage({ stop: true });
+    await worker.terminate();
     return { firstMs, allMs, sizes };
   };
 
@@ -193,10 +163,9 @@ export default async function bench(): Promise<BenchRow[]> {
   setFlagsFromString("--expose-gc");
   (runInNewContext("gc") as () => void)();
   const rssMb = process.memoryUsage().rss / 1024 / 1024;
-  client.close();
   server.forceClose();
 
-  const note = `${changes} changes; ${label}; ${counts}; ${(bytes / 1e6).toFixed(1)} MB encoded`;
+  const note = `${changes} changes; ${label}; ${counts}; ${(bytes / 1e6).toFixed(1)} MB encoded; load avg ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs`;
   const row = (metric: string, xs: number[], sizes: number[] | undefined, withTarget: boolean): BenchRow => ({
     suite: "xds-server",
     metric,

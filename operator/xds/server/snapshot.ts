@@ -11,26 +11,32 @@ export class Snapshot {
   private readonly versions = new Map<string, string>();
 
   /**
-   * @param resources every resource, any type; duplicate names within a type are an error.
+   * @param resources every resource, any type; duplicate names within a type are an error. Only
+   *   name, typeUrl, encoded bytes and version are kept (not e.g. the translator's JSON form), so a
+   *   snapshot holds little more than the bytes it serves.
    * @param topologyVersion the Topology the resources were built from (FleetProgress reports it).
    */
   constructor(
     resources: Iterable<XdsResource>,
     readonly topologyVersion: string,
   ) {
-    const groups = new Map<string, Map<string, SnapshotResource>>();
+    const groups = new Map<string, SnapshotResource[]>();
     for (const r of resources) {
-      let m = groups.get(r.typeUrl);
-      if (!m) groups.set(r.typeUrl, (m = new Map()));
-      if (m.has(r.name)) throw new Error(`snapshot: duplicate ${r.typeUrl} resource "${r.name}"`);
-      m.set(r.name, r.version ? (r as SnapshotResource) : { ...r, version: resourceVersion(r) });
+      let list = groups.get(r.typeUrl);
+      if (!list) groups.set(r.typeUrl, (list = []));
+      list.push({ name: r.name, typeUrl: r.typeUrl, encoded: r.encoded, version: r.version || resourceVersion(r) });
     }
-    for (const [typeUrl, m] of groups) {
-      const names = [...m.keys()].sort();
-      const sorted = new Map(names.map((n) => [n, m.get(n)!]));
-      this.byType.set(typeUrl, sorted);
+    for (const [typeUrl, list] of groups) {
+      // Sorted by name: deterministic responses and a version that does not depend on input order.
+      list.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+      const m = new Map<string, SnapshotResource>();
       const parts: string[] = [];
-      for (const n of names) parts.push(n, sorted.get(n)!.version);
+      for (const r of list) {
+        if (m.has(r.name)) throw new Error(`snapshot: duplicate ${typeUrl} resource "${r.name}"`);
+        m.set(r.name, r);
+        parts.push(r.name, r.version);
+      }
+      this.byType.set(typeUrl, m);
       this.versions.set(typeUrl, hashHex(typeUrl, parts.join("\n")).slice(0, 16));
     }
   }
