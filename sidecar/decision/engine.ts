@@ -3,7 +3,7 @@
 // `error` decision with status 503. The rules it applies are in ../../../shared/RULES.md and the
 // choices it makes where they leave room are in docs/decisions.md.
 import type { Service } from "../../crds/index.js";
-import type { Topology } from "../../operator/topology/types.js";
+import type { DatabaseInfo, ServerInfo, Topology } from "../../operator/topology/types.js";
 import type { DirectoryView } from "../directory/types.js";
 import { Ctx, isError } from "./context.js";
 import { identityCandidates, type IdentityCandidate } from "./identity.js";
@@ -52,6 +52,19 @@ export function decide(
       trace: [`R-ENG-INTERNAL: the engine failed (${msg}); answered 503 rather than guessing`],
     };
   }
+}
+
+// Per-database trace line, built once per DatabaseInfo (topologies are immutable).
+const dbLines = new WeakMap<DatabaseInfo, string>();
+function databaseLine(db: DatabaseInfo, active: ServerInfo): string {
+  let line = dbLines.get(db);
+  if (line === undefined) {
+    line =
+      `database ${db.databaseName}: active copy on ${active.name}, site ${active.site}, Exchange ${active.version}` +
+      (db.servers.length > 1 ? ` (copies on ${db.servers.join(", ")}; the active one decides)` : "");
+    dbLines.set(db, line);
+  }
+  return line;
 }
 
 /** The last trace line: what was decided. */
@@ -159,10 +172,7 @@ function decideUnsafe(
   ctx.version = active.version;
   ctx.cls = active.versionClass;
   ctx.mailboxSite = mailboxSite;
-  ctx.note(
-    `database ${db ? db.databaseName : `(home server ${m.homeServer})`}: active copy on ${active.name}, site ${active.site}, Exchange ${active.version}` +
-      (db && db.servers.length > 1 ? ` (copies on ${db.servers.join(", ")}; the active one decides)` : ""),
-  );
+  ctx.note(db ? databaseLine(db, active) : `database (home server ${m.homeServer}): active copy on ${active.name}, site ${active.site}, Exchange ${active.version}`);
   if (active.version !== 2003 && mailboxSite.info.casServers.length === 0) {
     return ctx.error(502, "No server is set up to open your mailbox. Contact your administrator.", "R-GEN-6",
       `site ${active.site} has Mailbox servers but no Client Access server`);

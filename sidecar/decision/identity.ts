@@ -48,12 +48,23 @@ export function anchorMailboxIdentity(value: string): string | undefined {
 
 /** Basic credentials' user name. */
 export function basicUser(authorization: string): string | undefined {
-  if (authorization.length < 7 || authorization.slice(0, 6).toLowerCase() !== "basic ") return undefined;
+  // "Basic " compared without allocating.
+  if (
+    authorization.length < 7 ||
+    (authorization.charCodeAt(0) | 0x20) !== 0x62 ||
+    (authorization.charCodeAt(1) | 0x20) !== 0x61 ||
+    (authorization.charCodeAt(2) | 0x20) !== 0x73 ||
+    (authorization.charCodeAt(3) | 0x20) !== 0x69 ||
+    (authorization.charCodeAt(4) | 0x20) !== 0x63 ||
+    authorization.charCodeAt(5) !== 0x20
+  ) {
+    return undefined;
+  }
   const b64 = authorization.slice(6).trim();
   if (b64.length === 0 || b64.length > 4096) return undefined;
-  const text = Buffer.from(b64, "base64").toString("utf8");
-  const colon = text.indexOf(":");
-  return clean(colon < 0 ? text : text.slice(0, colon));
+  const bytes = Buffer.from(b64, "base64");
+  const colon = bytes.indexOf(0x3a);
+  return clean(bytes.toString("utf8", 0, colon < 0 ? bytes.length : colon));
 }
 
 function queryParam(query: string, name: string): string | undefined {
