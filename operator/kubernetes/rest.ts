@@ -3,8 +3,8 @@
 // The generated typed clients are not used for our custom resources because they cannot send a JSON
 // merge patch to /status without per-call header middleware, and they turn Lease MicroTimes into
 // millisecond Dates that the API server rejects; plain JSON keeps exactly what goes on the wire.
-import { request as httpRequest, type RequestOptions } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 
 export class KubeApiError extends Error {
@@ -26,6 +26,8 @@ export interface KubeRestOptions {
 
 export class KubeRest {
   private readonly timeoutMs: number;
+  /** Keep-alive agents, one per TLS identity (KubeConfig makes a fresh agent per call). */
+  private agent: { key: string; agent: HttpAgent } | undefined;
   constructor(
     readonly kc: KubeConfig,
     opts: KubeRestOptions = {},
@@ -70,10 +72,11 @@ export class KubeRest {
       headers["content-length"] = String(payload.length);
     }
     const doRequest = url.protocol === "https:" ? httpsRequest : httpRequest;
+    const agent = this.agentFor(url.protocol, opts);
     return new Promise<T>((resolve, reject) => {
       const req = doRequest(
         url,
-        { ...opts, method, headers, timeout: this.timeoutMs },
+        { ...opts, agent, method, headers, timeout: this.timeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
@@ -98,6 +101,33 @@ export class KubeRest {
       if (payload) req.write(payload);
       req.end();
     });
+  }
+
+  private agentFor(protocol: string, opts: RequestOptions): HttpAgent {
+    const tls = opts as RequestOptions & { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean; servername?: string };
+    const key = JSON.stringify([protocol, String(tls.ca ?? ""), String(tls.cert ?? ""), String(tls.key ?? ""), tls.rejectUnauthorized, tls.servername]);
+    if (this.agent?.key === key) return this.agent.agent;
+    this.agent?.agent.destroy();
+    const common = { keepAlive: true, maxSockets: 8 };
+    const agent =
+      protocol === "https:"
+        ? new HttpsAgent({
+            ...common,
+            ...(tls.ca !== undefined ? { ca: tls.ca as string } : {}),
+            ...(tls.cert !== undefined ? { cert: tls.cert as string } : {}),
+            ...(tls.key !== undefined ? { key: tls.key as string } : {}),
+            ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+            ...(tls.servername ? { servername: tls.servername } : {}),
+          })
+        : new HttpAgent(common);
+    this.agent = { key, agent };
+    return agent;
+  }
+
+  /** Close idle keep-alive connections. */
+  close(): void {
+    this.agent?.agent.destroy();
+    this.agent = undefined;
   }
 }
 

@@ -8,7 +8,7 @@ import type { Provider, ProviderSnapshot } from "../provider/types.js";
 import { buildTopology } from "../topology/build.js";
 import type { Problem, Topology } from "../topology/types.js";
 import type { FleetProgress } from "../xds/fleet.js";
-import { problemsFor, type ProgrammedState } from "../status/conditions.js";
+import { indexProblems, type ProgrammedState } from "../status/conditions.js";
 import { ProgrammedTracker } from "../status/programmed.js";
 import { LeaderElector } from "./leader.js";
 import { KubernetesMetrics } from "./metrics.js";
@@ -138,6 +138,7 @@ export class KubernetesOperator {
     this.writer.setLeader(false);
     await this.writer.idle();
     await this.provider.stop();
+    this.provider.rest.close();
   }
 
   private onSnapshot(s: KubernetesSnapshot) {
@@ -179,12 +180,12 @@ export class KubernetesOperator {
     const s = this.snapshot;
     const t = this.topology;
     if (!s || !t) return;
-    const problems: Problem[] = [...t.problems, ...s.refProblems];
+    const problemsFor = indexProblems([...t.problems, ...s.refProblems] satisfies Problem[]);
     const rejections = new Map(s.rejections.map((r) => [recordKey(r), r]));
     const items: StatusDesired[] = s.records.map((record) => {
       const k = recordKey(record);
       const programmed: ProgrammedState = this.o.fleet ? this.tracker.stateOf(k) : { state: "NoFleet" };
-      return { record, rejection: rejections.get(k), problems: problemsFor(problems, record), programmed };
+      return { record, rejection: rejections.get(k), problems: problemsFor(record), programmed };
     });
     this.writer.update(items);
   }

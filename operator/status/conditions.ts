@@ -142,3 +142,15 @@ export function sameStatus(a: ObjectStatus | undefined, b: ObjectStatus | undefi
 export function problemsFor(problems: readonly Problem[], s: StatusSubject): Problem[] {
   return problems.filter((p) => p.kind === s.kind && p.name === s.name && (p.namespace === undefined || p.namespace === s.namespace));
 }
+
+/** Problems grouped by object (kind/namespace/name), for many look-ups. */
+export function indexProblems(problems: readonly Problem[]): (s: StatusSubject) => Problem[] {
+  const byName = new Map<string, Problem[]>();
+  for (const p of problems) {
+    const k = `${p.kind}/${p.name}`;
+    const list = byName.get(k);
+    if (list) list.push(p);
+    else byName.set(k, [p]);
+  }
+  return (s) => (byName.get(`${s.kind}/${s.name}`) ?? []).filter((p) => p.namespace === undefined || p.namespace === s.namespace);
+}
