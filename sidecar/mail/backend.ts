@@ -1,7 +1,7 @@
 // The proxy's side towards the mailbox server: connect (plain, implicit TLS or STARTTLS/STLS as the
 // target's internalConnectionSettings say), replay the client's authentication, and hand back the
 // logged-in stream with the server's answer so it can be reported to the client faithfully.
-import { createConnection, isIP } from "node:net";
+import { createConnection, isIP, type NetConnectOpts } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { LineConnection, ReadError, secureConnected } from "./connection.js";
@@ -37,6 +37,8 @@ export type BackendLogin =
     };
 
 const MAX_BACKEND_LINE = 64 * 1024;
+/** Stream buffer size for the relay: a whole 64 KiB socket read fits without pausing the reader. */
+export const RELAY_HIGH_WATER_MARK = 256 * 1024;
 
 function tlsOptions(t: BackendTarget): ConnectionOptions {
   return {
@@ -53,12 +55,13 @@ async function open(t: BackendTarget, timeoutMs: number): Promise<LineConnection
   const deadline = Date.now() + timeoutMs;
   const limits = { maxLineLength: MAX_BACKEND_LINE, idleMs: timeoutMs, deadline };
   if (t.encryption === "Ssl") {
-    const s = tlsConnect(tlsOptions(t));
+    // highWaterMark is passed on to the stream (Node >= 20.1); the typings do not list it.
+    const s = tlsConnect({ ...tlsOptions(t), highWaterMark: RELAY_HIGH_WATER_MARK } as ConnectionOptions);
     s.on("error", () => undefined);
     await secureConnected(s, timeoutMs);
     return new LineConnection(s, limits);
   }
-  const s = createConnection({ host: t.host, port: t.port });
+  const s = createConnection({ host: t.host, port: t.port, highWaterMark: RELAY_HIGH_WATER_MARK } as NetConnectOpts);
   s.on("error", () => undefined);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -10,14 +10,26 @@ export interface RelayResult {
 }
 
 function keepAlive(s: Duplex): void {
-  if (s instanceof Socket || s instanceof TLSSocket) s.setKeepAlive(true, 60_000);
+  if (s instanceof Socket || s instanceof TLSSocket) {
+    s.setKeepAlive(true, 60_000);
+    s.setNoDelay(true);
+  }
+}
+
+/** Bytes received on the socket (for TLS, the encrypted bytes on the wire). */
+function bytesRead(s: Duplex): number {
+  return s instanceof Socket ? s.bytesRead : 0;
 }
 
 export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, serverLeftover: Buffer): Promise<RelayResult> {
   return new Promise((resolve) => {
-    let up = clientLeftover.length;
-    let down = serverLeftover.length;
+    // Bytes are counted from the sockets' own counters at the end: no per-chunk work in the relay.
+    const read0 = { client: bytesRead(client), server: bytesRead(server) };
     let finished = false;
+    const totals = (): RelayResult => ({
+      clientToServer: clientLeftover.length + bytesRead(client) - read0.client,
+      serverToClient: serverLeftover.length + bytesRead(server) - read0.server,
+    });
     keepAlive(client);
     keepAlive(server);
     const done = () => {
@@ -35,7 +47,7 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
       const both = () => {
         if (++closed === 2) {
           clearTimeout(t);
-          resolve({ clientToServer: up, serverToClient: down });
+          resolve(totals());
         }
       };
       if (client.destroyed) both();
@@ -43,8 +55,6 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
       if (server.destroyed) both();
       else server.once("close", both);
     };
-    client.on("data", (d: Buffer) => (up += d.length));
-    server.on("data", (d: Buffer) => (down += d.length));
     client.on("error", () => {
       server.destroy();
       done();

@@ -10,6 +10,7 @@ import { pino, type Logger } from "pino";
 import type { MailboxDirectory } from "../directory/types.js";
 import type { StateSource } from "../state.js";
 import { MailLimits, MailListener, MailPolicy, type MailListenerInput } from "./config.js";
+import { RELAY_HIGH_WATER_MARK } from "./backend.js";
 import { LineConnection } from "./connection.js";
 import { ImapSession } from "./imap-session.js";
 import { MailLogin, type DecideFn, type IdentityCandidatesFn } from "./login.js";
@@ -85,10 +86,10 @@ export class MailProxy {
     for (const l of this.listeners) {
       const name = l.name ?? `${l.protocol.toLowerCase()}${l.implicitTls ? "s" : ""}`;
       const server: Server = l.implicitTls
-        ? createTlsServer({ ...this.certKey, minVersion: "TLSv1.2", handshakeTimeout: this.limits.preAuthIdleMs }, (s: TLSSocket) =>
+        ? createTlsServer({ ...this.certKey, minVersion: "TLSv1.2", handshakeTimeout: this.limits.preAuthIdleMs, highWaterMark: RELAY_HIGH_WATER_MARK }, (s: TLSSocket) =>
             this.accept(s, l, name),
           )
-        : createNetServer((s: Socket) => this.accept(s, l, name));
+        : createNetServer({ highWaterMark: RELAY_HIGH_WATER_MARK }, (s: Socket) => this.accept(s, l, name));
       server.on("error", (err) => this.log.error({ err, listener: name }, "mail listener error"));
       if (l.implicitTls) server.on("tlsClientError", (err) => this.log.debug({ err: String(err), listener: name }, "TLS handshake failed"));
       await new Promise<void>((resolve, reject) => {
