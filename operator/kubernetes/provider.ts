@@ -9,6 +9,7 @@ import { API_GROUP, API_VERSION_NAME, KINDS, KIND_PLURALS, KIND_SCHEMAS, type Ap
 import type { ManifestError } from "../provider/manifests.js";
 import type { Provider, ProviderSnapshot } from "../provider/types.js";
 import type { Problem } from "../topology/types.js";
+import { CsvDirectoryError, parseCsvDirectory } from "../../sidecar/directory/csv-directory.js";
 import { Informer, type InformerOptions, type RawObject } from "./informer.js";
 import { KubeRest } from "./rest.js";
 
@@ -192,6 +193,8 @@ type ParseResult = { ok: true; object: ApiObject } | { ok: false; field: string;
  */
 export class ValidationCache {
   private readonly m = new Map<string, ParseResult>();
+  /** The last mailbox CSV checked and its problem (a large CSV is parsed once per change, not per snapshot). */
+  csv: { text: string; error: ManifestError | undefined; users: number } | undefined;
   get(key: string, parse: () => ParseResult): ParseResult {
     const hit = this.m.get(key);
     if (hit) return hit;
@@ -305,9 +308,14 @@ export function buildKubernetesSnapshot(input: SnapshotInput, cache = new Valida
     const source = `configmap ${cmRef.namespace}/${cmRef.name} key ${cmRef.key}`;
     const cm = input.configMaps.find((c) => c.metadata.name === cmRef.name && (c.metadata.namespace ?? "") === cmRef.namespace);
     const text = ((cm as Record<string, unknown> | undefined)?.data as Record<string, string> | undefined)?.[cmRef.key];
+    const file = `kubernetes:${cmRef.namespace}/configmaps/${cmRef.name}`;
     if (text === undefined) {
-      errors.push({ file: `kubernetes:${cmRef.namespace}/configmaps/${cmRef.name}`, line: 1, column: 1, field: `data.${cmRef.key}`, message: `${source} does not exist` });
-    } else mailboxCsv = { source, text };
+      errors.push({ file, line: 1, column: 1, field: `data.${cmRef.key}`, message: `${source} does not exist` });
+    } else {
+      if (cache.csv?.text !== text) cache.csv = { text, ...checkCsv(text, file, cmRef.key) };
+      if (cache.csv.error) errors.push(cache.csv.error);
+      else mailboxCsv = { source, text };
+    }
   }
 
   return {
@@ -320,6 +328,15 @@ export function buildKubernetesSnapshot(input: SnapshotInput, cache = new Valida
     ...(mailboxCsv ? { mailboxCsv } : {}),
     resourceVersions: input.resourceVersions ?? {},
   };
+}
+
+function checkCsv(text: string, file: string, key: string): { error: ManifestError | undefined; users: number } {
+  try {
+    return { error: undefined, users: parseCsvDirectory(text, `${file}/${key}`).size };
+  } catch (err) {
+    if (err instanceof CsvDirectoryError) return { error: { file, line: err.line, column: 1, field: `data.${key}: ${err.field}`, message: err.message }, users: 0 };
+    return { error: { file, line: 1, column: 1, field: `data.${key}`, message: err instanceof Error ? err.message : String(err) }, users: 0 };
+  }
 }
 
 function decode(b64: string | undefined): string | undefined {

@@ -1,5 +1,7 @@
 // The Kubernetes provider against the kube-apiserver STAND-IN (test/kube-apiserver-standin): real
 // HTTP list/watch through @kubernetes/client-node, not a mock of our own code.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { KubernetesProvider, type KubernetesSnapshot } from "../../operator/kubernetes/provider.js";
@@ -25,7 +27,7 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
     await api.stop();
   });
 
-  const start = async (opts: { namespace?: string } = {}) => {
+  const start = async (opts: { namespace?: string; mailboxConfigMap?: { namespace: string; name: string; key: string } } = {}) => {
     provider = new KubernetesProvider({
       kc: standinKubeConfig(api.url),
       log,
@@ -161,5 +163,20 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
     await waitFor("certificate", () => last().tlsBySite.get(site.metadata.name));
     expect(last().refProblems).toEqual([]);
     expect(api.requests.find((r) => r.path === "/api/v1/secrets" && r.query.watch !== "true")?.query.fieldSelector).toBe("type=kubernetes.io/tls");
+  });
+
+  it("watches the mailbox ConfigMap named by flag and checks its CSV", async () => {
+    const csv = readFileSync(join(import.meta.dirname, "..", "..", "examples", "contoso", "mailboxes.csv"), "utf8");
+    api.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "mailboxes", namespace: "cas-system" }, data: { "mailboxes.csv": csv } });
+    api.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "unrelated", namespace: "cas-system" }, data: {} });
+    await start({ mailboxConfigMap: { namespace: "cas-system", name: "mailboxes", key: "mailboxes.csv" } });
+    expect(last().mailboxCsv?.text).toBe(csv);
+    expect(last().errors).toEqual([]);
+    const cmWatch = api.requests.find((r) => r.path === "/api/v1/namespaces/cas-system/configmaps" && r.query.watch === "true");
+    expect(cmWatch?.query.fieldSelector).toBe("metadata.name=mailboxes");
+    api.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "mailboxes", namespace: "cas-system" }, data: { "mailboxes.csv": "Name,Nothing\nx,y\n" } });
+    const bad = await waitFor("csv error", () => last().errors.find((e) => e.file === "kubernetes:cas-system/configmaps/mailboxes"));
+    expect(bad.field).toMatch(/^data\.mailboxes\.csv/);
+    expect(last().mailboxCsv).toBeUndefined();
   });
 });
