@@ -141,16 +141,20 @@ interface TypePlan {
  * length and the body is shifted in the rare case its length needs more (≥ 128 bytes).
  */
 class Buf {
-  buf: Buffer = Buffer.allocUnsafe(1 << 16);
+  // A plain Uint8Array (slices of a Buffer go through Buffer's species constructor, which is slow)
+  // plus a Buffer view of the same memory for UTF-8 and fixed-width writes.
+  buf = new Uint8Array(1 << 16);
+  node = Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   pos = 0;
 
   private grow(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, 0, this.pos);
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
+    this.node = Buffer.from(next.buffer, next.byteOffset, next.byteLength);
   }
   varint(n: number): void {
     this.grow(10);
@@ -176,27 +180,27 @@ class Buf {
   }
   fixed32(n: number): void {
     this.grow(4);
-    this.buf.writeUInt32LE(n >>> 0, this.pos);
+    this.node.writeUInt32LE(n >>> 0, this.pos);
     this.pos += 4;
   }
   sfixed32(n: number): void {
     this.grow(4);
-    this.buf.writeInt32LE(n | 0, this.pos);
+    this.node.writeInt32LE(n | 0, this.pos);
     this.pos += 4;
   }
   fixed64(n: number): void {
     this.grow(8);
-    this.buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(n)), this.pos);
+    this.node.writeBigUInt64LE(BigInt.asUintN(64, BigInt(n)), this.pos);
     this.pos += 8;
   }
   float(n: number): void {
     this.grow(4);
-    this.buf.writeFloatLE(n, this.pos);
+    this.node.writeFloatLE(n, this.pos);
     this.pos += 4;
   }
   double(n: number): void {
     this.grow(8);
-    this.buf.writeDoubleLE(n, this.pos);
+    this.node.writeDoubleLE(n, this.pos);
     this.pos += 8;
   }
   string(s: string): void {
@@ -204,7 +208,7 @@ class Buf {
     this.varint(len);
     this.grow(len);
     if (len === s.length) for (let i = 0; i < len; i++) this.buf[this.pos + i] = s.charCodeAt(i);
-    else this.buf.write(s, this.pos, "utf8");
+    else this.node.write(s, this.pos, "utf8");
     this.pos += len;
   }
   bytes(u: Uint8Array): void {
@@ -239,8 +243,26 @@ class Buf {
     this.pos = end;
   }
   take(): Uint8Array {
-    return Uint8Array.prototype.slice.call(this.buf, 0, this.pos);
+    return copyOut(this.buf, 0, this.pos);
   }
+}
+
+// Encoded results are views into 1 MiB slabs: one ArrayBuffer per resource costs far more
+// (allocation and external-memory accounting) than the encoding itself.
+const SLAB = 1 << 20;
+let slab = new Uint8Array(SLAB);
+let slabPos = 0;
+function copyOut(src: Uint8Array, from: number, to: number): Uint8Array {
+  const len = to - from;
+  if (len > SLAB / 4) return src.slice(from, to);
+  if (slabPos + len > SLAB) {
+    slab = new Uint8Array(SLAB);
+    slabPos = 0;
+  }
+  slab.set(src.subarray(from, to), slabPos);
+  const view = slab.subarray(slabPos, slabPos + len);
+  slabPos += len;
+  return view;
 }
 
 /** Write one value's body (a message) or wire value (a scalar); returns what rule checks need. */
@@ -457,7 +479,7 @@ export class ProtoCodec {
       if (b < 128) break;
       mul *= 128;
     }
-    return Uint8Array.prototype.slice.call(w.buf, p, p + len);
+    return copyOut(w.buf, p, p + len);
   }
 
   private plan(type: protobuf.Type): TypePlan {
@@ -689,7 +711,7 @@ export class ProtoCodec {
     }
     this.writer(inner)(payload, innerAt, out, w);
     w.end(s);
-    if (frozen && out.length === before) this.anyMemo.set(o, Uint8Array.prototype.slice.call(w.buf, startAll, w.pos));
+    if (frozen && out.length === before) this.anyMemo.set(o, copyOut(w.buf, startAll, w.pos));
     return undefined;
   }
 
