@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { healthFromDown } from "../../sidecar/health.js";
 import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
 import { dovecotAvailable } from "./dovecot.js";
-import { USERS, pyClient, run, sha256, startMailWorld, type MailWorld } from "./fixture.js";
+import { USERS, mailTopology, pyClient, run, sha256, startMailWorld, type MailWorld } from "./fixture.js";
 import { RawClient } from "./raw.js";
 
 const skip = !dovecotAvailable();
@@ -169,7 +169,7 @@ describe.skipIf(skip)("mail proxy with Dovecot back ends", () => {
       p.destroy();
     });
 
-    it("the mailbox server's certificate is validated: without the CA, a cross-site login is unavailable", async () => {
+    it("R-GEN-3: the mailbox server's certificate is validated (without the CA: unavailable) unless the server opts out", async () => {
       const strict = await w.extraProxy({ backendCa: undefined as unknown as string });
       const port = strict.addresses().find((a) => a.protocol === "Imap4")!.port;
       const c = await RawClient.connect(port);
@@ -179,6 +179,18 @@ describe.skipIf(skip)("mail proxy with Dovecot back ends", () => {
       expect(m[1]).toMatch(/^NO \[UNAVAILABLE\]/);
       c.destroy();
       expect(w.logText()).toMatch(/self[- ]signed|unable to verify|certificate/i);
+      // R-GEN-3: the per-server opt-out (tls.insecureSkipVerify) lets the same login through.
+      const skipping = mailTopology({ east: w.east, west: w.west, northImapPort: 1, northPop3Port: 1, westSkipVerify: true });
+      w.state.set({ topology: skipping, health: ALL_HEALTHY, version: `${skipping.version}/skip` });
+      try {
+        const d = await RawClient.connect(port);
+        await d.waitFor(/^\* OK /);
+        d.send(`v2 LOGIN ${USERS.bob.user} ${USERS.bob.password}\r\n`);
+        await d.waitFor(/v2 OK /);
+        d.destroy();
+      } finally {
+        w.setHealth(ALL_HEALTHY); // back to the world's own topology
+      }
     });
   });
 
