@@ -1,7 +1,7 @@
-// `cas-gateway explain` on examples/contoso, run as a user would (node + tsx on cli/main.ts), plus
+// `cas-gateway explain` on examples/contoso, run as a user would (the built CLI, or tsx on cli/main.ts), plus
 // in-process runs of runExplain for the flag edge cases.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,9 +11,15 @@ import { buildNtlmAuthenticate } from "../sidecar/decision/ntlm.js";
 const ROOT = join(import.meta.dirname, "..");
 const ORG = ["--manifests", "examples/contoso", "--directory", "examples/contoso/mailboxes.csv"];
 
+// The built CLI (what CI runs after `npm run build`) when it is at least as new as the source;
+// otherwise the TypeScript source through tsx.
+const BUILT = join(ROOT, "dist", "cli", "commands", "explain.js");
+const USE_BUILT = existsSync(BUILT) && statSync(BUILT).mtimeMs >= statSync(join(ROOT, "cli", "commands", "explain.ts")).mtimeMs;
+const ENTRY = USE_BUILT ? [join(ROOT, "bin", "cas-gateway.js")] : ["--import", "tsx", "cli/main.ts"];
+
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", "cli/main.ts", "explain", ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...ENTRY, "explain", ...args], { cwd: ROOT, timeout: 150_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 99) : 0, stdout, stderr });
     });
   });
@@ -25,7 +31,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe("cas-gateway explain (CLI)", () => {
+describe("cas-gateway explain (CLI)", { timeout: 180_000 }, () => {
   it("prints the outcome line, numbered trace and rules for a cross-site OWA user (R-OWA-3 single sign-on)", async () => {
     const r = await cli([...ORG, "--url", "https://mail.contoso.com/owa/", "--user", "frank@contoso.com"]);
     expect(r.stderr).toBe("");
