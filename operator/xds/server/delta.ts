@@ -5,7 +5,7 @@
 // version is parked until the resource changes again.
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { DeltaDiscoveryRequest, encodeDeltaDiscoveryResponse, isNack } from "./messages.js";
-import { WILDCARD_TYPES, shortType } from "./resources.js";
+import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
 
@@ -141,7 +141,10 @@ export class DeltaStream extends AdsStream {
     const snap = this.snapshot();
     if (this.closed || !st.open || !snap) return;
     if (!requested && this.gated(t)) return;
-    const { send, remove } = this.diff(t, st, snap, true);
+    const d = this.diff(t, st, snap, true);
+    const send = d.send;
+    // Make before break: removals wait until listeners and routes have ACKed the new snapshot.
+    const remove = (BREAK_AFTER[t] ?? []).some((x) => this.lagging(x, snap)) ? [] : d.remove;
     if (send.length === 0 && remove.length === 0) return;
     const nonce = this.nextNonce();
     const previous = new Map<string, string | undefined>();
@@ -161,6 +164,15 @@ export class DeltaStream extends AdsStream {
     this.deps.metrics.responses.inc({ mode: "delta", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), systemVersion, sent: send.length, removed: remove.length }, "DeltaDiscoveryResponse");
     this.call.write(encodeDeltaDiscoveryResponse(systemVersion, t, send, remove, nonce, this.deps.identifier));
+  }
+
+  /** Whether this stream subscribes to `t` and does not yet have `snap`'s resources of it. */
+  private lagging(t: string, snap: Snapshot): boolean {
+    const st = this.types.get(t);
+    if (!st) return false;
+    if (st.pending) return true;
+    const d = this.diff(t, st, snap, false);
+    return d.send.length > 0 || d.remove.length > 0;
   }
 
   protected awaitingReply(t: string): boolean {

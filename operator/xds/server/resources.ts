@@ -39,6 +39,14 @@ export const PUSH_AFTER: Readonly<Record<string, readonly string[]>> = {
 };
 
 /**
+ * Removals of a type wait until these types have ACKed the new snapshot (make before break):
+ * a cluster goes away only once no listener or route of the old configuration can point at it.
+ */
+export const BREAK_AFTER: Readonly<Record<string, readonly string[]>> = {
+  [TYPE_URLS.cluster]: [TYPE_URLS.listener, TYPE_URLS.route],
+};
+
+/**
  * Types where an empty SotW resource_names (or an empty first Delta subscribe) means "everything"
  * (legacy wildcard). RDS and EDS are always subscribed by name.
  */

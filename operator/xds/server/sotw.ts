@@ -4,8 +4,8 @@
 // until the snapshot has a different version (go-control-plane resends it in a loop).
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { DiscoveryRequest, encodeDiscoveryResponse, isNack } from "./messages.js";
-import { WILDCARD_TYPES, shortType } from "./resources.js";
-import type { Snapshot } from "./snapshot.js";
+import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
+import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
 
 interface TypeState {
@@ -20,6 +20,8 @@ interface TypeState {
   ackedVersion?: string;
   nackedVersion?: string;
   nackMessage?: string;
+  /** Resources of the last response (kept for make-before-break removals). */
+  sent?: ReadonlyMap<string, SnapshotResource>;
 }
 
 const subKey = (st: TypeState) => (st.wildcard ? "*" : [...st.names].sort().join("\n"));
@@ -94,22 +96,36 @@ export class SotwStream extends AdsStream {
     const st = this.types.get(t)!;
     const snap = this.snapshot();
     if (this.closed || !st.open || !snap) return;
-    const version = snap.version(t);
+    const all = snap.resources(t);
+    let version = snap.version(t);
+    // Make before break: clusters that are going away stay until listeners and routes that may
+    // still use them have been replaced (ACKed); then a second CDS response drops them.
+    const keep = this.lagging(BREAK_AFTER[t] ?? [], snap) ? [...(st.sent?.values() ?? [])].filter((r) => !all.has(r.name)) : [];
+    if (keep.length) version = `${version}+keep-${keep.length}`;
     const key = subKey(st);
     const sameSub = st.sentKey === key;
     if (sameSub && version === st.sentVersion) return; // the client has (or is applying) it
     if (sameSub && version === st.nackedVersion) return; // parked until a new version exists
     if (!requested && sameSub && this.gated(t)) return; // make-before-break: wait for earlier types
-    const all = snap.resources(t);
-    const chosen = st.wildcard ? [...all.values()] : [...st.names].sort().flatMap((n) => (all.has(n) ? [all.get(n)!] : []));
+    let chosen = st.wildcard ? [...all.values()] : [...st.names].sort().flatMap((n) => (all.has(n) ? [all.get(n)!] : []));
+    if (keep.length) chosen = [...chosen, ...keep].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const nonce = this.nextNonce();
     st.open = false;
     st.sentVersion = version;
     st.sentNonce = nonce;
     st.sentKey = key;
+    st.sent = new Map(chosen.map((r) => [r.name, r]));
     this.deps.metrics.responses.inc({ mode: "sotw", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), version, count: chosen.length }, "DiscoveryResponse");
     this.call.write(encodeDiscoveryResponse(version, t, chosen, nonce, this.deps.identifier));
+  }
+
+  /** Whether any of `types` (that this stream subscribes to) has not yet ACKed `snap`'s version. */
+  private lagging(types: readonly string[], snap: Snapshot): boolean {
+    return types.some((t) => {
+      const st = this.types.get(t);
+      return !!st && st.ackedVersion !== snap.version(t);
+    });
   }
 
   protected awaitingReply(t: string): boolean {
