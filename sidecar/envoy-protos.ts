@@ -1,9 +1,11 @@
 // Envoy's real API protos (shipped by @grpc/grpc-js-xds under deps/), loaded with @grpc/proto-loader.
 // No hand-written copies of Envoy message shapes: field names are the protos' own (keepCase).
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
 
 const require = createRequire(import.meta.url);
 
@@ -72,4 +74,49 @@ export function serializeCheckRequest(req: unknown): Buffer {
 
 export function deserializeCheckResponse(buf: Buffer): unknown {
   return loadEnvoyServices().authorization.Check.responseDeserialize(buf);
+}
+
+let codec: { CheckRequest: protobuf.Type; CheckResponse: protobuf.Type } | undefined;
+
+/** protobufjs types of CheckRequest/CheckResponse, from the same proto files and include dirs. */
+export function checkCodec(): { CheckRequest: protobuf.Type; CheckResponse: protobuf.Type } {
+  if (codec) return codec;
+  const root = new protobuf.Root();
+  const dirs = envoyIncludeDirs();
+  root.resolvePath = (_origin, target) => {
+    for (const d of dirs) {
+      const p = path.join(d, target);
+      if (existsSync(p)) return p;
+    }
+    return target;
+  };
+  root.loadSync([AUTHZ_PROTO], { keepCase: true });
+  root.resolveAll();
+  codec = {
+    CheckRequest: root.lookupType("envoy.service.auth.v3.CheckRequest"),
+    CheckResponse: root.lookupType("envoy.service.auth.v3.CheckResponse"),
+  };
+  return codec;
+}
+
+/**
+ * The Authorization service with a leaner codec for Check, for the sidecar's hot path: requests are
+ * decoded into protobufjs messages without proto-loader's second toObject pass (the sidecar's zod
+ * schema reads messages and plain objects alike), and responses - built with numeric enums - are
+ * encoded without a fromObject pass. Same protos, same wire format.
+ */
+export function fastAuthorizationService(): grpc.ServiceDefinition {
+  const { CheckRequest, CheckResponse } = checkCodec();
+  const base = loadEnvoyServices().authorization;
+  return {
+    ...base,
+    Check: {
+      ...base.Check,
+      requestDeserialize: (buf: Buffer) => CheckRequest.decode(buf),
+      responseSerialize: (msg: unknown) => {
+        const out = CheckResponse.encode(msg as protobuf.Message).finish();
+        return Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+      },
+    },
+  };
 }

@@ -15,7 +15,8 @@ export const LIMITS = {
 } as const;
 
 const str = z.string();
-const bytes = z.instanceof(Uint8Array);
+// A decoded message's unset bytes field reads as the prototype default, an empty array.
+const bytes = z.union([z.instanceof(Uint8Array), z.array(z.number()).max(0)]);
 /**
  * A map<string,string> as decoded: checked in place (every key and value a string, bounded count)
  * rather than rebuilt entry by entry, which is what an object/record schema would do per request.
@@ -35,7 +36,7 @@ const HttpRequest = z.looseObject({
   id: str.optional(),
   method: str.optional(),
   headers: stringMap.optional(),
-  header_map: z.looseObject({ headers: z.array(HeaderValue).optional() }).optional(),
+  header_map: z.looseObject({ headers: z.array(HeaderValue).optional() }).nullish(),
   path: str.optional(),
   host: str.optional(),
   scheme: str.optional(),
@@ -46,14 +47,16 @@ const HttpRequest = z.looseObject({
 
 const SocketAddress = z.looseObject({ address: str.optional(), port_value: z.union([z.number(), str]).optional() });
 
+// Message-typed fields are `.nullish()`: a decoded protobufjs message reads unset ones as null.
+
 export const CheckRequestSchema = z.looseObject({
   attributes: z
     .looseObject({
-      source: z.looseObject({ address: z.looseObject({ socket_address: SocketAddress.optional() }).optional() }).optional(),
-      request: z.looseObject({ http: HttpRequest.optional() }).optional(),
+      source: z.looseObject({ address: z.looseObject({ socket_address: SocketAddress.nullish() }).nullish() }).nullish(),
+      request: z.looseObject({ http: HttpRequest.nullish() }).nullish(),
       context_extensions: stringMap.optional(),
     })
-    .optional(),
+    .nullish(),
 });
 export type CheckRequestIn = z.infer<typeof CheckRequestSchema>;
 
@@ -108,10 +111,13 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
   };
   if (http.headers) for (const [k, v] of Object.entries(http.headers)) add(k, v);
   else if (http.header_map?.headers) {
-    for (const h of http.header_map.headers) add(h.key, h.value ?? Buffer.from(h.raw_value ?? new Uint8Array()).toString("latin1"));
+    for (const h of http.header_map.headers) {
+      const raw = h.raw_value instanceof Uint8Array && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString("latin1") : "";
+      add(h.key, h.value || raw);
+    }
   }
 
-  const method = (http.method ?? headers[":method"] ?? "").toUpperCase();
+  const method = (http.method ?? "").toUpperCase();
   if (!METHOD_RE.test(method)) throw new BadRequestError(400, "missing or invalid HTTP method");
   const host = (http.host ?? "").trim();
   if (!host || host.length > 255 || /[\s/\\@]/.test(host)) throw new BadRequestError(400, "missing or invalid Host");
@@ -124,8 +130,9 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
 
   let body: string | undefined;
   let bodyTruncated = false;
-  if (http.raw_body && http.raw_body.length > 0) {
-    const b = Buffer.from(http.raw_body.buffer, http.raw_body.byteOffset, http.raw_body.byteLength);
+  const rb = http.raw_body;
+  if (rb instanceof Uint8Array && rb.length > 0) {
+    const b = Buffer.from(rb.buffer, rb.byteOffset, rb.byteLength);
     bodyTruncated = b.length > LIMITS.maxBodyBytes;
     body = b.subarray(0, LIMITS.maxBodyBytes).toString("utf8");
   } else if (http.body) {

@@ -43,9 +43,13 @@ export function decisionName(d: Decision): DecisionName {
   return d.kind === "eas451" ? "redirect-451" : (`redirect-${d.kind}` as DecisionName);
 }
 
+/** HeaderValueOption.HeaderAppendAction, as numbers (the sidecar's encoder takes enums as numbers). */
+export const APPEND_IF_EXISTS_OR_ADD = 0;
+export const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
 export interface HeaderValueOption {
   header: { key: string; value: string };
-  append_action: "APPEND_IF_EXISTS_OR_ADD" | "OVERWRITE_IF_EXISTS_OR_ADD";
+  append_action: typeof APPEND_IF_EXISTS_OR_ADD | typeof OVERWRITE_IF_EXISTS_OR_ADD;
 }
 
 export interface CheckResponseOut {
@@ -59,8 +63,8 @@ export interface CheckResponseOut {
   dynamic_metadata: { fields: Record<string, { stringValue: string }> };
 }
 
-const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: "OVERWRITE_IF_EXISTS_OR_ADD" });
-const add = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: "APPEND_IF_EXISTS_OR_ADD" });
+const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: OVERWRITE_IF_EXISTS_OR_ADD });
+const add = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: APPEND_IF_EXISTS_OR_ADD });
 
 const metadata = (name: string) => ({ fields: { [DECISION_METADATA_KEY]: { stringValue: name } } });
 

@@ -4,8 +4,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { decide } from "../decision/engine.js";
+import { identityCandidates } from "../decision/identity.js";
 import type { MailboxDirectory } from "../directory/types.js";
-import { loadEnvoyServices } from "../envoy-protos.js";
+import { fastAuthorizationService, loadEnvoyServices } from "../envoy-protos.js";
 import type { StateSource } from "../state.js";
 import { AffinitySigner, randomAffinityKey } from "./affinity.js";
 import {
@@ -37,14 +39,12 @@ export interface SidecarServerOptions {
 /** Service names the health service reports: "" (overall) and the two Envoy services. */
 export const HEALTH_SERVICES = ["", "envoy.service.auth.v3.Authorization", "envoy.service.ext_proc.v3.ExternalProcessor"];
 
-/** The real decision engine, loaded lazily so the sidecar module graph stays small for tests that inject one. */
+/** The real decision engine (sidecar/decision/engine.ts, identity.ts): the default. */
+export const DEFAULT_ENGINE: DecisionEngine = { decide, identityCandidates };
+
+/** Kept for callers that load the engine asynchronously. */
 export async function loadDefaultEngine(): Promise<DecisionEngine> {
-  // Specifiers in variables until engine.ts lands, so the type-check does not depend on it.
-  const enginePath = "../decision/engine.js";
-  const identityPath = "../decision/identity.js";
-  const engine = (await import(enginePath)) as Pick<DecisionEngine, "decide">;
-  const identity = (await import(identityPath)) as Pick<DecisionEngine, "identityCandidates">;
-  return { decide: engine.decide, identityCandidates: identity.identityCandidates };
+  return DEFAULT_ENGINE;
 }
 
 export class SidecarServer {
@@ -71,7 +71,7 @@ export class SidecarServer {
     this.service = new DecisionService({
       state: this.o.state,
       directory: this.o.directory,
-      engine: this.o.engine ?? (await loadDefaultEngine()),
+      engine: this.o.engine ?? DEFAULT_ENGINE,
       affinity: new AffinitySigner(key, this.o.affinityTtlSeconds),
       logger: this.logger,
       metrics: this.metrics,
@@ -96,7 +96,7 @@ export class SidecarServer {
     const svc = await this.decisionService();
     const envoy = loadEnvoyServices();
     const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-    server.addService(envoy.authorization, {
+    server.addService(fastAuthorizationService(), {
       Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         svc.check(call.request).then(
           (res) => callback(null, res),
