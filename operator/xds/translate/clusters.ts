@@ -48,8 +48,8 @@ const TS_MATCH_KEY = "envoy.transport_socket_match";
  */
 export const CIRCUIT_BREAKERS = deepFreeze({
   thresholds: [
+    // Routes use the default priority only, so no HIGH thresholds are sent.
     { priority: "DEFAULT", max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 3 },
-    { priority: "HIGH", max_connections: 100000, max_pending_requests: 100000, max_requests: 100000, max_retries: 3 },
   ],
 });
 
