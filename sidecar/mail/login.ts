@@ -66,7 +66,7 @@ export class MailLogin {
     ctx: LoginContext,
     user: string,
     mechanism: string,
-  ): Promise<{ ok: true; decision: RouteDecision; topology: Topology } | Extract<LoginResult, { ok: false }>> {
+  ): Promise<{ ok: true; decision: RouteDecision; topology: Topology; unknownUser: boolean } | Extract<LoginResult, { ok: false }>> {
     const state = this.deps.state.current();
     if (!state) return { ok: false, outcome: "not_ready", text: TEXT_NOT_READY, code: "UNAVAILABLE" };
     const req: ClientRequest = {
@@ -81,15 +81,9 @@ export class MailLogin {
     const found = this.deps.identityCandidates?.(req).map((c) => c.value) ?? [];
     const ids = found.length ? found : [user];
     const view = await resolveIdentities(this.deps.directory, ids);
-    const answers = ids.map((id) => view.find(id));
-    if (answers.some((a) => a.status === "unavailable") && !answers.some((a) => a.status === "found")) {
-      ctx.log.warn({ event: "directory-unavailable" }, "mailbox directory unavailable");
-      return { ok: false, outcome: "backend_unavailable", text: TEXT_UNAVAILABLE, code: "UNAVAILABLE" };
-    }
-    if (answers.every((a) => a.status === "not-found")) {
-      // Same answer as a wrong password: the gateway does not tell who has a mailbox.
-      return { ok: false, outcome: "unknown_user", text: TEXT_AUTH_FAILED, code: "AUTHENTICATIONFAILED" };
-    }
+    // An unknown user is not refused here: like the engine says (R-ENG-UNKNOWN-MAILBOX), the
+    // receiving site's server answers, so the reply (and its timing) is that of a wrong password.
+    const unknownUser = ids.every((id) => view.find(id).status === "not-found");
     let decision: Decision;
     try {
       decision = this.deps.decide(req, state.topology, view, state.health, { defaultSite: this.deps.defaultSite });
@@ -114,13 +108,13 @@ export class MailLogin {
       ctx.log.error({ decision: decision.outcome }, "decision for a mail login has no mail backend");
       return { ok: false, outcome: "refused", text: "The gateway could not route this login.", code: "UNAVAILABLE" };
     }
-    return { ok: true, decision, topology: state.topology };
+    return { ok: true, decision, topology: state.topology, unknownUser };
   }
 
   async login(ctx: LoginContext, creds: Credentials): Promise<LoginResult> {
     const routed = await this.route(ctx, mailboxIdentity(creds), creds.mechanism);
     if (!routed.ok) return routed;
-    const { decision, topology } = routed;
+    const { decision, topology, unknownUser } = routed;
     const mb = decision.mailBackend!;
     const server = findMailServer(topology, decision, ctx.protocol);
     const target: BackendTarget = {
@@ -141,8 +135,9 @@ export class MailLogin {
       return { ...res, outcome: decision.outcome, decision };
     }
     if (res.kind === "auth") {
-      ctx.log.info({ event: "login", outcome: "auth_failed", ...where }, "mailbox server refused the credentials");
-      return { ok: false, outcome: "auth_failed", text: scrub(res.text, mb.host, server?.fqdn) || TEXT_AUTH_FAILED, code: "AUTHENTICATIONFAILED" };
+      const outcome = unknownUser ? "unknown_user" : "auth_failed";
+      ctx.log.info({ event: "login", outcome, ...where }, "mailbox server refused the credentials");
+      return { ok: false, outcome, text: scrub(res.text, mb.host, server?.fqdn) || TEXT_AUTH_FAILED, code: "AUTHENTICATIONFAILED" };
     }
     ctx.log.warn({ event: "login", outcome: "backend_unavailable", reason: res.text, ...where }, "mailbox server unavailable");
     return { ok: false, outcome: "backend_unavailable", text: TEXT_UNAVAILABLE, code: "UNAVAILABLE" };

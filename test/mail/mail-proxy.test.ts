@@ -48,7 +48,7 @@ describe.skipIf(skip)("mail proxy with Dovecot back ends", () => {
       expect(r.error).toContain("[AUTHENTICATIONFAILED]");
     });
 
-    it("unknown user: the same failure as a wrong password (nothing revealed)", async () => {
+    it("unknown user: the receiving site's server answers, the same failure as a wrong password (nothing revealed)", async () => {
       const r = await pyClient("imap", w.ports.imap, "plain", "nobody@contoso.test", "x");
       expect(r.ok).toBe(false);
       expect(r.error).toContain("[AUTHENTICATIONFAILED] Authentication failed.");
