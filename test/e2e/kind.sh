@@ -102,6 +102,7 @@ timeout 600 helm upgrade --install "$RELEASE" charts/cas-gateway -n "$SYS_NS" \
   --set tls.secretName=cas-gateway-tls \
   --set mailboxDirectory.configMap=cas-gateway-mailboxes \
   --set affinity.keySecretName=cas-gateway-affinity \
+  --set gateway.mailProxy.frontDoorHost=mail.contoso.com \
   --set gateway.service.type=ClusterIP \
   --set gateway.replicas=1
 kubectl -n "$SYS_NS" rollout status deploy/${RELEASE}-operator --timeout=300s
