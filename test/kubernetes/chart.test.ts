@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { Ajv } from "ajv";
+import { Command } from "commander";
 import { CHART_DIR, expectedGeneratedFiles } from "../../charts/cas-gateway/hack/sync.js";
+import { registerCommands } from "../../cli/commands/index.js";
 
 const read = (rel: string) => readFileSync(join(CHART_DIR, rel), "utf8");
 const templates = readdirSync(join(CHART_DIR, "templates")).sort();
@@ -159,5 +161,32 @@ describe("Helm chart charts/cas-gateway (static checks; helm itself is not avail
     expect((values.operator as any).replicas).toBe(2);
     expect((values.podDisruptionBudget as any).enabled).toBe(true);
     expect(read("templates/NOTES.txt")).toContain("kubectl apply");
+  });
+
+  it("every cas-gateway flag the chart passes exists in the CLI (known gaps listed)", () => {
+    const program = new Command();
+    registerCommands(program);
+    const flagsOf = new Map(program.commands.map((c) => [c.name(), new Set(c.options.map((o) => o.long))]));
+    const used: string[] = [];
+    for (const f of ["operator-deployment.yaml", "gateway-deployment.yaml"]) {
+      const t = read(join("templates", f));
+      for (const block of t.split(/^\s+args:\s*$/m).slice(1)) {
+        const items = [...block.matchAll(/^\s+- (\S.*)$/gm)].map((m) => m[1]);
+        const sub = items[0];
+        if (!flagsOf.has(sub)) continue; // not a cas-gateway container (Envoy)
+        for (const it of items.slice(1)) {
+          const m = /^"?(--[a-z0-9-]+)/.exec(it);
+          if (m) used.push(`${sub} ${m[1]}`);
+          if (/^(env|ports|name):/.test(it)) break;
+        }
+      }
+    }
+    expect(used.length).toBeGreaterThan(20);
+    const unknown = [...new Set(used.filter((u) => !flagsOf.get(u.split(" ")[0])!.has(u.split(" ")[1])))].sort();
+    // The gateway pod's sidecar and mail proxy must get the topology from the operator over xDS
+    // (sidecar/state-xds-client.ts exists); those commands do not take --xds yet. Until they do,
+    // the chart's gateway pod cannot start: this list says so, and the test fails when it changes.
+    const KNOWN_MISSING = ["mail-proxy --node-id", "mail-proxy --xds", "sidecar --node-id", "sidecar --xds"];
+    expect(unknown).toEqual(KNOWN_MISSING);
   });
 });
