@@ -73,5 +73,7 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
     server.pipe(client, { end: false });
     client.resume();
     server.resume();
+    // A side that went away while the login was in progress will send no more events.
+    if (client.destroyed || server.destroyed || client.readableEnded || server.readableEnded) done();
   });
 }

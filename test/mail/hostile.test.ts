@@ -156,6 +156,17 @@ describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
     c.destroy();
   });
 
+  it("a client that vanishes while its login is in progress leaves no session behind", async () => {
+    const closedEvents = () => w.logText().split('"event":"closed"').length;
+    const before = closedEvents();
+    const c = await RawClient.connect(imap);
+    await c.waitFor(/^\* OK /);
+    c.send(`g LOGIN ${USERS.bob.user} ${USERS.bob.password}\r\n`); // cross-site: STARTTLS at the back end takes a moment
+    c.destroy();
+    await eventually(() => closedEvents() > before, 15_000);
+    await eventually(() => p.connectionCount === 0);
+  });
+
   it("random bytes never crash or hang the proxy (property, bounded)", async () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.boolean(), async (bytes, pop) => {
