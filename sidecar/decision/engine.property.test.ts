@@ -230,6 +230,36 @@ describe("decision engine properties", () => {
     );
   });
 
+  it("never fails internally on arbitrary requests (no R-ENG-INTERNAL)", () => {
+    const t = buildOrg({
+      sites: [{ name: "s0", hostnames: ["s0.example.org"] }, { name: "s1", hostnames: ["s1.example.org"], internetFacing: false }],
+      servers: [
+        { name: "c0", site: "s0", version: "2010", vdirs: HTTP_SERVICES.filter((x) => x !== "Mapi").map((x) => ({ service: x, externalUrl: `https://s0.example.org/${x}` })) },
+        { name: "m0", site: "s0", version: "2010", roles: ["Mailbox"] },
+        { name: "e1", site: "s1", version: "2016", roles: ["ClientAccess", "Mailbox"], vdirs: [...HTTP_SERVICES, "Pop3" as const, "Imap4" as const].map((x) => ({ service: x })) },
+      ],
+      databases: [{ name: "d0", active: "m0" }, { name: "d1", active: "e1" }],
+    });
+    const dir = directoryOf([mailbox("a", "d0", "6384e2b2-184b-cbf5-8ecc-f10ca7a6563c"), mailbox("b", "d1")]);
+    const req = fc.record({
+      method: fc.constantFrom("GET", "POST", "OPTIONS", "RPC_IN_DATA", "", "x y"),
+      host: fc.oneof(fc.constantFrom("s0.example.org", "S1.EXAMPLE.ORG:443", "s0.example.org."), fc.string()),
+      path: fc.oneof(fc.constantFrom(...Object.values(PATHS)).chain((p) => fc.string().map((x) => p + x)), fc.string()),
+      scheme: fc.constantFrom<("https" | "http")[]>("https", "http"),
+      headers: fc.dictionary(fc.constantFrom("authorization", "x-anchormailbox", "referer", "cookie", "x-cas-cluster"), fc.oneof(fc.string(), fc.constantFrom(basic("a"), basic("b"), "NTLM TlRMTVNTUAADAAAA", "SMTP:b@example.org"))),
+      body: fc.option(fc.oneof(fc.string(), fc.constantFrom(...BODIES.filter((b): b is string => b !== undefined))), { nil: undefined }),
+      pinnedServer: fc.option(fc.oneof(fc.constantFrom("c0", "e1", "m0"), fc.string()), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(req, (r) => {
+        const q: ClientRequest = { ...r, ...(r.body === undefined ? { body: undefined } : {}) };
+        const d = decide(q, t, dir, ALL_HEALTHY);
+        expect(d.rules).not.toContain("R-ENG-INTERNAL");
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it("is deterministic, and passing the caller's candidates changes nothing", () => {
     fc.assert(
       fc.property(scenarioArb, (s) => {
