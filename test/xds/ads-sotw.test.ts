@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { Snapshot } from "../../operator/xds/server/snapshot.js";
+import { byNodeIdHash, SnapshotCache } from "../../operator/xds/server/cache.js";
 import { TYPE_URLS, type XdsResource } from "../../operator/xds/server/resources.js";
 import {
   adsClient,
@@ -179,6 +180,30 @@ describe("ADS state of the world", () => {
     b.send({ node: node("n2", "prod"), type_url: CDS });
     expect((await a.next()).resources.map(clusterName)).toEqual(["canary"]);
     expect((await b.next()).resources.map(clusterName)).toEqual(["default"]);
+  });
+
+  it("a node-id hash can pick the group (stable shard per node)", async () => {
+    const hashed = new AdsServer({ logger: pino({ level: "silent" }), cache: new SnapshotCache(byNodeIdHash(2)) });
+    const p = await hashed.listen(0);
+    try {
+      hashed.cache.setSnapshot("shard-0", snap([cluster("zero")]));
+      hashed.cache.setSnapshot("shard-1", snap([cluster("one")]));
+      const ids = ["envoy-a", "envoy-b", "envoy-c", "envoy-d", "envoy-e", "envoy-f", "envoy-g", "envoy-h"];
+      const seen = new Set<string>();
+      for (const id of ids) {
+        const group = hashed.cache.nodeGroup({ id, cluster: "x" });
+        expect(hashed.cache.nodeGroup({ id, cluster: "other" })).toBe(group);
+        const s = new TestStream<SotwResponse>(adsClient(p).StreamAggregatedResources());
+        streams.push(s);
+        s.send({ node: node(id), type_url: CDS });
+        const names = (await s.next()).resources.map(clusterName);
+        expect(names).toEqual([group === "shard-0" ? "zero" : "one"]);
+        seen.add(group);
+      }
+      expect(seen.size).toBe(2);
+    } finally {
+      hashed.forceClose();
+    }
   });
 
   it("EDS/RDS answer subscription changes even when the version did not change", async () => {

@@ -1,5 +1,6 @@
 // The snapshot cache: which Snapshot each node group should have. Kept apart from the SotW and Delta
 // servers (as in go-control-plane): the control plane writes snapshots, servers watch them.
+import { createHash } from "node:crypto";
 import type { Snapshot } from "./snapshot.js";
 
 /** The parts of an Envoy Node the cache cares about. */
@@ -15,6 +16,15 @@ export type NodeGroupFn = (node: NodeInfo) => string;
 export const DEFAULT_GROUP = "*";
 
 export const byCluster: NodeGroupFn = (node) => node.cluster || DEFAULT_GROUP;
+
+/**
+ * Spread nodes over `buckets` groups by a stable hash of node.id ("shard-0" … "shard-<n-1>"), e.g.
+ * to roll a new snapshot out to a fraction of the fleet first.
+ */
+export function byNodeIdHash(buckets: number): NodeGroupFn {
+  if (!Number.isInteger(buckets) || buckets < 1) throw new Error(`byNodeIdHash: buckets must be a positive integer, got ${buckets}`);
+  return (node) => `shard-${createHash("sha256").update(node.id).digest().readUInt32BE(0) % buckets}`;
+}
 
 type Watcher = (group: string, snapshot: Snapshot) => void;
 
