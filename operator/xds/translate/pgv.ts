@@ -140,21 +140,47 @@ interface TypePlan {
  * A growable protobuf writer. Nested messages are written in place: one byte is reserved for the
  * length and the body is shifted in the rare case its length needs more (≥ 128 bytes).
  */
+const SLAB = 1 << 20;
+
 class Buf {
   // A plain Uint8Array (slices of a Buffer go through Buffer's species constructor, which is slow)
   // plus a Buffer view of the same memory for UTF-8 and fixed-width writes.
-  buf = new Uint8Array(1 << 16);
+  // Resources are written one after another into the same buffer and handed out as views
+  // (take), so a resource costs no copy; a full buffer is left to the views and a new one started.
+  buf = new Uint8Array(SLAB);
   node = Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   pos = 0;
+  /** Where the resource being written starts; positions held by callers are relative to it. */
+  base = 0;
 
   private grow(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
+    const used = this.pos - this.base;
+    let size = SLAB;
+    while (size < (used + n) * 2) size *= 2;
     const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    next.set(this.buf.subarray(this.base, this.pos));
     this.buf = next;
     this.node = Buffer.from(next.buffer, next.byteOffset, next.byteLength);
+    this.pos = used;
+    this.base = 0;
+  }
+  /** Start a resource (a fresh buffer when little room is left). */
+  start(): void {
+    if (this.buf.length - this.pos < SLAB / 16) {
+      this.buf = new Uint8Array(SLAB);
+      this.node = Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+      this.pos = 0;
+    }
+    this.base = this.pos;
+  }
+  /** Forget what was written for the current resource. */
+  discard(): void {
+    this.pos = this.base;
+  }
+  /** Position relative to the current resource's start. */
+  mark(): number {
+    return this.pos - this.base;
   }
   varint(n: number): void {
     this.grow(10);
@@ -217,17 +243,18 @@ class Buf {
   }
   raw(u: Uint8Array): void {
     this.grow(u.length);
-    if (u.length < 64) for (let i = 0; i < u.length; i++) this.buf[this.pos + i] = u[i];
+    if (u.length < 256) for (let i = 0; i < u.length; i++) this.buf[this.pos + i] = u[i];
     else this.buf.set(u, this.pos);
     this.pos += u.length;
   }
-  /** Reserve a one-byte length; returns where the body starts. */
+  /** Reserve a one-byte length; returns where the body starts (relative). */
   begin(): number {
     this.grow(1);
     this.pos++;
-    return this.pos;
+    return this.pos - this.base;
   }
-  end(start: number): void {
+  end(rel: number): void {
+    const start = rel + this.base;
     const len = this.pos - start;
     if (len < 128) {
       this.buf[start - 1] = len;
@@ -243,13 +270,14 @@ class Buf {
     this.pos = end;
   }
   take(): Uint8Array {
-    return copyOut(this.buf, 0, this.pos);
+    const view = this.buf.subarray(this.base, this.pos);
+    this.base = this.pos;
+    return view;
   }
 }
 
 // Encoded results are views into 1 MiB slabs: one ArrayBuffer per resource costs far more
 // (allocation and external-memory accounting) than the encoding itself.
-const SLAB = 1 << 20;
 let slab = new Uint8Array(SLAB);
 let slabPos = 0;
 function copyOut(src: Uint8Array, from: number, to: number): Uint8Array {
@@ -294,17 +322,18 @@ export class ProtoCodec {
     if (!type) return { bytes: undefined, violations: [{ path: "", rule: "type", message: `unknown message type ${typeName}` }] };
     const write = this.writer(type);
     const w = this.w;
-    w.pos = 0;
+    w.start();
     let out: Violation[] = [];
     write(json, NO_PATH, out, w);
     if (out.length > 0) {
       tracking = true;
       try {
         out = [];
-        w.pos = 0;
+        w.discard();
         write(json, { up: null, seg: "" }, out, w);
       } finally {
         tracking = false;
+        w.discard();
       }
       return { bytes: undefined, violations: out };
     }
@@ -468,9 +497,9 @@ export class ProtoCodec {
   }
 
   /** The body just written after `start` (adjusted when end() widened the length prefix). */
-  private lastBody(w: Buf, start: number): Uint8Array {
+  private lastBody(w: Buf, rel: number): Uint8Array {
     // end() leaves the body right after its (possibly multi-byte) length varint at start-1.
-    let p = start - 1;
+    let p = rel + w.base - 1;
     let len = 0;
     let mul = 1;
     for (;;) {
@@ -695,7 +724,7 @@ export class ProtoCodec {
     const typeName = url.slice(url.lastIndexOf("/") + 1);
     const inner = this.lookup(typeName);
     if (!inner) return out.push({ path: pathString(at), rule: "any.type", message: `unknown type ${url}` });
-    const startAll = w.pos;
+    const startAll = w.mark();
     w.tag(1, 2);
     w.string(url);
     w.tag(2, 2);
@@ -711,7 +740,7 @@ export class ProtoCodec {
     }
     this.writer(inner)(payload, innerAt, out, w);
     w.end(s);
-    if (frozen && out.length === before) this.anyMemo.set(o, copyOut(w.buf, startAll, w.pos));
+    if (frozen && out.length === before) this.anyMemo.set(o, copyOut(w.buf, startAll + w.base, w.pos));
     return undefined;
   }
 
