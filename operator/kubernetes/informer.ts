@@ -22,7 +22,7 @@ export const RawObject = z.looseObject({
 export type RawObject = z.infer<typeof RawObject>;
 
 const ListResponse = z.looseObject({
-  metadata: z.looseObject({ resourceVersion: z.string().optional() }).optional(),
+  metadata: z.looseObject({ resourceVersion: z.string().optional(), continue: z.string().optional() }).optional(),
   items: z.array(z.unknown()).nullable().optional(),
 });
 
@@ -48,6 +48,8 @@ export interface InformerOptions extends ResourceRef {
   readonly watchTimeoutSeconds?: number;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
+  /** Objects per list page (limit/continue); default 500. */
+  readonly pageSize?: number;
   /** Called for each list (reason "initial", "gone", "error"), for metrics. */
   readonly onRelist?: (reason: "initial" | "gone" | "error") => void;
 }
@@ -178,11 +180,25 @@ export class Informer {
   private async relist(reason: "initial" | "gone" | "error"): Promise<void> {
     this.stats.lists++;
     this.o.onRelist?.(reason);
-    const res = ListResponse.parse(
-      await this.o.rest.get(this.path(), { labelSelector: this.o.labelSelector, fieldSelector: this.o.fieldSelector }),
-    );
+    // Paged (limit/continue), as client-go does: a large organisation does not come in one response.
+    const items: unknown[] = [];
+    let listRv: string | undefined;
+    let cont: string | undefined;
+    do {
+      const page = ListResponse.parse(
+        await this.o.rest.get(this.path(), {
+          labelSelector: this.o.labelSelector,
+          fieldSelector: this.o.fieldSelector,
+          limit: String(this.o.pageSize ?? 500),
+          continue: cont,
+        }),
+      );
+      items.push(...(page.items ?? []));
+      listRv ??= page.metadata?.resourceVersion;
+      cont = page.metadata?.continue || undefined;
+    } while (cont && !this.stopped);
     const next = new Map<string, RawObject>();
-    for (const item of res.items ?? []) {
+    for (const item of items) {
       const p = RawObject.safeParse(item);
       if (!p.success) {
         this.o.log.warn({ resource: this.resource, issue: p.error.issues[0]?.message }, "list item without metadata.name ignored");
@@ -192,7 +208,7 @@ export class Informer {
     }
     this.store.clear();
     for (const [k, v] of next) this.store.set(k, v);
-    this.rv = res.metadata?.resourceVersion ?? "";
+    this.rv = listRv ?? "";
     this.hasSynced = true;
     this.emit({ type: "RELISTED" });
     this.syncedResolve?.();

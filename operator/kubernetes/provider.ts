@@ -75,6 +75,8 @@ export interface KubernetesProviderOptions {
   readonly watchTimeoutSeconds?: number;
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
+  /** List page size (limit/continue). */
+  readonly pageSize?: number;
   readonly onRelist?: (resource: string, reason: string) => void;
 }
 
@@ -102,6 +104,7 @@ export class KubernetesProvider implements Provider {
       watchTimeoutSeconds: o.watchTimeoutSeconds,
       backoffInitialMs: o.backoffInitialMs,
       backoffMaxMs: o.backoffMaxMs,
+      pageSize: o.pageSize,
       onRelist: (reason) => o.onRelist?.(`${extra.plural}`, reason),
       ...extra,
     });

@@ -94,6 +94,8 @@ export class KubeApiserverStandin {
   /** Watch requests below this resourceVersion get 410 Gone (etcd compaction). */
   private compactedBelow = new Map<string, number>();
   private readonly watchers = new Set<Watcher>();
+  /** Continue token → the full list it pages through. */
+  private readonly pagedLists = new Map<string, KubeObject[]>();
   readonly requests: RecordedRequest[] = [];
   readonly faults: StandinFaults = { conflictNextStatusPatches: 0, failNextLists: 0 };
 
@@ -162,6 +164,7 @@ export class KubeApiserverStandin {
       this.compactedBelow.set(typeKey(t), this.rv + 1);
       this.history.set(typeKey(t), []);
     }
+    this.pagedLists.clear();
     for (const w of [...this.watchers]) {
       this.writeEvent(w, { type: "ERROR", object: statusBody(410, "Expired", "too old resource version") });
       w.res.end();
@@ -250,11 +253,27 @@ export class KubeApiserverStandin {
         const sel = selectorFrom(query);
         const items = [...this.bucket(t).values()].filter((o) => (ns === undefined || o.metadata.namespace === ns) && sel(o));
         items.sort((a, b) => objKey(a.metadata.namespace, a.metadata.name).localeCompare(objKey(b.metadata.namespace, b.metadata.name)));
+        // Paging: the continue token carries the list's resourceVersion and the offset (a snapshot
+        // of the list as of the first page, as the real server's etcd read at that revision).
+        const limit = Number(query.limit) > 0 ? Number(query.limit) : Infinity;
+        let offset = 0;
+        let listRv = String(this.rv);
+        if (query.continue) {
+          const [rv, off] = Buffer.from(query.continue, "base64url").toString().split(":");
+          const snap = this.pagedLists.get(`${url.pathname}?${query.continue}`);
+          if (!snap) return recordAndSend(410, statusBody(410, "Expired", "the provided continue parameter is too old"));
+          offset = Number(off);
+          listRv = rv;
+          items.splice(0, items.length, ...snap);
+        }
+        const page = items.slice(offset, offset + limit);
+        const next = offset + page.length < items.length ? Buffer.from(`${listRv}:${offset + page.length}`).toString("base64url") : undefined;
+        if (next) this.pagedLists.set(`${url.pathname}?${next}`, items.map(clone));
         return recordAndSend(200, {
           apiVersion: apiVersionOf(t),
           kind: `${t.kind}List`,
-          metadata: { resourceVersion: String(this.rv) },
-          items,
+          metadata: { resourceVersion: listRv, ...(next ? { continue: next } : {}) },
+          items: page,
         });
       }
       if (method === "POST") {

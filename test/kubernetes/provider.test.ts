@@ -27,7 +27,7 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
     await api.stop();
   });
 
-  const start = async (opts: { namespace?: string; mailboxConfigMap?: { namespace: string; name: string; key: string } } = {}) => {
+  const start = async (opts: { namespace?: string; mailboxConfigMap?: { namespace: string; name: string; key: string }; pageSize?: number } = {}) => {
     provider = new KubernetesProvider({
       kc: standinKubeConfig(api.url),
       log,
@@ -172,11 +172,22 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
     await start({ mailboxConfigMap: { namespace: "cas-system", name: "mailboxes", key: "mailboxes.csv" } });
     expect(last().mailboxCsv?.text).toBe(csv);
     expect(last().errors).toEqual([]);
-    const cmWatch = api.requests.find((r) => r.path === "/api/v1/namespaces/cas-system/configmaps" && r.query.watch === "true");
+    const cmWatch = await waitFor("configmap watch", () => api.requests.find((r) => r.path === "/api/v1/namespaces/cas-system/configmaps" && r.query.watch === "true"));
     expect(cmWatch?.query.fieldSelector).toBe("metadata.name=mailboxes");
     api.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "mailboxes", namespace: "cas-system" }, data: { "mailboxes.csv": "Name,Nothing\nx,y\n" } });
     const bad = await waitFor("csv error", () => last().errors.find((e) => e.file === "kubernetes:cas-system/configmaps/mailboxes"));
     expect(bad.field).toMatch(/^data\.mailboxes\.csv/);
     expect(last().mailboxCsv).toBeUndefined();
+  });
+
+  it("lists in pages (limit/continue) and keeps the first page's resourceVersion", async () => {
+    const objs = contosoObjects("mail");
+    for (const o of objs) api.apply(o);
+    const p = await start({ pageSize: 7 });
+    expect(last().objects).toHaveLength(objs.length);
+    const vdirLists = api.requests.filter((r) => r.path.endsWith("/virtualdirectories") && r.query.watch !== "true");
+    expect(vdirLists.length).toBeGreaterThan(5);
+    expect(vdirLists.every((r) => r.query.limit === "7")).toBe(true);
+    expect(p.informers.get("VirtualDirectory")!.resourceVersion).toBe(api.currentResourceVersion);
   });
 });
