@@ -3,6 +3,7 @@
 // Dovecot and through the proxy, alternating, several runs. Target: proxy ≥ 0.8 × direct (medians).
 // Also log-in-and-quit connections per second (a separate Node process drives concurrent clients).
 import { execFile, spawn } from "node:child_process";
+import { cpus, loadavg } from "node:os";
 import { dovecotAvailable } from "../test/mail/dovecot.js";
 import { USERS, makeMessage, startMailWorld } from "../test/mail/fixture.js";
 import { median, type BenchRow } from "./types.js";
@@ -131,9 +132,14 @@ export default async function bench(): Promise<BenchRow[]> {
     const direct: number[] = [];
     const proxied: number[] = [];
     const ratios: number[] = [];
+    // CPU the proxy (this process) spends per MB relayed: what it adds to a CPU-bound machine.
+    const cpuMsPerMb: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       const d = await curlFetch(w.east.imapPort);
+      const c0 = process.cpuUsage();
       const p = await curlFetch(w.ports.imap);
+      const c = process.cpuUsage(c0);
+      cpuMsPerMb.push((c.user + c.system) / 1000 / (p.bytes / 1e6));
       if (d.bytes < total || p.bytes < total) throw new Error(`short fetch: direct ${d.bytes}, proxy ${p.bytes}, expected ${total}`);
       direct.push(d.bytes / d.seconds / 1e6);
       proxied.push(p.bytes / p.seconds / 1e6);
@@ -162,7 +168,7 @@ export default async function bench(): Promise<BenchRow[]> {
         unit: "x",
         target: ">= 0.8",
         pass: ratio >= 0.8,
-        note: `per-run ratios ${ratios.map((r) => r.toFixed(2)).join(" ")}`,
+        note: `per-run ratios ${ratios.map((r) => r.toFixed(2)).join(" ")}; proxy CPU ${median(cpuMsPerMb).toFixed(1)} ms/MB; load avg ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
       },
       { suite: "mail", metric: `IMAP FETCH 1:* ${mb} MB in one response, direct (Node client)`, value: median(sDirect), unit: "MB/s", note: `${RUNS} runs` },
       {
