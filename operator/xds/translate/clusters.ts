@@ -24,7 +24,8 @@ export interface Source {
 export interface Built {
   readonly typeUrl: string;
   readonly name: string;
-  readonly value: Obj;
+  /** The resource in proto3 JSON form, or a function that builds it (again) on demand. */
+  readonly value: Obj | (() => Obj);
   readonly sources: readonly Source[];
   /** For clusters: the name of their EDS ClusterLoadAssignment, when they have one. */
   readonly eds?: string;
@@ -241,6 +242,17 @@ interface ClusterSpec {
 
 /** A cluster and, for IP-only endpoints, its EDS ClusterLoadAssignment. */
 function upstreamCluster(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): Built[] {
+  let eds = true;
+  for (const u of spec.upstreams) if (ipKind(u.host) === 0) eds = false;
+  // Built on demand: the JSON form is encoded and dropped at once (short-lived objects are cheap
+  // to collect), and rebuilt, identically, only if someone reads `value` (render, golden files).
+  const clusterValue = () => clusterObjects(spec, opts, memo).cluster;
+  const out: Built[] = [{ typeUrl: TYPE_URLS.cluster, name: spec.name, value: clusterValue, sources: spec.sources, ...(eds ? { eds: spec.name } : {}) }];
+  if (eds) out.push({ typeUrl: TYPE_URLS.endpoint, name: spec.name, value: () => clusterObjects(spec, opts, memo).cla, sources: spec.sources });
+  return out;
+}
+
+function clusterObjects(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): { cluster: Obj; cla: Obj } {
   const ups = spec.upstreams.length > 1 ? [...spec.upstreams].sort(byServerThenPort) : spec.upstreams;
   const multi = ups.length > 1;
   const cla = {
@@ -282,9 +294,7 @@ function upstreamCluster(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): 
     }));
   }
   if (!eds) cluster.load_assignment = cla;
-  const out: Built[] = [{ typeUrl: TYPE_URLS.cluster, name: spec.name, value: cluster, sources: spec.sources, ...(eds ? { eds: spec.name } : {}) }];
-  if (eds) out.push({ typeUrl: TYPE_URLS.endpoint, name: spec.name, value: cla, sources: spec.sources });
-  return out;
+  return { cluster, cla };
 }
 
 const vdirSource = (v: VirtualDirectoryInfo): Source => ({ kind: "VirtualDirectory", name: v.name });

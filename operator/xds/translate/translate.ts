@@ -31,7 +31,9 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
   const ok = new Map<string, EnvoyResource[]>();
   const failedClusters = new Set<string>();
   for (const b of built) {
-    const { bytes, violations } = c.encode(typeNameOf(b.typeUrl), b.value);
+    const lazy = typeof b.value === "function" ? b.value : undefined;
+    const value = lazy ? lazy() : (b.value as Record<string, unknown>);
+    const { bytes, violations } = c.encode(typeNameOf(b.typeUrl), value);
     if (!bytes) {
       if (b.typeUrl === TYPE_URLS.cluster) failedClusters.add(b.name);
       const detail = violations.slice(0, 3).map((v) => `${v.path || "(root)"}: ${v.message} [${v.rule}]`).join("; ");
@@ -51,7 +53,10 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
       continue;
     }
     // The encoding already depends on the type (and names the resource): hash the bytes alone.
-    const res: EnvoyResource = { name: b.name, typeUrl: b.typeUrl, value: b.value, encoded: bytes, version: oneShotHash("sha1", bytes, "hex").slice(0, 16) };
+    const version = oneShotHash("sha1", bytes, "hex").slice(0, 16);
+    const res: EnvoyResource = lazy
+      ? Object.defineProperty({ name: b.name, typeUrl: b.typeUrl, encoded: bytes, version } as Omit<EnvoyResource, "value">, "value", { get: lazy, enumerable: true }) as EnvoyResource
+      : { name: b.name, typeUrl: b.typeUrl, value, encoded: bytes, version };
     let group = ok.get(b.typeUrl);
     if (!group) ok.set(b.typeUrl, (group = []));
     group.push(res);
