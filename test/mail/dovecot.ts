@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
 export const DOVECOT_BIN = "/usr/sbin/dovecot";
-export const dovecotAvailable = (): boolean => existsSync(DOVECOT_BIN);
+/** Dovecot is installed, and we are root (it is started as root and the Maildirs are chowned to nobody). */
+export const dovecotAvailable = (): boolean => existsSync(DOVECOT_BIN) && process.getuid?.() === 0;
 
 export interface DovecotUser {
   readonly user: string;

@@ -7,6 +7,7 @@ import { dovecotAvailable } from "./dovecot.js";
 import { USERS, mailTopology, pyClient, run, sha256, startMailWorld, type MailWorld } from "./fixture.js";
 import { RawClient } from "./raw.js";
 
+// Needs Debian's dovecot-imapd/dovecot-pop3d (scripts/test-deps.txt) and root to start Dovecot.
 const skip = !dovecotAvailable();
 const hashes = (bs: Buffer[]) => bs.map(sha256);
 const INTERNAL = /127\.0\.0\.1|east-mbx|west-mbx|north-mbx|contoso\.test:\d/;
@@ -97,13 +98,17 @@ describe.skipIf(skip)("mail proxy with Dovecot back ends", () => {
       expect(sha256(Buffer.from(r.stdout, "latin1"))).toBe(aliceMail()[0]);
     });
 
-    it("pop3:// with --ssl-reqd (STLS) and pop3s://", async () => {
+    it("pop3:// with --ssl-reqd (STLS), pop3s://, and plain pop3://", async () => {
       const a = await curl(`pop3://localhost:${w.ports.pop3}/2`, USERS.bob, "--ssl-reqd");
       expect(a.stderr).toBe("");
       expect(sha256(Buffer.from(a.stdout, "latin1"))).toBe(bobMail()[1]);
       const b = await curl(`pop3s://localhost:${w.ports.pop3s}/1`, USERS.alice);
       expect(b.stderr).toBe("");
       expect(sha256(Buffer.from(b.stdout, "latin1"))).toBe(aliceMail()[0]);
+      // And without TLS at all (same site, plain listener).
+      const c = await curl(`pop3://127.0.0.1:${w.ports.pop3}/3`, USERS.alice);
+      expect(c.stderr).toBe("");
+      expect(sha256(Buffer.from(c.stdout, "latin1"))).toBe(aliceMail()[2]);
     });
 
     it("imap:// plain, -k for the self-signed certificate, AUTH=LOGIN", async () => {
