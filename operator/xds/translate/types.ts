@@ -19,7 +19,10 @@ export interface EnvoyResource {
   /** Resource name (listener/route config/cluster name; cluster name for a ClusterLoadAssignment). */
   readonly name: string;
   readonly typeUrl: string;
-  /** The resource as built, in proto3 JSON form (what golden files and `render` show). */
+  /**
+   * The resource as built, in proto3 JSON form (what golden files and `render` show). For clusters
+   * and endpoints this is a getter that rebuilds the (identical) object on each read.
+   */
   readonly value: Readonly<Record<string, unknown>>;
   /** Serialized protobuf bytes of the message (the Any's value). */
   readonly encoded: Uint8Array;
