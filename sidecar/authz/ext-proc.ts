@@ -6,18 +6,18 @@ import { z } from "zod";
 import type { DecisionService } from "./decision-service.js";
 import type { CheckResponseOut, HeaderValueOption } from "./response.js";
 
-const HeaderMap = z.looseObject({
+const HeaderMap = z.object({
   headers: z
-    .array(z.looseObject({ key: z.string(), value: z.string().optional(), raw_value: z.instanceof(Uint8Array).optional() }))
+    .array(z.object({ key: z.string(), value: z.string().optional(), raw_value: z.instanceof(Uint8Array).optional() }))
     .optional(),
 });
-const ProcessingRequest = z.looseObject({
-  request_headers: z.looseObject({ headers: HeaderMap.optional(), end_of_stream: z.boolean().optional() }).optional(),
-  request_body: z.looseObject({ body: z.instanceof(Uint8Array).optional(), end_of_stream: z.boolean().optional() }).optional(),
-  response_headers: z.looseObject({ headers: HeaderMap.optional() }).optional(),
-  response_body: z.looseObject({}).optional(),
-  request_trailers: z.looseObject({}).optional(),
-  response_trailers: z.looseObject({}).optional(),
+const ProcessingRequest = z.object({
+  request_headers: z.object({ headers: HeaderMap.optional(), end_of_stream: z.boolean().optional() }).optional(),
+  request_body: z.object({ body: z.instanceof(Uint8Array).optional(), end_of_stream: z.boolean().optional() }).optional(),
+  response_headers: z.object({ headers: HeaderMap.optional() }).optional(),
+  response_body: z.object({}).optional(),
+  request_trailers: z.object({}).optional(),
+  response_trailers: z.object({}).optional(),
 });
 
 const MAX_BUFFERED_BODY = 64 * 1024;
