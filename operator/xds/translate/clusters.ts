@@ -9,7 +9,6 @@
 // with the same ClusterLoadAssignment inline, so Envoy resolves and follows DNS itself.
 import { isIP } from "node:net";
 import type { Kind, Service } from "../../../crds/index.js";
-import { MAIL_SERVICES } from "../../../crds/index.js";
 import { MAIL_PROXY_CLUSTER, SIDECAR_CLUSTER, poolClusterName, serverClusterName } from "../../topology/names.js";
 import type { ServerInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../topology/types.js";
 import { TYPE_URLS } from "./types.js";
@@ -112,24 +111,23 @@ interface Upstream {
   readonly names: readonly string[];
 }
 
-function httpUpstream(server: ServerInfo, vdir: VirtualDirectoryInfo): Upstream | undefined {
+function httpUpstream(server: ServerInfo, vdir: VirtualDirectoryInfo, addr: { host: string; port?: number }): Upstream | undefined {
   if (!vdir.internalUrl) return undefined;
   const url = parseUrl(vdir.internalUrl);
   const https = url.protocol === "https:";
-  const addr = splitAddress(server.address);
   const port = addr.port ?? (url.port ? Number(url.port) : https ? 443 : 80);
-  const names = [...new Set([server.fqdn, url.hostname.toLowerCase()])];
+  const names = url.hostLower === server.fqdn ? [server.fqdn] : [server.fqdn, url.hostLower];
   return { server, host: addr.host, port, tls: https, names };
 }
 
 // URL parsing is slow next to the rest of a cluster's building: parse each distinct URL once.
-const URLS = new Map<string, { protocol: string; hostname: string; port: string; first: string | undefined }>();
+const URLS = new Map<string, { protocol: string; hostname: string; hostLower: string; port: string; first: string | undefined }>();
 function parseUrl(s: string) {
   let u = URLS.get(s);
   if (!u) {
     const p = new URL(s);
     if (URLS.size > 100000) URLS.clear();
-    URLS.set(s, (u = { protocol: p.protocol, hostname: p.hostname, port: p.port, first: p.pathname.split("/").filter(Boolean)[0] }));
+    URLS.set(s, (u = { protocol: p.protocol, hostname: p.hostname, hostLower: p.hostname.toLowerCase(), port: p.port, first: p.pathname.split("/").filter(Boolean)[0] }));
   }
   return u;
 }
@@ -211,8 +209,11 @@ function buildHttpProtocolOptions(http2: boolean): Obj {
 
 /** Connection-oriented Windows auth: NTLM authenticates the TCP connection, not the request. */
 const CONNECTION_AUTH = new Set(["Ntlm", "Negotiate", "WindowsIntegrated"]);
-const needsConnectionAffinity = (vdirs: readonly VirtualDirectoryInfo[]) =>
-  vdirs.some((v) => v.internalAuthenticationMethods.some((m) => CONNECTION_AUTH.has(m)));
+const vdirNeedsConnectionAffinity = (v: VirtualDirectoryInfo) => {
+  for (const m of v.internalAuthenticationMethods) if (CONNECTION_AUTH.has(m)) return true;
+  return false;
+};
+const needsConnectionAffinity = (vdirs: readonly VirtualDirectoryInfo[]) => vdirs.some(vdirNeedsConnectionAffinity);
 
 function lbEndpoint(u: Upstream, withMatch: boolean): Obj {
   const ep: Obj = {
@@ -311,12 +312,14 @@ export function upstreamClusters(topology: Topology, opts: ResolvedOptions): Bui
   // Pools: site × version class × HTTP service.
   const pools = new Map<string, { upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; servers: ServerInfo[]; hc?: Obj }>();
   for (const server of topology.servers.values()) {
+    const addr = splitAddress(server.address);
+    const serverSrc = serverSource(server);
     for (const vdir of server.vdirs.values()) {
-      if (MAIL_SERVICES.includes(vdir.service)) {
+      if (vdir.service === "Pop3" || vdir.service === "Imap4") {
         out.push(...mailServerCluster(server, vdir, opts, memo));
         continue;
       }
-      const up = httpUpstream(server, vdir);
+      const up = httpUpstream(server, vdir, addr);
       if (!up) continue;
       out.push(
         ...upstreamCluster(
@@ -325,9 +328,9 @@ export function upstreamClusters(topology: Topology, opts: ResolvedOptions): Bui
             upstreams: [up],
             healthCheck: hc(server, vdir),
             http: true,
-            connectionAffinity: needsConnectionAffinity([vdir]),
+            connectionAffinity: vdirNeedsConnectionAffinity(vdir),
             lbPolicy: "ROUND_ROBIN",
-            sources: [vdirSource(vdir), serverSource(server)],
+            sources: [vdirSource(vdir), serverSrc],
           },
           opts,
           memo,
