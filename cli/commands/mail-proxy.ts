@@ -43,6 +43,7 @@ export const MailProxyFlags = z
     requireTlsForAuth: z.boolean().optional(),
     advertiseNtlm: z.boolean().optional(),
     tlsTerminatedByEnvoy: z.boolean().optional(),
+    proxyProtocol: z.boolean().optional(),
     maxLineLength: int(64, 1_048_576),
     preAuthIdleMs: int(100, 3_600_000),
     preAuthTotalMs: int(100, 3_600_000),
@@ -104,6 +105,7 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
             implicitTls,
             name,
             tlsTerminatedByEnvoy: !implicitTls && (flags.tlsTerminatedByEnvoy ?? false),
+            proxyProtocol: !implicitTls && (flags.proxyProtocol ?? false),
             ...(flags.frontDoorHost ? { frontDoorHost: flags.frontDoorHost } : {}),
           } satisfies MailListenerInput,
         ]
@@ -186,6 +188,7 @@ export function register(program: Command): void {
     .option("--require-tls-for-auth", "refuse plaintext authentication before TLS (IMAP LOGINDISABLED)")
     .option("--advertise-ntlm", "advertise IMAP AUTH=NTLM (it is always refused; some clients then prefer it)")
     .option("--tls-terminated-by-envoy", "the plain listeners sit behind Envoy's TLS termination: count them as encrypted")
+    .option("--proxy-protocol", "the plain listeners expect a PROXY protocol v1/v2 header (Envoy proxy_protocol transport socket) naming the client")
     .option("--max-line-length <bytes>", "longest command line before authentication (default 8192)")
     .option("--pre-auth-idle-ms <ms>", "idle time allowed before authentication (default 60000)")
     .option("--pre-auth-total-ms <ms>", "total time allowed to authenticate (default 180000)")

@@ -43,8 +43,14 @@ export const MailListener = z
     frontDoorHost: z.string().min(1).optional(),
     /** Name in logs and metrics. */
     name: z.string().min(1).optional(),
+    /** Connections start with a PROXY protocol v1/v2 header (Envoy's proxy_protocol transport socket) naming the real client. */
+    proxyProtocol: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .refine((l) => !(l.proxyProtocol && l.implicitTls), {
+    message: "proxyProtocol cannot be combined with implicitTls (the header comes before TLS; let Envoy terminate TLS)",
+    path: ["proxyProtocol"],
+  });
 export type MailListener = z.infer<typeof MailListener>;
 export type MailListenerInput = z.input<typeof MailListener>;
 

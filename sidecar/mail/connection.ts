@@ -42,8 +42,12 @@ export class LineConnection {
   constructor(
     public socket: Duplex,
     public limits: ConnectionLimits,
+    /** Bytes already read off the socket (after a PROXY protocol header). */
+    initial?: Buffer,
   ) {
+    if (initial?.length) this.buf = initial;
     this.attach();
+    socket.resume();
   }
 
   get tls(): boolean {

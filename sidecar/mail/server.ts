@@ -16,6 +16,7 @@ import { ImapSession } from "./imap-session.js";
 import { MailLogin, type DecideFn, type IdentityCandidatesFn } from "./login.js";
 import { MailMetrics } from "./metrics.js";
 import { Pop3Session } from "./pop3-session.js";
+import { readProxyHeader } from "./proxy-protocol.js";
 import type { SessionContext } from "./session.js";
 
 export interface MailProxyOptions {
@@ -54,6 +55,8 @@ export class MailProxy {
   private readonly certKey: { cert: string | Buffer; key: string | Buffer } | undefined;
   private readonly servers: { server: Server; listener: MailListener; name: string }[] = [];
   private readonly sockets = new Set<Duplex>();
+  /** Connections still sending their PROXY protocol header. */
+  private readonly pending = new Set<Duplex>();
   private readonly perAddress = new Map<string, number>();
   private bound: BoundListener[] = [];
 
@@ -119,15 +122,32 @@ export class MailProxy {
 
   async stop(): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((r) => s.server.close(() => r())));
-    for (const s of this.sockets) s.destroy();
+    for (const s of [...this.sockets, ...this.pending]) s.destroy();
     await Promise.all(closing);
     this.servers.length = 0;
     this.bound = [];
   }
 
   private accept(socket: Socket | TLSSocket, l: MailListener, name: string): void {
+    if (!l.proxyProtocol) return this.open(socket, l, name, socket.remoteAddress ?? "");
+    socket.on("error", () => undefined);
+    this.pending.add(socket);
+    readProxyHeader(socket, this.limits.preAuthIdleMs).then(
+      (h) => {
+        this.pending.delete(socket);
+        this.open(socket, l, name, h.sourceAddress ?? socket.remoteAddress ?? "", h.leftover);
+      },
+      (err: unknown) => {
+        this.pending.delete(socket);
+        this.metrics.limits.inc({ protocol: l.protocol, limit: "proxy_protocol" });
+        this.log.warn({ listener: name, peer: socket.remoteAddress, err: String(err) }, "bad or missing PROXY protocol header");
+        socket.destroy();
+      },
+    );
+  }
+
+  private open(socket: Socket | TLSSocket, l: MailListener, name: string, address: string, initial?: Buffer): void {
     const protocol = l.protocol;
-    const address = socket.remoteAddress ?? "";
     const log = this.log.child({ conn: randomUUID(), protocol, listener: name, client: address });
     socket.on("error", (err) => log.debug({ err: String(err) }, "client socket error"));
     this.metrics.connections.inc({ protocol, listener: name });
@@ -162,11 +182,15 @@ export class MailProxy {
     socket.once("close", release);
     socket.setNoDelay(true);
 
-    const conn = new LineConnection(socket, {
-      maxLineLength: this.limits.maxLineLength,
-      idleMs: this.limits.preAuthIdleMs,
-      deadline: Date.now() + this.limits.preAuthTotalMs,
-    });
+    const conn = new LineConnection(
+      socket,
+      {
+        maxLineLength: this.limits.maxLineLength,
+        idleMs: this.limits.preAuthIdleMs,
+        deadline: Date.now() + this.limits.preAuthTotalMs,
+      },
+      initial,
+    );
     const state = this.opts.state;
     const ctx: SessionContext = {
       conn,

@@ -167,6 +167,31 @@ describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
     await eventually(() => p.connectionCount === 0);
   });
 
+  it("PROXY protocol listener: logs and limits by the client named in the header; no header, no session", async () => {
+    const pp = await w.extraProxy({
+      listeners: [{ protocol: "Imap4", port: 0, frontDoorHost: "east.contoso.test", proxyProtocol: true }],
+      limits: { maxConnectionsPerAddress: 1 },
+    });
+    const port = pp.addresses()[0].port;
+    const a = await RawClient.connect(port);
+    a.send(`PROXY TCP4 203.0.113.7 127.0.0.1 40001 143\r\nx1 LOGIN ${USERS.alice.user} ${USERS.alice.password}\r\n`);
+    await a.waitFor(/x1 OK /);
+    expect(w.logText()).toContain('"client":"203.0.113.7"');
+    // A second connection from the same client is over its per-address limit; another client is not.
+    const b = await RawClient.connect(port);
+    b.send("PROXY TCP4 203.0.113.7 127.0.0.1 40002 143\r\n");
+    await b.waitFor(/^\* BYE \[UNAVAILABLE\] Too many connections/);
+    const c = await RawClient.connect(port);
+    c.send("PROXY TCP4 198.51.100.2 127.0.0.1 40003 143\r\n");
+    await c.waitFor(/^\* OK /);
+    // Without a header the connection is dropped (never greeted).
+    const d = await RawClient.connect(port);
+    d.send("y1 CAPABILITY\r\n");
+    await d.waitClosed();
+    expect(d.text).toBe("");
+    for (const x of [a, b, c]) x.destroy();
+  });
+
   it("random bytes never crash or hang the proxy (property, bounded)", async () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 600 }), fc.boolean(), async (bytes, pop) => {
