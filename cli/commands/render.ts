@@ -37,6 +37,7 @@ export const RenderFlags = z
     mailProxy: z.string().min(1).default("127.0.0.1"),
     pop3Port: port.default(1110),
     imap4Port: port.default(1143),
+    mailProxyProtocol: z.boolean().optional(),
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
     tlsSds: z.string().min(1).optional(),
@@ -64,7 +65,7 @@ export interface RenderResult {
 export function translateOptionsFromFlags(f: z.output<typeof RenderFlags>): TranslateOptions {
   return {
     sidecar: f.sidecar,
-    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port },
+    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port, ...(f.mailProxyProtocol ? { proxyProtocol: true } : {}) },
     ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : f.tlsSds ? { tls: { sdsSecret: f.tlsSds } } : {}),
     healthChecks: f.healthChecks,
     ...(f.extAuthzTimeoutMs !== undefined ? { extAuthzTimeoutMs: f.extAuthzTimeoutMs } : {}),
@@ -120,6 +121,7 @@ export function register(program: Command): void {
     .option("--mail-proxy <host>", "the sidecar's POP3/IMAP4 proxy host", "127.0.0.1")
     .option("--pop3-port <port>", "mail proxy POP3 port", "1110")
     .option("--imap4-port <port>", "mail proxy IMAP4 port", "1143")
+    .option("--mail-proxy-protocol", "send PROXY protocol v2 to the mail proxy (its --proxy-protocol listeners)")
     .option("--tls-cert <file>", "front-door certificate chain (PEM file on Envoy's file system)")
     .option("--tls-key <file>", "front-door private key (PEM file)")
     .option("--tls-sds <name>", "front-door certificate as an SDS secret served over ADS")

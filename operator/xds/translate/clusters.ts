@@ -435,7 +435,17 @@ function smtpClusters(topology: Topology, opts: ResolvedOptions, memo: Memo): Bu
 export const mailProxyClusterName = (protocol: "pop3" | "imap4", tlsTerminated: boolean) =>
   `${MAIL_PROXY_CLUSTER}/${protocol}${tlsTerminated ? "-tls" : ""}`;
 
-function localCluster(name: string, host: string, port: number, http2: boolean): Built {
+/** PROXY protocol v2 in front of the plain bytes: the mail proxy learns the client's address. */
+const PROXY_PROTOCOL_SOCKET = deepFreeze({
+  name: "envoy.transport_sockets.upstream_proxy_protocol",
+  typed_config: {
+    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.proxy_protocol.v3.ProxyProtocolUpstreamTransport",
+    config: { version: "V2" },
+    transport_socket: { name: "envoy.transport_sockets.raw_buffer", typed_config: { "@type": T.rawBuffer } },
+  },
+});
+
+function localCluster(name: string, host: string, port: number, http2: boolean, proxyProtocol = false): Built {
   const ip = isIP(host) !== 0;
   return {
     typeUrl: TYPE_URLS.cluster,
@@ -447,6 +457,7 @@ function localCluster(name: string, host: string, port: number, http2: boolean):
       lb_policy: "ROUND_ROBIN",
       circuit_breakers: CIRCUIT_BREAKERS,
       ...(http2 ? { typed_extension_protocol_options: httpProtocolOptions(true) } : {}),
+      ...(proxyProtocol ? { transport_socket: PROXY_PROTOCOL_SOCKET } : {}),
       load_assignment: {
         cluster_name: name,
         endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
@@ -461,12 +472,12 @@ export function gatewayClusters(opts: ResolvedOptions): Built[] {
   const mp = opts.mailProxy;
   const out = [
     localCluster(SIDECAR_CLUSTER, opts.sidecar.address, opts.sidecar.port, true),
-    localCluster(mailProxyClusterName("pop3", false), mp.address, mp.pop3Port, false),
-    localCluster(mailProxyClusterName("imap4", false), mp.address, mp.imap4Port, false),
+    localCluster(mailProxyClusterName("pop3", false), mp.address, mp.pop3Port, false, mp.proxyProtocol),
+    localCluster(mailProxyClusterName("imap4", false), mp.address, mp.imap4Port, false, mp.proxyProtocol),
   ];
   if (opts.tls) {
-    out.push(localCluster(mailProxyClusterName("pop3", true), mp.address, mp.pop3TlsPort ?? mp.pop3Port, false));
-    out.push(localCluster(mailProxyClusterName("imap4", true), mp.address, mp.imap4TlsPort ?? mp.imap4Port, false));
+    out.push(localCluster(mailProxyClusterName("pop3", true), mp.address, mp.pop3TlsPort ?? mp.pop3Port, false, mp.proxyProtocol));
+    out.push(localCluster(mailProxyClusterName("imap4", true), mp.address, mp.imap4TlsPort ?? mp.imap4Port, false, mp.proxyProtocol));
   }
   return out;
 }

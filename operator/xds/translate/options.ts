@@ -24,6 +24,7 @@ export const TranslateOptionsSchema = z.object({
     imap4Port: port,
     pop3TlsPort: port.optional(),
     imap4TlsPort: port.optional(),
+    proxyProtocol: z.boolean().optional(),
   }),
   tls: z
     .union([

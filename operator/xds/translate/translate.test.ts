@@ -221,6 +221,10 @@ describe("translate: upstream TLS and endpoints", () => {
     expect(tls.tls_certificate_sds_secret_configs[0].name).toBe("cas-gateway-tls");
     const filters = https.default_filter_chain.filters[0].typed_config.http_filters;
     expect(filters.map((f: Obj) => f.name)).toEqual(["envoy.filters.http.header_mutation", EXT_AUTHZ_FILTER_NAME, "envoy.filters.http.ext_proc", "envoy.filters.http.router"]);
+    // PROXY protocol v2 towards the mail proxy when asked for.
+    const mp = decodeDeep(typeOf(TYPE_URLS.cluster), find(r.clusters, "cas-gateway/mail-proxy/imap4-tls").encoded);
+    expect(mp.transport_socket.typed_config.config.version).toBe("V2");
+    expect(mp.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value).toBe(2993);
     // Response phase only; ext_proc switched off on routes that need none (ActiveSync), on where affinity cookies go (EWS).
     expect(filters[2].typed_config.processing_mode).toMatchObject({ request_header_mode: "SKIP", response_header_mode: "SEND" });
     const routes = decodeDeep(typeOf(TYPE_URLS.route), find(r.routes, "https").encoded).virtual_hosts[0].routes;

@@ -91,6 +91,11 @@ export interface TranslateOptions {
      */
     readonly pop3TlsPort?: number;
     readonly imap4TlsPort?: number;
+    /**
+     * Send a PROXY protocol v2 header on every connection to the mail proxy, so it sees the
+     * client's address (the proxy's --proxy-protocol listeners; docs/mail-proxy.md). Default false.
+     */
+    readonly proxyProtocol?: boolean;
   };
   /** Front-door certificate; without it only the HTTP and plain mail listeners are built. */
   readonly tls?: ListenerTls;
