@@ -44,6 +44,7 @@ export const MailProxyFlags = z
     advertiseNtlm: z.boolean().optional(),
     tlsTerminatedByEnvoy: z.boolean().optional(),
     proxyProtocol: z.boolean().optional(),
+    forwardClientAddress: z.boolean().optional(),
     maxLineLength: int(64, 1_048_576),
     preAuthIdleMs: int(100, 3_600_000),
     preAuthTotalMs: int(100, 3_600_000),
@@ -133,6 +134,7 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
     ...(flags.tlsCert && flags.tlsKey ? { tls: { certFile: flags.tlsCert, keyFile: flags.tlsKey } } : {}),
     ...(flags.backendCa ? { backendCa: readFileSync(flags.backendCa) } : {}),
     ...(flags.defaultSite ? { defaultSite: flags.defaultSite } : {}),
+    ...(flags.forwardClientAddress ? { forwardClientAddress: true } : {}),
     state,
     directory,
     decide,
@@ -189,6 +191,7 @@ export function register(program: Command): void {
     .option("--advertise-ntlm", "advertise IMAP AUTH=NTLM (it is always refused; some clients then prefer it)")
     .option("--tls-terminated-by-envoy", "the plain listeners sit behind Envoy's TLS termination: count them as encrypted")
     .option("--proxy-protocol", "the plain listeners expect a PROXY protocol v1/v2 header (Envoy proxy_protocol transport socket) naming the client")
+    .option("--forward-client-address", "tell mailbox servers the client's address (IMAP ID x-originating-ip, POP3 XCLIENT); they must trust the gateway")
     .option("--max-line-length <bytes>", "longest command line before authentication (default 8192)")
     .option("--pre-auth-idle-ms <ms>", "idle time allowed before authentication (default 60000)")
     .option("--pre-auth-total-ms <ms>", "total time allowed to authenticate (default 180000)")

@@ -16,7 +16,14 @@ export interface BackendTarget {
   readonly verify: boolean;
   /** Extra trusted CA certificates (PEM), besides the system store. */
   readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /**
+   * Tell the mailbox server who the client is before logging in (IMAP `ID ("x-originating-ip" …)`,
+   * POP3 `XCLIENT ADDR=`); servers honour it only from trusted networks (Dovecot login_trusted_networks).
+   */
+  readonly clientAddress?: string;
 }
+
+const IP_RE = /^[0-9a-fA-F.:]{2,45}$/;
 
 export type BackendLogin =
   | {
@@ -153,6 +160,10 @@ export async function imapBackendLogin(t: BackendTarget, creds: Credentials, tim
       const r = await imapReply(c, "c2");
       caps = capsFromUntagged(r.untagged) ?? new Set();
     }
+    if (t.clientAddress && IP_RE.test(t.clientAddress) && caps.has("ID")) {
+      c.write(`c0 ID ("x-originating-ip" "${t.clientAddress}")\r\n`);
+      await imapReply(c, "c0"); // informational: a refusal does not stop the login
+    }
     let reply: ImapReply;
     const conn = c;
     if (caps.has("AUTH=PLAIN")) {
@@ -239,6 +250,10 @@ export async function pop3BackendLogin(t: BackendTarget, creds: Credentials, tim
       const r = await pop3Line(c);
       if (!r.ok) throw new Error(`mailbox server refused STLS: ${r.text}`);
       await c.upgradeToClientTls(tlsOptions(t));
+    }
+    if (t.clientAddress && IP_RE.test(t.clientAddress)) {
+      c.write(`XCLIENT ADDR=${t.clientAddress}\r\n`);
+      await pop3Line(c); // -ERR from an untrusting server is fine
     }
     let r: { ok: boolean; cont: boolean; text: string };
     if (creds.mechanism === "USER" && !creds.authzid) {

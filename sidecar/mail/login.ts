@@ -32,6 +32,8 @@ export interface MailLoginDeps {
   /** Extra CA certificates trusted for mailbox servers' TLS (PEM). */
   readonly backendCa?: string | Buffer;
   readonly backendTimeoutMs: number;
+  /** Pass the client's address to the mailbox server before logging in (see BackendTarget.clientAddress). */
+  readonly forwardClientAddress?: boolean;
 }
 
 export interface LoginContext {
@@ -123,6 +125,7 @@ export class MailLogin {
       encryption: mb.encryption,
       verify: !(server?.insecureSkipVerify ?? false),
       ...(this.deps.backendCa ? { ca: this.deps.backendCa } : {}),
+      ...(this.deps.forwardClientAddress && ctx.sourceAddress ? { clientAddress: ctx.sourceAddress.replace(/^::ffff:/, "") } : {}),
     };
     const started = Date.now();
     const res =

@@ -32,6 +32,8 @@ export interface MailProxyOptions {
   readonly defaultSite?: string;
   /** Extra CA certificates (PEM) trusted for mailbox servers, besides the system store. */
   readonly backendCa?: string | Buffer;
+  /** Tell mailbox servers the client's address (IMAP ID x-originating-ip, POP3 XCLIENT); they must trust the gateway. */
+  readonly forwardClientAddress?: boolean;
   readonly logger?: Logger;
   readonly metrics?: MailMetrics;
 }
@@ -82,6 +84,7 @@ export class MailProxy {
       ...(opts.defaultSite ? { defaultSite: opts.defaultSite } : {}),
       ...(opts.backendCa ? { backendCa: opts.backendCa } : {}),
       backendTimeoutMs: this.limits.backendTimeoutMs,
+      ...(opts.forwardClientAddress ? { forwardClientAddress: true } : {}),
     });
   }
 

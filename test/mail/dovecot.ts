@@ -89,6 +89,8 @@ protocols = imap pop3
 listen = 127.0.0.1
 shutdown_clients = yes
 ${ssl}disable_plaintext_auth = no
+# The proxy may tell who the client is (IMAP ID x-originating-ip, POP3 XCLIENT).
+login_trusted_networks = 127.0.0.1/32
 auth_mechanisms = plain login
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir

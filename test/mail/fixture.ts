@@ -125,7 +125,7 @@ export interface MailWorld {
   /** Everything the proxies logged (JSON lines), to check that no credential is ever written. */
   logText(): string;
   /** Another proxy over the same state, directory and certificates (other policy or limits); stopped with the world. */
-  extraProxy(o: Partial<Pick<MailProxyOptions, "limits" | "policy" | "backendCa" | "listeners">>): Promise<MailProxy>;
+  extraProxy(o: Partial<Pick<MailProxyOptions, "limits" | "policy" | "backendCa" | "listeners" | "forwardClientAddress">>): Promise<MailProxy>;
   stop(): Promise<void>;
 }
 

@@ -2,6 +2,8 @@
 // half-open and slow-drip connections, too many connections, failed logins, oversize literals and
 // STARTTLS command injection. Every case is bounded: the proxy answers protocol-correctly and closes.
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MailProxy } from "../../sidecar/mail/index.js";
@@ -169,14 +171,21 @@ describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
 
   it("PROXY protocol listener: logs and limits by the client named in the header; no header, no session", async () => {
     const pp = await w.extraProxy({
-      listeners: [{ protocol: "Imap4", port: 0, frontDoorHost: "east.contoso.test", proxyProtocol: true }],
+      listeners: [
+        { protocol: "Imap4", port: 0, frontDoorHost: "east.contoso.test", proxyProtocol: true },
+        { protocol: "Pop3", port: 0, frontDoorHost: "east.contoso.test", proxyProtocol: true },
+      ],
       limits: { maxConnectionsPerAddress: 1 },
+      forwardClientAddress: true,
     });
     const port = pp.addresses()[0].port;
+    const popPort = pp.addresses()[1].port;
     const a = await RawClient.connect(port);
     a.send(`PROXY TCP4 203.0.113.7 127.0.0.1 40001 143\r\nx1 LOGIN ${USERS.alice.user} ${USERS.alice.password}\r\n`);
     await a.waitFor(/x1 OK /);
     expect(w.logText()).toContain('"client":"203.0.113.7"');
+    // ... and the mailbox server was told (Dovecot trusts 127.0.0.1 in the test config).
+    await eventually(() => readFileSync(join(w.east.dir, "dovecot.log"), "utf8").includes("rip=203.0.113.7"));
     // A second connection from the same client is over its per-address limit; another client is not.
     const b = await RawClient.connect(port);
     b.send("PROXY TCP4 203.0.113.7 127.0.0.1 40002 143\r\n");
@@ -184,6 +193,11 @@ describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
     const c = await RawClient.connect(port);
     c.send("PROXY TCP4 198.51.100.2 127.0.0.1 40003 143\r\n");
     await c.waitFor(/^\* OK /);
+    const q = await RawClient.connect(popPort);
+    q.send(`PROXY TCP4 192.0.2.44 127.0.0.1 40004 110\r\nUSER ${USERS.alice.user}\r\nPASS ${USERS.alice.password}\r\nQUIT\r\n`);
+    await q.waitClosed();
+    expect(q.text).toMatch(/\+OK Logged in/);
+    await eventually(() => /pop3-login: Info: Login: user=<alice@contoso.test>.*rip=192\.0\.2\.44/.test(readFileSync(join(w.east.dir, "dovecot.log"), "utf8")));
     // Without a header the connection is dropped (never greeted).
     const d = await RawClient.connect(port);
     d.send("y1 CAPABILITY\r\n");
