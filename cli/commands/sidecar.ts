@@ -41,13 +41,16 @@ const SidecarFlags = z.object({
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
 
 /** A directory whose content can be swapped on reload. */
-class SwappableDirectory implements MailboxDirectory {
+class SwappableDirectory implements MailboxDirectory, DirectoryView {
   constructor(private current: MailboxDirectory & DirectoryView) {}
   swap(d: MailboxDirectory & DirectoryView): void {
     this.current = d;
   }
   lookup(identity: string): Promise<LookupResult> {
     return this.current.lookup(identity);
+  }
+  find(identity: string): LookupResult {
+    return this.current.find(identity);
   }
 }
 

@@ -154,22 +154,44 @@ export class DecisionService {
   }
 
   async evaluateRaw(raw: unknown, api: "ext_authz" | "ext_proc"): Promise<Evaluation> {
+    return this.evaluateAny(raw, api);
+  }
+
+  /**
+   * The whole pipeline; synchronous when the directory can answer synchronously (an in-memory
+   * directory: no promise per request, nothing held across an await while other requests run),
+   * a promise otherwise. Never throws, never rejects.
+   */
+  evaluateAny(raw: unknown, api: "ext_authz" | "ext_proc"): Evaluation | Promise<Evaluation> {
     const started = process.hrtime.bigint();
     let mapped: MappedRequest | undefined;
-    let ev: Evaluation;
     try {
       mapped = mapCheckRequest(raw);
-      ev = await this.evaluate(mapped);
-    } catch (err) {
-      const requestId = mapped?.requestId ?? randomUUID();
-      if (err instanceof BadRequestError) {
-        this.o.metrics.badRequests.inc({ status: String(err.status) });
-        ev = this.errorEvaluation(err.status, err.message, requestId, ["R-SIDECAR-bad-request"]);
-      } else {
-        this.o.logger.error({ rid: requestId, err: err instanceof Error ? err.message : String(err) }, "decision failed");
-        ev = this.errorEvaluation(503, "The service is temporarily unavailable", requestId, ["R-SIDECAR-internal-error"]);
+      const ev = this.evaluate(mapped);
+      if (ev instanceof Promise) {
+        const m = mapped;
+        return ev.then(
+          (e) => this.done(e, m, started, api),
+          (err: unknown) => this.done(this.failure(err, m), m, started, api),
+        );
       }
+      return this.done(ev, mapped, started, api);
+    } catch (err) {
+      return this.done(this.failure(err, mapped), mapped, started, api);
     }
+  }
+
+  private failure(err: unknown, mapped: MappedRequest | undefined): Evaluation {
+    const requestId = mapped?.requestId ?? randomUUID();
+    if (err instanceof BadRequestError) {
+      this.o.metrics.badRequests.inc({ status: String(err.status) });
+      return this.errorEvaluation(err.status, err.message, requestId, ["R-SIDECAR-bad-request"]);
+    }
+    this.o.logger.error({ rid: requestId, err: err instanceof Error ? err.message : String(err) }, "decision failed");
+    return this.errorEvaluation(503, "The service is temporarily unavailable", requestId, ["R-SIDECAR-internal-error"]);
+  }
+
+  private done(ev: Evaluation, mapped: MappedRequest | undefined, started: bigint, api: "ext_authz" | "ext_proc"): Evaluation {
     const secs = Number(process.hrtime.bigint() - started) / 1e9;
     this.o.metrics.record(api, ev.name, ev.decision.rules, secs);
     const r = mapped?.request;
@@ -199,7 +221,7 @@ export class DecisionService {
   }
 
   /** Evaluate an already mapped request. May throw BadRequestError or anything the engine throws. */
-  async evaluate(mapped: MappedRequest): Promise<Evaluation> {
+  evaluate(mapped: MappedRequest): Evaluation | Promise<Evaluation> {
     const requestId = mapped.requestId ?? randomUUID();
     const state = this.o.state.current();
     if (!state) return this.errorEvaluation(503, "The gateway is starting; try again shortly", requestId, ["R-SIDECAR-not-ready"]);
@@ -209,22 +231,37 @@ export class DecisionService {
     const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
     if (pin) req = { ...req, pinnedServer: pin.server };
 
-    const ids = this.o.engine.identityCandidates(req);
-    const view = await this.lookup(ids.map((i) => i.value));
-    const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
-    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite } : {});
-    return { ...this.render(decision, req, mapped, state.topology), requestId };
+    const ids = this.o.engine.identityCandidates(req).map((i) => i.value);
+    const finish = (view: DirectoryView): Evaluation => {
+      const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
+      const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite } : {});
+      return { ...this.render(decision, req, mapped, state.topology), requestId };
+    };
+    if (ids.length === 0) return finish({ find: () => NOT_FOUND });
+    const sync = this.syncDirectory;
+    if (sync) return finish(this.applyPolicy(sync, ids));
+    return this.lookup(ids).then(finish);
+  }
+
+  /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */
+  private get syncDirectory(): DirectoryView | undefined {
+    const d = this.o.directory as MailboxDirectory & Partial<DirectoryView>;
+    return typeof d.find === "function" ? (d as DirectoryView) : undefined;
+  }
+
+  private applyPolicy(view: DirectoryView, ids: readonly string[]): DirectoryView {
+    const unavailable = ids.some((id) => view.find(id).status === "unavailable");
+    if (!unavailable) return view;
+    this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
+    if (this.policy === "fail-closed") return view;
+    return { find: (id) => (view.find(id).status === "unavailable" ? NOT_FOUND : view.find(id)) };
   }
 
   /** Resolve identities within the deadline; on failure apply the policy. */
   private async lookup(ids: readonly string[]): Promise<DirectoryView> {
-    if (ids.length === 0) return { find: () => NOT_FOUND };
     try {
       const view = await this.deadlines.race(resolveIdentities(this.o.directory, ids), this.lookupTimeoutMs);
-      const unavailable = ids.some((id) => view.find(id).status === "unavailable");
-      if (unavailable) this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
-      if (!unavailable || this.policy === "fail-closed") return view;
-      return { find: (id) => (view.find(id).status === "unavailable" ? NOT_FOUND : view.find(id)) };
+      return this.applyPolicy(view, ids);
     } catch (err) {
       this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
       const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";

@@ -98,11 +98,14 @@ export class SidecarServer {
     const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
     server.addService(fastAuthorizationService(), {
       Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        svc.check(call.request).then(
-          (res) => callback(null, res),
-          // check() never rejects; this is the last guard so a call always gets an answer.
-          () => callback({ code: grpc.status.INTERNAL, details: "cas-gateway sidecar failure" }),
-        );
+        const ev = svc.evaluateAny(call.request, "ext_authz");
+        if (ev instanceof Promise) {
+          ev.then(
+            (e) => callback(null, e.response),
+            // evaluateAny never rejects; this is the last guard so a call always gets an answer.
+            () => callback({ code: grpc.status.INTERNAL, details: "cas-gateway sidecar failure" }),
+          );
+        } else callback(null, ev.response);
       },
     });
     server.addService(envoy.externalProcessor, {
