@@ -425,8 +425,18 @@ export class ProtoCodec {
     const plan = this.plan(type);
     const memo = new WeakMap<object, Uint8Array>();
     this.memo.set(type, memo);
-    const checked = plan.fieldList.filter((f) => f.required || f.check);
-    const oneofs = [...plan.oneofs];
+    // Absent scalars are checked at their default; that outcome never changes, so only fields
+    // whose default breaks a rule (e.g. a required name) are looked at when absent.
+    const failsAtDefault = (f: FieldPlan) => {
+      if (!f.check || f.kind === "message" || f.oneof !== undefined) return false;
+      const probe: Violation[] = [];
+      f.check(f.kind === "map" ? {} : f.kind === "repeated" ? [] : f.defaultValue, NO_PATH, probe);
+      return probe.length > 0;
+    };
+    const checked = plan.fieldList
+      .filter((f) => f.required || f.check)
+      .map((f) => ({ f, checkAbsent: failsAtDefault(f) }));
+    const requiredOneofs = [...plan.oneofs].filter(([name]) => plan.requiredOneofs.includes(name));
     return (v, at, out, w) => {
       if (v === null || typeof v !== "object" || Array.isArray(v)) {
         out.push({ path: pathString(at), rule: "json", message: `expected an object for ${name}` });
@@ -449,26 +459,37 @@ export class ProtoCodec {
         present.push(f);
       }
       if (!sorted) present.sort((a, b) => a.id - b.id);
-      for (const f of present) f.write(src[f.name], child(at, f.name), out, w);
+      let seenOneofs: string[] | undefined;
+      let reported: string[] | undefined;
+      for (const f of present) {
+        f.write(src[f.name], child(at, f.name), out, w);
+        const oneof = f.oneof;
+        if (oneof === undefined) continue;
+        if (!seenOneofs) seenOneofs = [oneof];
+        else if (!seenOneofs.includes(oneof)) seenOneofs.push(oneof);
+        else if (!reported?.includes(oneof)) {
+          (reported ??= []).push(oneof);
+          out.push({ path: pathString(child(at, oneof)), rule: "oneof", message: `only one of ${plan.oneofs.get(oneof)!.join(", ")} may be set` });
+        }
+      }
       if (plan.disabled) return;
-      for (const f of checked) {
+      for (const { f, checkAbsent } of checked) {
         const fv = src[f.name];
         const has = fv !== undefined && fv !== null;
-        if (f.required && !has && f.oneof === undefined) {
+        if (has) {
+          if (f.check) f.check(fv, child(at, f.name), out);
+          continue;
+        }
+        if (f.required && f.oneof === undefined) {
           out.push({ path: pathString(child(at, f.name)), rule: "message.required", message: "value is required" });
           continue;
         }
-        if (!f.check) continue;
-        if (has) f.check(fv, child(at, f.name), out);
-        else if (f.kind === "scalar" && f.oneof === undefined) f.check(f.defaultValue, child(at, f.name), out);
-        else if (f.kind === "repeated" || f.kind === "map") f.check(f.kind === "map" ? {} : [], child(at, f.name), out);
+        if (checkAbsent) f.check!(f.kind === "map" ? {} : f.kind === "repeated" ? [] : f.defaultValue, child(at, f.name), out);
       }
-      for (const [oneof, members] of oneofs) {
+      for (const [oneof, members] of requiredOneofs) {
         let set = 0;
         for (const m of members) if (src[m] !== undefined && src[m] !== null) set++;
-        if (set > 1) out.push({ path: pathString(child(at, oneof)), rule: "oneof", message: `only one of ${members.join(", ")} may be set` });
-        else if (set === 0 && plan.requiredOneofs.includes(oneof))
-          out.push({ path: pathString(child(at, oneof)), rule: "oneof.required", message: `one of ${members.join(", ")} is required` });
+        if (set === 0) out.push({ path: pathString(child(at, oneof)), rule: "oneof.required", message: `one of ${members.join(", ")} is required` });
       }
     };
   }
