@@ -52,6 +52,7 @@ export const OperatorFlags = z
     mailProxy: z.string().min(1).default("127.0.0.1"),
     pop3Port: port.default(1110),
     imap4Port: port.default(1143),
+    mailProxyProtocol: z.boolean().optional(),
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
     healthChecks: z.boolean().default(true),
@@ -93,7 +94,7 @@ export interface RunningOperator {
 export function translateOptionsFrom(f: OperatorFlags): TranslateOptions {
   return {
     sidecar: { address: f.sidecar.host, port: f.sidecar.port },
-    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port },
+    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port, ...(f.mailProxyProtocol ? { proxyProtocol: true } : {}) },
     ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : {}),
     healthChecks: f.healthChecks,
     ...(f.listenerPorts && Object.keys(f.listenerPorts).length > 0 ? { ports: f.listenerPorts } : {}),
@@ -199,6 +200,7 @@ export function register(program: Command): void {
     .option("--mail-proxy <host>", "the POP3/IMAP4 proxy host, as Envoy reaches it", "127.0.0.1")
     .option("--pop3-port <port>", "mail proxy POP3 port", "1110")
     .option("--imap4-port <port>", "mail proxy IMAP4 port", "1143")
+    .option("--mail-proxy-protocol", "Envoy sends PROXY protocol v2 to the mail proxy (its --proxy-protocol listeners)")
     .option("--tls-cert <file>", "front-door certificate chain (PEM path in the Envoy container)")
     .option("--tls-key <file>", "front-door private key (PEM path in the Envoy container)")
     .option("--no-health-checks", "no active health checks on the virtual directories")
