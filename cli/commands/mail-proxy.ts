@@ -11,7 +11,10 @@ import { decide, identityCandidates } from "../../sidecar/decision/engine.js";
 import type { DirectoryView, LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
 import { healthFromDown } from "../../sidecar/health.js";
 import { MailMetrics, MailProxy, type MailListenerInput } from "../../sidecar/mail/index.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { SettableStateSource, type StateSource } from "../../sidecar/state.js";
+import { XdsStateSource } from "../../sidecar/state-xds-client.js";
+import { loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import { hostname } from "node:os";
 import { pino } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 
@@ -28,7 +31,9 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 
 export const MailProxyFlags = z
   .object({
-    manifests: z.string().min(1, "--manifests needs a directory"),
+    manifests: z.string().min(1, "--manifests needs a directory").optional(),
+    xds: HostPort.optional(),
+    nodeId: z.string().min(1).optional(),
     directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
     imap: HostPort.optional(),
     pop3: HostPort.optional(),
@@ -57,6 +62,7 @@ export const MailProxyFlags = z
     admin: HostPort,
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
   })
+  .refine((f) => !f.manifests !== !f.xds, { message: "give either --manifests (files) or --xds (the operator's ADS server)", path: ["manifests"] })
   .refine((f) => f.imap || f.pop3 || f.imaps || f.pop3s, { message: "give at least one of --imap, --pop3, --imaps, --pop3s", path: ["imap"] })
   .refine((f) => !f.tlsCert === !f.tlsKey, { message: "--tls-cert and --tls-key go together", path: ["tlsCert"] })
   .refine((f) => (!f.imaps && !f.pop3s) || f.tlsCert, { message: "--imaps/--pop3s need --tls-cert and --tls-key", path: ["tlsCert"] });
@@ -81,19 +87,40 @@ export interface RunningMailProxy {
 
 export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMailProxy> {
   const logger = pino({ level: flags.logLevel, base: { component: "mail-proxy" } });
-  const load = async () => {
-    const org = await loadOrganisation(flags.manifests, flags.directory);
+  // Topology and health: from manifest files (health from --down), or from the operator over xDS
+  // (its prober's health view, R-POP-5). The mailbox directory is the CSV either way.
+  const loadDirectory = async () => {
+    const dir = await loadCsvDirectory(flags.directory);
+    return dir;
+  };
+  const load = async (manifests: string) => {
+    const org = await loadOrganisation(manifests, flags.directory);
     for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
     if (org.errors.length || !org.directory) {
       for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
-      throw new Error(`${org.errors.length} problem(s) in ${flags.manifests} / ${flags.directory}; see the log`);
+      throw new Error(`${org.errors.length} problem(s) in ${manifests} / ${flags.directory}; see the log`);
     }
     return { topology: org.topology, directory: org.directory };
   };
-  const first = await load();
   const health = healthFromDown(flags.down);
-  const state = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
-  const directory = new SwappableDirectory(first.directory);
+  let state: StateSource;
+  let settable: SettableStateSource | undefined;
+  let xds: XdsStateSource | undefined;
+  let directory: SwappableDirectory;
+  if (flags.manifests) {
+    const first = await load(flags.manifests);
+    settable = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
+    state = settable;
+    directory = new SwappableDirectory(first.directory);
+  } else {
+    directory = new SwappableDirectory(await loadDirectory());
+    xds = new XdsStateSource({
+      address: `${flags.xds!.host}:${flags.xds!.port}`,
+      node: { id: flags.nodeId ?? `mail-proxy-${hostname()}`, cluster: "cas-gateway" },
+      logger: logger.child({ component: "state-xds-client" }),
+    }).start();
+    state = xds;
+  }
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const listener = (protocol: "Imap4" | "Pop3", a: { host: string; port: number } | undefined, implicitTls: boolean, name: string) =>
@@ -145,16 +172,21 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
   await proxy.start();
   const admin = new AdminServer({ registry, ready: () => (state.current() ? true : "no topology yet"), host: flags.admin.host, port: flags.admin.port });
   const { port: adminPort } = await admin.start();
-  logger.info({ listeners: proxy.addresses(), adminPort, topology: first.topology.version }, "mail proxy started");
+  logger.info({ listeners: proxy.addresses(), adminPort, topology: state.current()?.topology.version }, "mail proxy started");
   return {
     proxy,
     adminPort,
     async reload() {
       try {
-        const next = await load();
-        directory.swap(next.directory);
-        state.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
-        logger.info({ topology: next.topology.version }, "reloaded");
+        if (flags.manifests && settable) {
+          const next = await load(flags.manifests);
+          directory.swap(next.directory);
+          settable.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
+          logger.info({ topology: next.topology.version }, "reloaded");
+        } else {
+          directory.swap(await loadDirectory());
+          logger.info("mailbox directory reloaded");
+        }
         return true;
       } catch (err) {
         logger.error({ err: err instanceof Error ? err.message : String(err) }, "reload failed; keeping the last good state");
@@ -164,6 +196,7 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
     async stop() {
       await admin.stop();
       await proxy.stop();
+      await xds?.stop();
       logger.flush();
     },
   };
@@ -175,7 +208,9 @@ export function register(program: Command): void {
     .description(
       "Run the POP3/IMAP4 proxy: speaks the protocols up to authentication, finds the mailbox, decides (R-POP-1..5) and relays to the mailbox's server",
     )
-    .requiredOption("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .option("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .option("--xds <host:port>", "instead of --manifests: topology and health from the operator's ADS server (GatewayState over xDS)")
+    .option("--node-id <id>", "xDS node id (default mail-proxy-<hostname>)")
     .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output")
     .option("--imap <host:port>", "IMAP4 listener (STARTTLS offered when a certificate is given)")
     .option("--pop3 <host:port>", "POP3 listener (STLS offered when a certificate is given)")

@@ -5,6 +5,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { MailProxyFlags, startMailProxy } from "../../cli/commands/mail-proxy.js";
+import { gatewayStateResource } from "../../operator/xds/server/gateway-state.js";
+import { AdsServer } from "../../operator/xds/server/server.js";
+import { Snapshot } from "../../operator/xds/server/snapshot.js";
 import { dovecotAvailable, freePort } from "./dovecot.js";
 import { DIRECTORY_CSV, USERS, mailObjects, pyClient, sha256, startMailWorld, type MailWorld } from "./fixture.js";
 
@@ -68,6 +73,47 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
       await gone;
     }
     await w?.stop();
+  });
+
+  it("R-POP-5: with --xds, topology and health come from the operator's ADS server; a service marked down is not used", async () => {
+    const objects = mailObjects({ east: w.east, west: w.west, northImapPort: await freePort(), northPop3Port: await freePort() });
+    const ads = new AdsServer({ logger: pino({ level: "silent" }) });
+    const adsPort = await ads.listen(0);
+    ads.cache.setSnapshot("*", new Snapshot([gatewayStateResource(objects, "v1", [])], "v1"));
+    const running = await startMailProxy(
+      MailProxyFlags.parse({
+        xds: `127.0.0.1:${adsPort}`,
+        nodeId: "mail-proxy-test",
+        directory: join(w.dir, "cli", "mailboxes.csv"),
+        imap: "127.0.0.1:0",
+        backendCa: w.certs.caFile,
+        frontDoorHost: "east.contoso.test",
+        starttls: true,
+        down: [],
+        admin: "127.0.0.1:0",
+        logLevel: "silent",
+      }),
+    );
+    try {
+      const port = running.proxy.addresses()[0].port;
+      const until = Date.now() + 20_000;
+      let r = await pyClient("imap", port, "plain", USERS.bob.user, USERS.bob.password);
+      while (!r.ok && /starting/.test(r.error ?? "") && Date.now() < until) {
+        await new Promise((x) => setTimeout(x, 200));
+        r = await pyClient("imap", port, "plain", USERS.bob.user, USERS.bob.password);
+      }
+      expect(r.error).toBeUndefined();
+      ads.cache.setSnapshot("*", new Snapshot([gatewayStateResource(objects, "v1", ["west-mbx/Imap4"])], "v2"));
+      let down = await pyClient("imap", port, "plain", USERS.bob.user, USERS.bob.password);
+      while (down.ok && Date.now() < until) {
+        await new Promise((x) => setTimeout(x, 200));
+        down = await pyClient("imap", port, "plain", USERS.bob.user, USERS.bob.password);
+      }
+      expect(down.error).toContain("[UNAVAILABLE]");
+    } finally {
+      await running.stop();
+      ads.forceClose();
+    }
   });
 
   it("serves IMAP4 and POP3 over implicit TLS from manifest files, and exposes metrics", async () => {
