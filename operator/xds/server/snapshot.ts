@@ -28,7 +28,9 @@ export class Snapshot {
     }
     for (const [typeUrl, list] of groups) {
       // Sorted by name: deterministic responses and a version that does not depend on input order.
-      list.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+      let sorted = true;
+      for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1]!.name <= list[i]!.name;
+      if (!sorted) list.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
       const m = new Map<string, SnapshotResource>();
       const parts: string[] = [];
       for (const r of list) {
