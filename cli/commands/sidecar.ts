@@ -1,19 +1,23 @@
-// `cas-gateway sidecar --manifests DIR --directory FILE ...`: a standalone sidecar (ext_authz Check,
-// ext_proc Process, grpc health) fed from manifest and CSV files, plus an admin HTTP port
-// (/metrics, /healthz, /readyz). SIGHUP reloads the files; a bad reload keeps the last good state.
+// `cas-gateway sidecar (--manifests DIR | --xds HOST:PORT) --directory FILE ...`: the decision sidecar
+// (ext_authz Check, ext_proc Process, grpc health) plus an admin HTTP port (/metrics, /healthz,
+// /readyz). State comes from manifest files (standalone) or from the control plane over xDS
+// (GatewayState). SIGHUP reloads the files; a bad reload keeps the last good state.
 import type { Command } from "commander";
 import { z } from "zod";
 import { AdminServer } from "../../operator/admin-server.js";
 import { formatError } from "../../operator/provider/manifests.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
+import { hostname } from "node:os";
 import { DEFAULT_LOOKUP_TIMEOUT_MS } from "../../sidecar/authz/decision-service.js";
+import { loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import type { DirectoryView, LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
 import { healthFromDown } from "../../sidecar/health.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { SettableStateSource, type StateSource } from "../../sidecar/state.js";
+import { XdsStateSource } from "../../sidecar/state-xds-client.js";
 
 const HostPort = z
   .string()
@@ -25,7 +29,10 @@ const HostPort = z
   .refine((a) => a.port <= 65535, "port must be 0-65535");
 
 const SidecarFlags = z.object({
-  manifests: z.string().min(1, "--manifests needs a directory"),
+  manifests: z.string().min(1, "--manifests needs a directory").optional(),
+  xds: z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, "expected HOST:PORT of the control plane's xDS service").optional(),
+  nodeId: z.string().min(1).optional(),
+  nodeCluster: z.string().min(1),
   directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
   listen: HostPort,
   admin: HostPort,
@@ -37,6 +44,9 @@ const SidecarFlags = z.object({
   down: z.array(z.string().min(1)),
   extProcBufferedBody: z.boolean().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+}).refine((f) => (f.manifests === undefined) !== (f.xds === undefined), {
+  message: "give exactly one of --manifests (standalone) or --xds (state from the control plane)",
+  path: ["manifests"],
 });
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
 
@@ -63,8 +73,17 @@ export interface RunningSidecar {
 
 export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar> {
   const logger = createSidecarLogger({ level: flags.logLevel });
-  const load = async () => {
-    const org = await loadOrganisation(flags.manifests, flags.directory);
+  const health = healthFromDown(flags.down);
+  let state: StateSource;
+  let settable: SettableStateSource | undefined;
+  let xds: XdsStateSource | undefined;
+  let directory: SwappableDirectory;
+  const loadDirectory = async () => {
+    const d = await loadCsvDirectory(flags.directory);
+    return d;
+  };
+  const loadFiles = async () => {
+    const org = await loadOrganisation(flags.manifests!, flags.directory);
     for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
     if (org.errors.length || !org.directory) {
       for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
@@ -72,10 +91,20 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
     }
     return { topology: org.topology, directory: org.directory };
   };
-  const first = await load();
-  const health = healthFromDown(flags.down);
-  const state = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
-  const directory = new SwappableDirectory(first.directory);
+  if (flags.manifests) {
+    const first = await loadFiles();
+    settable = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
+    state = settable;
+    directory = new SwappableDirectory(first.directory);
+  } else {
+    directory = new SwappableDirectory(await loadDirectory());
+    xds = new XdsStateSource({
+      address: flags.xds!,
+      node: { id: flags.nodeId ?? `sidecar-${hostname()}`, cluster: flags.nodeCluster },
+      logger: logger.child({ component: "xds" }),
+    }).start();
+    state = xds;
+  }
   const metrics = new SidecarMetrics({ defaultMetrics: true });
   const server = new SidecarServer({
     state,
@@ -92,16 +121,21 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
   const grpcPort = await server.start(flags.listen.port, flags.listen.host);
   const admin = new AdminServer({ registry: metrics.registry, ready: () => server.ready(), host: flags.admin.host, port: flags.admin.port });
   const { port: adminPort } = await admin.start();
-  logger.info({ grpcPort, adminPort, topology: first.topology.version }, "sidecar started");
+  logger.info({ grpcPort, adminPort, source: flags.manifests ? "files" : `xds ${flags.xds}` }, "sidecar started");
   return {
     grpcPort,
     adminPort,
     async reload() {
       try {
-        const next = await load();
-        directory.swap(next.directory);
-        state.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
-        logger.info({ topology: next.topology.version }, "reloaded");
+        if (settable) {
+          const next = await loadFiles();
+          directory.swap(next.directory);
+          settable.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
+          logger.info({ topology: next.topology.version }, "reloaded");
+        } else {
+          directory.swap(await loadDirectory());
+          logger.info("reloaded the mailbox directory");
+        }
         return true;
       } catch (err) {
         logger.error({ err: err instanceof Error ? err.message : String(err) }, "reload failed; keeping the last good state");
@@ -111,6 +145,7 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
     async stop() {
       await admin.stop();
       await server.stop();
+      await xds?.stop();
       logger.flush();
     },
   };
@@ -120,7 +155,10 @@ export function register(program: Command): void {
   program
     .command("sidecar")
     .description("Run the decision sidecar: Envoy ext_authz (Check) and ext_proc (Process) over gRPC, with an admin port for /metrics, /healthz, /readyz")
-    .requiredOption("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .option("--manifests <dir>", "standalone: directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .option("--xds <host:port>", "take topology and health from the control plane's ADS service (GatewayState) instead of --manifests")
+    .option("--node-id <id>", "xDS node id (default sidecar-<hostname>)")
+    .option("--node-cluster <name>", "xDS node cluster (the control plane groups nodes by it)", "cas-gateway")
     .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output")
     .option("--listen <host:port>", "gRPC listen address", "127.0.0.1:9001")
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9102")

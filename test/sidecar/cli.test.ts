@@ -3,7 +3,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { startSidecar } from "../../cli/commands/sidecar.js";
+import { ControlPlane } from "../../operator/controlplane.js";
+import { FileProvider } from "../../operator/provider/file-provider.js";
+import { AdsServer } from "../../operator/xds/server/server.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
 import { authzClient, envoyCheckRequest, headerMap } from "./envoy-request.js";
 
@@ -65,6 +70,46 @@ describe("cas-gateway sidecar (process)", () => {
     expect(bad.stderr()).toMatch(/--on-directory-failure/);
     const missing = cli(["sidecar", "--manifests", path.join(tmp, "nope"), "--directory", "examples/contoso/mailboxes.csv", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]);
     expect(await missing.exit).toBe(2);
+  }, 60_000);
+
+  it("--xds: takes topology and health from the control plane's ADS service; not ready until then", async () => {
+    const silent = pino({ level: "silent" });
+    const ads = new AdsServer({ logger: silent });
+    const adsPort = await ads.listen(0);
+    const sidecar = await startSidecar({
+      xds: `127.0.0.1:${adsPort}`,
+      nodeId: "sidecar-test",
+      nodeCluster: "cas-gateway",
+      directory: "examples/contoso/mailboxes.csv",
+      listen: { host: "127.0.0.1", port: 0 },
+      admin: { host: "127.0.0.1", port: 0 },
+      affinityTtl: 3600,
+      lookupTimeoutMs: 150,
+      onDirectoryFailure: "fail-closed",
+      down: [],
+      logLevel: "silent",
+    });
+    const cp = new ControlPlane({
+      provider: new FileProvider({ manifestDir: "examples/contoso", debounceMs: 50, rescanMs: 0, logger: silent }),
+      cache: ads.cache,
+      health: { down: () => [], subscribe: () => () => {} },
+      logger: silent,
+    });
+    const client = authzClient(sidecar.grpcPort);
+    try {
+      expect((await fetch(`http://127.0.0.1:${sidecar.adminPort}/readyz`)).status).toBe(503);
+      await cp.start();
+      await expect.poll(async () => (await fetch(`http://127.0.0.1:${sidecar.adminPort}/readyz`)).status, { timeout: 20_000 }).toBe(200);
+      const r = await client.check(
+        envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: { authorization: `Basic ${Buffer.from("jun@contoso.com:x").toString("base64")}` } }),
+      );
+      expect(headerMap(r.ok_response?.headers)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "asia" });
+    } finally {
+      client.close();
+      await sidecar.stop();
+      await cp.stop();
+      await ads.forceClose();
+    }
   }, 60_000);
 
   it("rejects an affinity key shorter than 32 bytes", async () => {
