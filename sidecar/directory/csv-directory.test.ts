@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CsvDirectory, CsvDirectoryError, CsvSyntaxError, identityKey, loadCsvDirectory, parseCsvDirectory, readCsvRows } from "./csv-directory.js";
+import { CsvDirectory, CsvDirectoryError, identityKey, loadCsvDirectory, parseCsvDirectory } from "./csv-directory.js";
 import { KeyIndex, fnv1a } from "./key-index.js";
 import { resolveIdentities } from "./types.js";
 
@@ -117,22 +117,43 @@ describe("CsvDirectory", () => {
   });
 });
 
-describe("readCsvRows", () => {
-  const rows = (text: string) => {
-    const out: [string[], number][] = [];
-    readCsvRows(text, (f, line) => out.push([[...f], line]));
-    return out;
-  };
-  it("quoted fields with commas, doubled quotes and line breaks; lines counted through them", () => {
-    expect(rows('a,"b,c","d ""e"""\r\n"multi\nline",x, y \n\n"last",""')).toEqual([
-      [["a", "b,c", 'd "e"'], 1],
-      [["multi\nline", "x", "y"], 2],
-      [["last", ""], 5],
+describe("CSV syntax (PapaParse underneath)", () => {
+  const H = `"PrimarySmtpAddress","Database","DisplayName","EmailAddresses"\r\n`;
+  it("quoted fields with commas, doubled quotes and line breaks; lines counted through them and through empty lines", () => {
+    const d = parseCsvDirectory(
+      `#TYPE x\r\n${H}"a@x.com","DB, 1","Say ""hi""",""\r\n"b@x.com","DB2","multi\nline\r\nname","smtp:b2@x.com"\r\n\r\n\n"c@x.com","DB3","",""\r\nd@x.com, DB4 ,plain,\r\n"e@x.com","DB5","no final line break",""`,
+      "s.csv",
+    );
+    expect(d.records().map((r) => [r.primarySmtpAddress, r.database, r.displayName, d.lineOf(r)])).toEqual([
+      ["a@x.com", "DB, 1", 'Say "hi"', 3],
+      ["b@x.com", "DB2", "multi\nline\r\nname", 4],
+      ["c@x.com", "DB3", undefined, 9], // b spans lines 4-6, then two empty lines
+      ["d@x.com", "DB4", "plain", 10],
+      ["e@x.com", "DB5", "no final line break", 11],
     ]);
+    expect(d.find("B2@x.com")).toMatchObject({ status: "found", mailbox: { primarySmtpAddress: "b@x.com" } });
   });
-  it("unterminated quotes and text after a closing quote are errors with the line", () => {
-    expect(() => rows('a\n"open,b\nc')).toThrow(CsvSyntaxError);
-    expect(() => rows('"a"b,c')).toThrow(/after the closing quote/);
+  it("a row after a multi-line field reports its own line in errors", () => {
+    const e = thrown(() => parseCsvDirectory(`${H}"a@x.com","DB","two\nlines",""\n"b@x.com","","",""\n`, "s.csv"));
+    expect([e.file, e.line, e.field]).toEqual(["s.csv", 4, "Database"]);
+  });
+  it("an unterminated quote is an error with the line where the field opened", () => {
+    const e = thrown(() => parseCsvDirectory(`${H}"a@x.com","DB","",""\n"b@x.com","DB","open\nstill open,\n`, "s.csv"));
+    expect([e.line, e.field]).toEqual([3, "(csv)"]);
+    expect(e.message).toMatch(/unterminated/);
+  });
+  it("text after a closing quote is an error", () => {
+    const e = thrown(() => parseCsvDirectory(`${H}"a@x.com","DB"x,"",""\n`, "s.csv"));
+    expect([e.line, e.field]).toEqual([2, "(csv)"]);
+  });
+  it("an empty file or one with only the #TYPE line has no header: the required column is missing", () => {
+    expect(thrown(() => parseCsvDirectory("", "e.csv")).field).toBe("PrimarySmtpAddress");
+    expect(thrown(() => parseCsvDirectory("#TYPE x\r\n", "e.csv")).line).toBe(2);
+  });
+  it("a CsvDirectory built from records normalises their keys", () => {
+    const d = new CsvDirectory([{ primarySmtpAddress: "Z@X.com", samAccountName: "ZED", domain: "Corp", database: "DB", exchangeGuid: "{AAAAAAAA-2345-6789-ABCD-EF0123456789}", emailAddresses: [] }]);
+    for (const id of ["z@x.com", "zed", "CORP\\zed", "aaaaaaaa-2345-6789-abcd-ef0123456789"]) expect(d.find(id).status).toBe("found");
+    expect(d.lineOf(d.records()[0])).toBeUndefined();
   });
 });
 
@@ -144,8 +165,7 @@ describe("KeyIndex", () => {
     expect(idx.size).toBe(5000);
     expect(keys.every((k, i) => idx.get(k) === i)).toBe(true);
     expect(idx.get("absent")).toBe(-1);
-    keys[7] = "k7"; // same key, new item
-    idx.set("k7", 7, 0);
+    idx.set("k7", 7, 0); // same key again: replaced, not added
     expect(idx.size).toBe(5000);
     expect(fnv1a("a")).not.toBe(fnv1a("b"));
   });
