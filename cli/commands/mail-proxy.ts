@@ -1,6 +1,7 @@
-// `cas-gateway mail-proxy --manifests DIR --directory FILE --imap 127.0.0.1:1143 ...`: the POP3/IMAP4
-// proxy on its own, fed from manifest and CSV files (Envoy's tcp_proxy listeners forward to it, or
-// clients use it directly), with an admin port for /metrics, /healthz, /readyz. SIGHUP reloads.
+// `cas-gateway mail-proxy --manifests DIR --directory (FILE.csv | ldap(s)://...) --imap 127.0.0.1:1143 ...`:
+// the POP3/IMAP4 proxy on its own, fed from manifest files and a CSV or LDAP mailbox directory
+// (Envoy's tcp_proxy listeners forward to it, or clients use it directly), with an admin port for
+// /metrics, /healthz, /readyz. SIGHUP reloads the files (an LDAP directory is live and cached).
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { z } from "zod";
@@ -14,6 +15,14 @@ import { MailMetrics, MailProxy, type MailListenerInput } from "../../sidecar/ma
 import { SettableStateSource, type StateSource } from "../../sidecar/state.js";
 import { XdsStateSource } from "../../sidecar/state-xds-client.js";
 import { loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import {
+  addDirectoryFlags,
+  directoryOptionsFromFlags,
+  isLdapDirectorySpec,
+  openDirectory,
+  type DirectoryFlags,
+  type DirectoryOptions,
+} from "../../sidecar/directory/open-directory.js";
 import { hostname } from "node:os";
 import { pino } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -34,7 +43,7 @@ export const MailProxyFlags = z
     manifests: z.string().min(1, "--manifests needs a directory").optional(),
     xds: HostPort.optional(),
     nodeId: z.string().min(1).optional(),
-    directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
+    directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv) or an ldap(s):// URL"),
     imap: HostPort.optional(),
     pop3: HostPort.optional(),
     imaps: HostPort.optional(),
@@ -85,35 +94,54 @@ export interface RunningMailProxy {
   stop(): Promise<void>;
 }
 
-export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMailProxy> {
+/**
+ * Start the mail proxy. `directoryOptions` (LDAP connection and cache settings, from
+ * directoryOptionsFromFlags) apply when `flags.directory` is an ldap(s):// URL.
+ */
+export async function startMailProxy(flags: MailProxyFlags, directoryOptions: DirectoryOptions = {}): Promise<RunningMailProxy> {
   const logger = pino({ level: flags.logLevel, base: { component: "mail-proxy" } });
   // Topology and health: from manifest files (health from --down), or from the operator over xDS
-  // (its prober's health view, R-POP-5). The mailbox directory is the CSV either way.
+  // (its prober's health view, R-POP-5). The mailbox directory: the CSV (reloaded with the files)
+  // or LDAP (opened once, cached).
+  const csvFile = isLdapDirectorySpec(flags.directory) ? undefined : flags.directory;
   const loadDirectory = async () => {
-    const dir = await loadCsvDirectory(flags.directory);
+    const dir = await loadCsvDirectory(csvFile!);
     return dir;
   };
   const load = async (manifests: string) => {
-    const org = await loadOrganisation(manifests, flags.directory);
+    const org = await loadOrganisation(manifests, csvFile);
     for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
-    if (org.errors.length || !org.directory) {
+    if (org.errors.length || (csvFile && !org.directory)) {
       for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
-      throw new Error(`${org.errors.length} problem(s) in ${manifests} / ${flags.directory}; see the log`);
+      throw new Error(`${org.errors.length} problem(s) in ${manifests}${csvFile ? ` / ${csvFile}` : ""}; see the log`);
     }
     return { topology: org.topology, directory: org.directory };
   };
   const health = healthFromDown(flags.down);
-  let state: StateSource;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let state: StateSource | undefined;
   let settable: SettableStateSource | undefined;
   let xds: XdsStateSource | undefined;
-  let directory: SwappableDirectory;
-  if (flags.manifests) {
-    const first = await load(flags.manifests);
+  let swappable: SwappableDirectory | undefined;
+  let directory: MailboxDirectory;
+  const first = flags.manifests ? await load(flags.manifests) : undefined;
+  if (csvFile) {
+    swappable = new SwappableDirectory(first?.directory ?? (await loadDirectory()));
+    directory = swappable;
+  } else {
+    directory = await openDirectory(flags.directory, {
+      ...directoryOptions,
+      // homeMDB -> database name: prefer the name the current topology knows.
+      knownDatabase: (n) => state?.current()?.topology.findDatabase(n) !== undefined,
+      registry,
+      logger: logger.child({ component: "directory" }),
+    });
+  }
+  if (first) {
     settable = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
     state = settable;
-    directory = new SwappableDirectory(first.directory);
   } else {
-    directory = new SwappableDirectory(await loadDirectory());
     xds = new XdsStateSource({
       address: `${flags.xds!.host}:${flags.xds!.port}`,
       node: { id: flags.nodeId ?? `mail-proxy-${hostname()}`, cluster: "cas-gateway" },
@@ -121,8 +149,6 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
     }).start();
     state = xds;
   }
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   const listener = (protocol: "Imap4" | "Pop3", a: { host: string; port: number } | undefined, implicitTls: boolean, name: string) =>
     a
       ? [
@@ -180,11 +206,11 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
       try {
         if (flags.manifests && settable) {
           const next = await load(flags.manifests);
-          directory.swap(next.directory);
+          if (swappable && next.directory) swappable.swap(next.directory);
           settable.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
           logger.info({ topology: next.topology.version }, "reloaded");
-        } else {
-          directory.swap(await loadDirectory());
+        } else if (swappable) {
+          swappable.swap(await loadDirectory());
           logger.info("mailbox directory reloaded");
         }
         return true;
@@ -197,13 +223,14 @@ export async function startMailProxy(flags: MailProxyFlags): Promise<RunningMail
       await admin.stop();
       await proxy.stop();
       await xds?.stop();
+      await directory.close?.();
       logger.flush();
     },
   };
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("mail-proxy")
     .description(
       "Run the POP3/IMAP4 proxy: speaks the protocols up to authentication, finds the mailbox, decides (R-POP-1..5) and relays to the mailbox's server",
@@ -211,7 +238,6 @@ export function register(program: Command): void {
     .option("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
     .option("--xds <host:port>", "instead of --manifests: topology and health from the operator's ADS server (GatewayState over xDS)")
     .option("--node-id <id>", "xDS node id (default mail-proxy-<hostname>)")
-    .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output")
     .option("--imap <host:port>", "IMAP4 listener (STARTTLS offered when a certificate is given)")
     .option("--pop3 <host:port>", "POP3 listener (STLS offered when a certificate is given)")
     .option("--imaps <host:port>", "IMAP4 listener with implicit TLS (needs --tls-cert/--tls-key)")
@@ -237,21 +263,21 @@ export function register(program: Command): void {
     .option("--backend-timeout-ms <ms>", "time to connect and log in at the mailbox server (default 15000)")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9103")
-    .option("--log-level <level>", "pino log level", "info")
-    .action(async (raw: Record<string, unknown>) => {
-      const parsed = MailProxyFlags.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
-      }
-      const running = await startMailProxy(parsed.data);
-      for (const l of running.proxy.addresses()) process.stdout.write(`${l.name} on ${l.host}:${l.port}\n`);
-      process.stdout.write(`admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
-      process.on("SIGHUP", () => void running.reload());
-      const stop = () => {
-        void running.stop().then(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
+    .option("--log-level <level>", "pino log level", "info");
+  addDirectoryFlags(cmd, { required: true }).action(async (raw: Record<string, unknown>) => {
+    const parsed = MailProxyFlags.safeParse(raw);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+    }
+    const running = await startMailProxy(parsed.data, directoryOptionsFromFlags(raw as DirectoryFlags));
+    for (const l of running.proxy.addresses()) process.stdout.write(`${l.name} on ${l.host}:${l.port}\n`);
+    process.stdout.write(`admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
+    process.on("SIGHUP", () => void running.reload());
+    const stop = () => {
+      void running.stop().then(() => process.exit(0));
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
 }

@@ -1,7 +1,8 @@
-// `cas-gateway sidecar (--manifests DIR | --xds HOST:PORT) --directory FILE ...`: the decision sidecar
-// (ext_authz Check, ext_proc Process, grpc health) plus an admin HTTP port (/metrics, /healthz,
-// /readyz). State comes from manifest files (standalone) or from the control plane over xDS
-// (GatewayState). SIGHUP reloads the files; a bad reload keeps the last good state.
+// `cas-gateway sidecar (--manifests DIR | --xds HOST:PORT) --directory (FILE.csv | ldap(s)://...) ...`:
+// the decision sidecar (ext_authz Check, ext_proc Process, grpc health) plus an admin HTTP port
+// (/metrics, /healthz, /readyz). State comes from manifest files (standalone) or from the control
+// plane over xDS (GatewayState). SIGHUP reloads the files (manifests and a CSV directory; an LDAP
+// directory is live and cached, nothing to reload); a bad reload keeps the last good state.
 import type { Command } from "commander";
 import { z } from "zod";
 import { AdminServer } from "../../operator/admin-server.js";
@@ -11,6 +12,14 @@ import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
 import { hostname } from "node:os";
 import { DEFAULT_LOOKUP_TIMEOUT_MS } from "../../sidecar/authz/decision-service.js";
 import { loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import {
+  addDirectoryFlags,
+  directoryOptionsFromFlags,
+  isLdapDirectorySpec,
+  openDirectory,
+  type DirectoryFlags,
+  type DirectoryOptions,
+} from "../../sidecar/directory/open-directory.js";
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
@@ -33,7 +42,7 @@ const SidecarFlags = z.object({
   xds: z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, "expected HOST:PORT of the control plane's xDS service").optional(),
   nodeId: z.string().min(1).optional(),
   nodeCluster: z.string().min(1),
-  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
+  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv) or an ldap(s):// URL"),
   listen: HostPort,
   admin: HostPort,
   affinityKeyFile: z.string().min(1).optional(),
@@ -50,7 +59,7 @@ const SidecarFlags = z.object({
 });
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
 
-/** A directory whose content can be swapped on reload. */
+/** A CSV directory whose content can be swapped on reload (keeps the synchronous find fast path). */
 class SwappableDirectory implements MailboxDirectory, DirectoryView {
   constructor(private current: MailboxDirectory & DirectoryView) {}
   swap(d: MailboxDirectory & DirectoryView): void {
@@ -71,33 +80,51 @@ export interface RunningSidecar {
   stop(): Promise<void>;
 }
 
-export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar> {
+/**
+ * Start the sidecar. `directoryOptions` (LDAP connection and cache settings, from
+ * directoryOptionsFromFlags) apply when `flags.directory` is an ldap(s):// URL.
+ */
+export async function startSidecar(flags: SidecarFlags, directoryOptions: DirectoryOptions = {}): Promise<RunningSidecar> {
   const logger = createSidecarLogger({ level: flags.logLevel });
   const health = healthFromDown(flags.down);
-  let state: StateSource;
+  const metrics = new SidecarMetrics({ defaultMetrics: true });
+  let state: StateSource | undefined;
   let settable: SettableStateSource | undefined;
   let xds: XdsStateSource | undefined;
-  let directory: SwappableDirectory;
+  // CSV: loaded with the manifests and swapped on reload. LDAP: opened once (cached, live).
+  const csvFile = isLdapDirectorySpec(flags.directory) ? undefined : flags.directory;
+  let swappable: SwappableDirectory | undefined;
+  let directory: MailboxDirectory;
   const loadDirectory = async () => {
-    const d = await loadCsvDirectory(flags.directory);
+    const d = await loadCsvDirectory(csvFile!);
     return d;
   };
   const loadFiles = async () => {
-    const org = await loadOrganisation(flags.manifests!, flags.directory);
+    const org = await loadOrganisation(flags.manifests!, csvFile);
     for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
-    if (org.errors.length || !org.directory) {
+    if (org.errors.length || (csvFile && !org.directory)) {
       for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
-      throw new Error(`${org.errors.length} problem(s) in ${flags.manifests} / ${flags.directory}; see the log`);
+      throw new Error(`${org.errors.length} problem(s) in ${flags.manifests}${csvFile ? ` / ${csvFile}` : ""}; see the log`);
     }
     return { topology: org.topology, directory: org.directory };
   };
-  if (flags.manifests) {
-    const first = await loadFiles();
+  const first = flags.manifests ? await loadFiles() : undefined;
+  if (csvFile) {
+    swappable = new SwappableDirectory(first?.directory ?? (await loadDirectory()));
+    directory = swappable;
+  } else {
+    directory = await openDirectory(flags.directory, {
+      ...directoryOptions,
+      // homeMDB -> database name: prefer the name the current topology knows.
+      knownDatabase: (n) => state?.current()?.topology.findDatabase(n) !== undefined,
+      registry: metrics.registry,
+      logger: logger.child({ component: "directory" }),
+    });
+  }
+  if (first) {
     settable = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
     state = settable;
-    directory = new SwappableDirectory(first.directory);
   } else {
-    directory = new SwappableDirectory(await loadDirectory());
     xds = new XdsStateSource({
       address: flags.xds!,
       node: { id: flags.nodeId ?? `sidecar-${hostname()}`, cluster: flags.nodeCluster },
@@ -105,7 +132,6 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
     }).start();
     state = xds;
   }
-  const metrics = new SidecarMetrics({ defaultMetrics: true });
   const server = new SidecarServer({
     state,
     directory,
@@ -129,11 +155,11 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
       try {
         if (settable) {
           const next = await loadFiles();
-          directory.swap(next.directory);
+          if (swappable && next.directory) swappable.swap(next.directory);
           settable.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
           logger.info({ topology: next.topology.version }, "reloaded");
-        } else {
-          directory.swap(await loadDirectory());
+        } else if (swappable) {
+          swappable.swap(await loadDirectory());
           logger.info("reloaded the mailbox directory");
         }
         return true;
@@ -146,20 +172,20 @@ export async function startSidecar(flags: SidecarFlags): Promise<RunningSidecar>
       await admin.stop();
       await server.stop();
       await xds?.stop();
+      await directory.close?.();
       logger.flush();
     },
   };
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("sidecar")
     .description("Run the decision sidecar: Envoy ext_authz (Check) and ext_proc (Process) over gRPC, with an admin port for /metrics, /healthz, /readyz")
     .option("--manifests <dir>", "standalone: directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
     .option("--xds <host:port>", "take topology and health from the control plane's ADS service (GatewayState) instead of --manifests")
     .option("--node-id <id>", "xDS node id (default sidecar-<hostname>)")
     .option("--node-cluster <name>", "xDS node cluster (the control plane groups nodes by it)", "cas-gateway")
-    .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output")
     .option("--listen <host:port>", "gRPC listen address", "127.0.0.1:9001")
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9102")
     .option("--affinity-key-file <file>", "HMAC key for affinity cookies (>= 32 bytes; a mounted Secret). Without it a random per-process key is used")
@@ -169,20 +195,20 @@ export function register(program: Command): void {
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
-    .option("--log-level <level>", "pino log level", "info")
-    .action(async (raw: Record<string, unknown>) => {
-      const parsed = SidecarFlags.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
-      }
-      const running = await startSidecar(parsed.data);
-      process.stdout.write(`sidecar gRPC on ${parsed.data.listen.host}:${running.grpcPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
-      process.on("SIGHUP", () => void running.reload());
-      const stop = () => {
-        void running.stop().then(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
+    .option("--log-level <level>", "pino log level", "info");
+  addDirectoryFlags(cmd, { required: true }).action(async (raw: Record<string, unknown>) => {
+    const parsed = SidecarFlags.safeParse(raw);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+    }
+    const running = await startSidecar(parsed.data, directoryOptionsFromFlags(raw as DirectoryFlags));
+    process.stdout.write(`sidecar gRPC on ${parsed.data.listen.host}:${running.grpcPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
+    process.on("SIGHUP", () => void running.reload());
+    const stop = () => {
+      void running.stop().then(() => process.exit(0));
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
 }

@@ -23,12 +23,21 @@ import { bootstrap, translate, type TranslateOptions } from "../../operator/xds/
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { MailProxy } from "../../sidecar/mail/index.js";
+import {
+  addDirectoryFlags,
+  directoryOptionsFromFlags,
+  isLdapDirectorySpec,
+  openDirectory,
+  type DirectoryFlags,
+  type DirectoryOptions,
+} from "../../sidecar/directory/open-directory.js";
+import type { MailboxDirectory } from "../../sidecar/directory/types.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
 export const StandaloneFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory"),
-  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv)"),
+  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv) or an ldap(s):// URL"),
   site: z.string().min(1).optional(),
   xdsPort: port("--xds-port"),
   authzPort: port("--authz-port"),
@@ -88,7 +97,15 @@ class FollowingProber implements DownListSource {
   }
 }
 
-export async function startStandalone(flags: StandaloneFlags, log: Logger = pino({ level: flags.logLevel })): Promise<RunningStandalone> {
+/**
+ * Start everything. `directoryOptions` (LDAP connection and cache settings, from
+ * directoryOptionsFromFlags) apply when `flags.directory` is an ldap(s):// URL.
+ */
+export async function startStandalone(
+  flags: StandaloneFlags,
+  log: Logger = pino({ level: flags.logLevel }),
+  directoryOptions: DirectoryOptions = {},
+): Promise<RunningStandalone> {
   const missing: string[] = [];
   const registries: Registry[] = [];
   const stops: (() => Promise<void> | void)[] = [];
@@ -109,7 +126,13 @@ export async function startStandalone(flags: StandaloneFlags, log: Logger = pino
     const xdsPort = await ads.listen(flags.xdsPort);
     stops.push(() => ads.close(1000));
 
-    const provider = new FileProvider({ manifestDir: flags.manifests, directoryFile: flags.directory, logger: log.child({ component: "provider" }) });
+    // A CSV directory is watched by the file provider with the manifests; an LDAP one is live (cached).
+    const ldap = isLdapDirectorySpec(flags.directory);
+    const provider = new FileProvider({
+      manifestDir: flags.manifests,
+      ...(ldap ? {} : { directoryFile: flags.directory }),
+      logger: log.child({ component: "provider" }),
+    });
 
     let prober: FollowingProber | undefined;
     if (flags.healthChecks) {
@@ -133,10 +156,24 @@ export async function startStandalone(flags: StandaloneFlags, log: Logger = pino
       ...(prober ? { health: prober } : {}),
       logger: log.child({ component: "controlplane" }),
     });
+    let directory: MailboxDirectory = provider;
+    if (ldap) {
+      const reg = new Registry();
+      registries.push(reg);
+      const d = await openDirectory(flags.directory, {
+        ...directoryOptions,
+        // homeMDB -> database name: prefer the name the current topology knows.
+        knownDatabase: (n) => cp.current()?.topology.findDatabase(n) !== undefined,
+        registry: reg,
+        logger: log.child({ component: "directory" }),
+      });
+      stops.push(() => d.close?.());
+      directory = d;
+    }
     // The sidecar reads the control plane's in-process state (no xDS hop inside one process).
     const authz = new SidecarServer({
       state: cp.state,
-      directory: provider,
+      directory,
       logger: log.child({ component: "sidecar" }),
       ...(flags.affinityKeyFile ? { affinityKey: await loadAffinityKey(flags.affinityKeyFile) } : {}),
       ...(flags.site ? { defaultSite: flags.site } : {}),
@@ -155,7 +192,7 @@ export async function startStandalone(flags: StandaloneFlags, log: Logger = pino
           { protocol: "Imap4", port: flags.imap4Port, name: "imap4" },
         ],
         state: cp.state,
-        directory: provider,
+        directory,
         decide,
         identityCandidates,
         ...(flags.site ? { defaultSite: flags.site } : {}),
@@ -295,13 +332,12 @@ export async function startStandalone(flags: StandaloneFlags, log: Logger = pino
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("standalone")
     .description(
       "Run the whole gateway in one process on loopback from files: control plane (ADS), decision sidecar, mail proxy, health prober, admin port; writes an Envoy bootstrap and starts Envoy when one is available",
     )
     .requiredOption("--manifests <dir>", "directory of casgateway.io manifests (watched; changes are pushed to Envoy)")
-    .requiredOption("--directory <file>", "mailbox directory: Get-Mailbox | Export-Csv output (watched)")
     .option("--site <name>", "the AD site this gateway stands in (receiving site when the Host matches none)")
     .option("--xds-port <n>", "ADS gRPC port (0: any free port)", "18000")
     .option("--authz-port <n>", "sidecar ext_authz/ext_proc gRPC port", "9001")
@@ -315,39 +351,40 @@ export function register(program: Command): void {
     .option("--envoy <mode>", "off | auto (start envoy if on PATH) | PATH to an envoy binary", "auto")
     .option("--bootstrap <file>", "where to write the Envoy bootstrap (default: $TMPDIR/cas-gateway-standalone/envoy-<site>.yaml)")
     .option("--affinity-key-file <file>", "HMAC key for affinity cookies (>= 32 bytes); without it a random per-process key is used")
-    .option("--log-level <level>", "pino log level", "info")
-    .action(async (raw: Record<string, unknown>) => {
-      const parsed = StandaloneFlags.safeParse(raw);
-      if (!parsed.success) {
-        const i = parsed.error.issues[0];
-        throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
-      }
-      // Logs (JSON) to stderr; stdout keeps the human summary.
-      const log = pino({ level: parsed.data.logLevel }, pino.destination(2));
-      const running = await startStandalone(parsed.data, log);
-      const out = process.stdout;
-      out.write(`cas-gateway standalone\n`);
-      out.write(`  ADS (xDS) server   127.0.0.1:${running.xdsPort}\n`);
-      out.write(`  sidecar (authz)    127.0.0.1:${running.authzPort}\n`);
-      for (const m of running.mailPorts) out.write(`  mail proxy ${m.protocol.padEnd(8)}127.0.0.1:${m.port}\n`);
-      out.write(`  admin              http://127.0.0.1:${running.adminPort}/ (healthz, readyz, metrics, config_dump)\n`);
-      out.write(`  Envoy bootstrap    ${running.bootstrapFile}\n`);
-      out.write(`  Envoy              ${running.envoy}\n`);
-      for (const m of running.missing) out.write(`  not running: ${m}\n`);
-      out.write(`Ctrl-C to stop.\n`);
-      let stopping = false;
-      const stop = (sig: string) => {
-        if (stopping) return;
-        stopping = true;
-        log.info({ signal: sig }, "shutting down");
-        const force = setTimeout(() => process.exit(1), 10_000);
-        force.unref();
-        void running.stop().then(() => {
-          log.flush();
-          process.exit(0);
-        });
-      };
-      process.once("SIGINT", () => stop("SIGINT"));
-      process.once("SIGTERM", () => stop("SIGTERM"));
-    });
+    .option("--log-level <level>", "pino log level", "info");
+  // --directory: a CSV file is watched with the manifests; an ldap(s):// URL is queried live (cached).
+  addDirectoryFlags(cmd, { required: true }).action(async (raw: Record<string, unknown>) => {
+    const parsed = StandaloneFlags.safeParse(raw);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+    }
+    // Logs (JSON) to stderr; stdout keeps the human summary.
+    const log = pino({ level: parsed.data.logLevel }, pino.destination(2));
+    const running = await startStandalone(parsed.data, log, directoryOptionsFromFlags(raw as DirectoryFlags));
+    const out = process.stdout;
+    out.write(`cas-gateway standalone\n`);
+    out.write(`  ADS (xDS) server   127.0.0.1:${running.xdsPort}\n`);
+    out.write(`  sidecar (authz)    127.0.0.1:${running.authzPort}\n`);
+    for (const m of running.mailPorts) out.write(`  mail proxy ${m.protocol.padEnd(8)}127.0.0.1:${m.port}\n`);
+    out.write(`  admin              http://127.0.0.1:${running.adminPort}/ (healthz, readyz, metrics, config_dump)\n`);
+    out.write(`  Envoy bootstrap    ${running.bootstrapFile}\n`);
+    out.write(`  Envoy              ${running.envoy}\n`);
+    for (const m of running.missing) out.write(`  not running: ${m}\n`);
+    out.write(`Ctrl-C to stop.\n`);
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal: sig }, "shutting down");
+      const force = setTimeout(() => process.exit(1), 10_000);
+      force.unref();
+      void running.stop().then(() => {
+        log.flush();
+        process.exit(0);
+      });
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
 }

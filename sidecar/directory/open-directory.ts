@@ -52,6 +52,11 @@ export class DirectoryConfigError extends Error {
   }
 }
 
+/** Is `spec` an LDAP directory (ldap:// or ldaps:// URL) rather than a CSV file? */
+export function isLdapDirectorySpec(spec: string): boolean {
+  return /^ldaps?:\/\//i.test(spec.trim());
+}
+
 /** Open the directory named by `spec`. Throws DirectoryConfigError (what and which flag) on bad config. */
 export async function openDirectory(spec: string, options: DirectoryOptions = {}): Promise<MailboxDirectory> {
   const parsed = DirectoryOptionsSchema.safeParse(options);
@@ -61,7 +66,7 @@ export async function openDirectory(spec: string, options: DirectoryOptions = {}
   }
   const o = parsed.data;
   const s = spec.trim();
-  if (/^ldaps?:\/\//i.test(s)) {
+  if (isLdapDirectorySpec(s)) {
     let url: URL;
     try {
       url = new URL(s);

@@ -1,0 +1,119 @@
+// The LDAP directory wired into the commands: `cas-gateway sidecar --directory ldap://...` as a real
+// process against a real slapd holding the example organisation in AD's shapes, asked by a grpc-js
+// client speaking Envoy's ext_authz protos. Users that exist only in LDAP (not in mailboxes.csv)
+// are routed by their homeMDB; with slapd stopped, cached answers still serve and unseen users get
+// the sidecar's fail-closed 503.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn } from "../sidecar/envoy-request.js";
+import { contosoLdif } from "./fixtures.js";
+import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
+
+const missing = slapdMissing();
+const basic = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:P@ssw0rd`).toString("base64")}` });
+
+describe.skipIf(missing !== undefined)(`cas-gateway sidecar --directory ldap:// against slapd${missing ? ` (skipped: ${missing})` : ""}`, () => {
+  let slapd: Slapd;
+  let child: ChildProcess | undefined;
+  let client: ReturnType<typeof authzClient>;
+  let adminUrl = "";
+  let log = "";
+  const tmp = mkdtempSync(path.join(tmpdir(), "cas-ldap-cmd-"));
+
+  beforeAll(async () => {
+    const fx = await contosoLdif();
+    slapd = await startSlapd({ ldif: fx.ldif });
+    const pw = path.join(tmp, "bind-password");
+    writeFileSync(pw, `${BIND_PASSWORD}\n`);
+    child = spawn(
+      process.execPath,
+      [
+        "--import", "tsx", "cli/main.ts", "sidecar",
+        "--manifests", "examples/contoso",
+        "--directory", `${slapd.url}/${BASE_DN}`,
+        "--ldap-bind-dn", BIND_DN,
+        "--ldap-password-file", pw,
+        "--ldap-timeout-ms", "2000",
+        "--ldap-domain", "ASIA=DC=asia,DC=contoso,DC=com",
+        // A generous deadline: the first query binds a fresh connection on a busy machine.
+        "--lookup-timeout-ms", "5000",
+        "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "warn",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child.stdout!.on("data", (d: Buffer) => (log += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+    const end = Date.now() + 60_000;
+    let m: RegExpExecArray | null = null;
+    while (!(m = /sidecar gRPC on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)/.exec(log))) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`sidecar did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    client = authzClient(Number(m[1]));
+    adminUrl = `http://127.0.0.1:${m[2]}`;
+  }, 90_000);
+
+  afterAll(async () => {
+    client?.close();
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child!.once("exit", r));
+      child.kill("SIGTERM");
+      await gone;
+    }
+    await slapd?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const check = (init: Parameters<typeof envoyCheckRequest>[0]) => client.check(envoyCheckRequest(init));
+  const ok = (r: CheckResponseIn) => headerMap(r.ok_response?.headers);
+  const denied = (r: CheckResponseIn) => headerMap(r.denied_response?.headers);
+
+  it("R-OWA-4: yamada (only in LDAP, homeMDB DB-ASIA-2016) at usa → proxy to asia", async () => {
+    const r = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("yamada@contoso.com") });
+    expect(ok(r)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "asia" });
+    expect(ok(r)["x-cas-rules"]).toContain("R-OWA-4");
+    // The same database as kenji (in the CSV and in LDAP): the same target.
+    const k = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("kenji@contoso.com") });
+    expect(ok(k)["x-cas-target-server"]).toBe(ok(r)["x-cas-target-server"]);
+  }, 30_000);
+
+  it("R-OWA-1: kim.k (only in LDAP, DB-USA-2013) at usa → local; ASIA\\kim (child domain) → asia", async () => {
+    const r = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("kim.k@contoso.com") });
+    expect(ok(r)).toMatchObject({ "x-cas-decision": "local", "x-cas-target-site": "usa" });
+    const a = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("ASIA\\kim") });
+    expect(ok(a)).toMatchObject({ "x-cas-target-site": "asia" });
+  }, 30_000);
+
+  it("R-EAS-4: josé (only in LDAP, DB-EUR-2010) ActiveSync at usa → 451 to europe", async () => {
+    const r = await check({
+      host: "usa.contoso.com",
+      method: "POST",
+      path: "/Microsoft-Server-ActiveSync?Cmd=Sync&User=jose.mueller&DeviceId=d9&DeviceType=Android",
+      headers: basic("jose.mueller@contoso.com"),
+    });
+    expect(denied(r)).toMatchObject({ "x-cas-decision": "redirect-451", "x-ms-location": "https://europe.contoso.com/Microsoft-Server-ActiveSync" });
+  }, 30_000);
+
+  it("exports the LDAP and cache metrics on the sidecar's admin port", async () => {
+    const text = await (await fetch(`${adminUrl}/metrics`)).text();
+    expect(text).toMatch(/cas_sidecar_decisions_total\{decision="proxy"\} [1-9]/);
+    expect(text).toMatch(/^cas_directory_ldap_lookup_seconds_count\{[^}]*\} [1-9]/m);
+    expect(text).toMatch(/^cas_directory_cache_entries\{[^}]*\} [1-9]/m);
+  });
+
+  it("slapd down: cached users still served, unseen users get the fail-closed 503", async () => {
+    await slapd.stop();
+    try {
+      const cached = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("yamada@contoso.com") });
+      expect(ok(cached)).toMatchObject({ "x-cas-target-site": "asia" });
+      const unseen = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("lina@contoso.com") });
+      expect(unseen.denied_response?.status?.code).toBe("ServiceUnavailable");
+      expect(denied(unseen)["x-cas-decision"]).toBe("error");
+    } finally {
+      await slapd.start();
+    }
+  }, 30_000);
+});
