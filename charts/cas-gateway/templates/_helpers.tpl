@@ -74,3 +74,38 @@ fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* Directory flags for the sidecar and the mail proxy (CSV from the ConfigMap, or LDAP). */}}
+{{- define "cas-gateway.directoryArgs" -}}
+{{- $d := .Values.mailboxDirectory -}}
+{{- if $d.ldap.url }}
+- --directory={{ $d.ldap.url }}
+{{- with $d.ldap.baseDN }}
+- --ldap-base-dn={{ . }}
+{{- end }}
+{{- with $d.ldap.bindDN }}
+- --ldap-bind-dn={{ . }}
+{{- end }}
+{{- if $d.ldap.passwordSecretName }}
+- --ldap-password-file=/etc/cas-gateway/ldap/password
+{{- end }}
+{{- else if $d.configMap }}
+- --directory=/etc/cas-gateway/directory/{{ $d.key }}
+{{- else }}
+{{- fail "set mailboxDirectory.configMap (a Get-Mailbox CSV in a ConfigMap) or mailboxDirectory.ldap.url: the sidecar and mail proxy need a mailbox directory" }}
+{{- end }}
+{{- end -}}
+
+{{/* Volume mounts for the directory (CSV ConfigMap, LDAP password). */}}
+{{- define "cas-gateway.directoryMounts" -}}
+{{- if and .Values.mailboxDirectory.configMap (not .Values.mailboxDirectory.ldap.url) }}
+- name: directory
+  mountPath: /etc/cas-gateway/directory
+  readOnly: true
+{{- end }}
+{{- if and .Values.mailboxDirectory.ldap.url .Values.mailboxDirectory.ldap.passwordSecretName }}
+- name: ldap-password
+  mountPath: /etc/cas-gateway/ldap
+  readOnly: true
+{{- end }}
+{{- end -}}
