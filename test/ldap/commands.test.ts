@@ -7,7 +7,10 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StandaloneFlags, startStandalone } from "../../cli/commands/standalone.js";
+import { directoryOptionsFromFlags } from "../../sidecar/directory/open-directory.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn } from "../sidecar/envoy-request.js";
 import { contosoLdif } from "./fixtures.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
@@ -15,7 +18,7 @@ import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd }
 const missing = slapdMissing();
 const basic = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:P@ssw0rd`).toString("base64")}` });
 
-describe.skipIf(missing !== undefined)(`cas-gateway sidecar --directory ldap:// against slapd${missing ? ` (skipped: ${missing})` : ""}`, () => {
+describe.skipIf(missing !== undefined)(`cas-gateway sidecar/standalone --directory ldap:// against slapd${missing ? ` (skipped: ${missing})` : ""}`, () => {
   let slapd: Slapd;
   let child: ChildProcess | undefined;
   let client: ReturnType<typeof authzClient>;
@@ -103,6 +106,38 @@ describe.skipIf(missing !== undefined)(`cas-gateway sidecar --directory ldap:// 
     expect(text).toMatch(/^cas_directory_ldap_lookup_seconds_count\{[^}]*\} [1-9]/m);
     expect(text).toMatch(/^cas_directory_cache_entries\{[^}]*\} [1-9]/m);
   });
+
+  it("cas-gateway standalone (in process) with --directory ldap://: the sidecar routes an LDAP-only user", async () => {
+    const flags = StandaloneFlags.parse({
+      manifests: "examples/contoso",
+      directory: `${slapd.url}/${BASE_DN}`,
+      site: "usa",
+      xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", // Envoy ports only go into the translated config (no Envoy here), nothing binds them.
+      envoyAdminPort: "9901", httpPort: "8080", httpsPort: "8443",
+      healthChecks: false,
+      envoy: "off",
+      bootstrap: path.join(tmp, "envoy.yaml"),
+      logLevel: "silent",
+    });
+    const pw = path.join(tmp, "bind-password");
+    const running = await startStandalone(flags, pino({ level: process.env.DBG ? "info" : "silent" }), directoryOptionsFromFlags({ ldapBindDn: BIND_DN, ldapPasswordFile: pw }));
+    const c = authzClient(running.authzPort);
+    try {
+      // The control plane loads the manifests asynchronously: wait until the sidecar is ready.
+      const until = Date.now() + 20_000;
+      let r = await c.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: basic("kim.k@contoso.com") }));
+      while (headerMap(r.denied_response?.headers)["x-cas-rules"]?.includes("R-SIDECAR-not-ready") && Date.now() < until) {
+        await new Promise((x) => setTimeout(x, 200));
+        r = await c.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: basic("kim.k@contoso.com") }));
+      }
+      expect(ok(r)).toMatchObject({ "x-cas-decision": "local", "x-cas-target-site": "usa" });
+      const y = await c.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: basic("yamada@contoso.com") }));
+      expect(ok(y)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "asia" });
+    } finally {
+      c.close();
+      await running.stop();
+    }
+  }, 60_000);
 
   it("slapd down: cached users still served, unseen users get the fail-closed 503", async () => {
     await slapd.stop();
