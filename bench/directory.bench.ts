@@ -1,4 +1,5 @@
-// Mailbox directory: load a 1,000,000-row Get-Mailbox | Export-Csv file (target < 5 s, median of 3),
+// Mailbox directory: load a 1,000,000-row Get-Mailbox | Export-Csv file (target < 5 s, median of 3;
+// wall and CPU both reported, since this machine is shared and wall time depends on its load),
 // and show that look-ups are O(1): look-ups per second at 10,000 rows and at 1,000,000 rows.
 import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { cpus as cpuList, loadavg, tmpdir } from "node:os";
@@ -90,6 +91,15 @@ export default async function bench(): Promise<BenchRow[]> {
         target: "< 5 s",
         pass: loadMs < 5000,
         note: `runs ${loads.map((x) => (x / 1000).toFixed(2)).join("/")} s; CPU median ${(median(cpus) / 1000).toFixed(2)} s; heap ${heapMb.toFixed(0)} MiB; load average ${loadavg()[0].toFixed(1)} on ${cpus_()} cores`,
+      },
+      {
+        suite: "directory",
+        metric: "csv load 1M rows, CPU",
+        value: median(cpus) / 1000,
+        unit: "s",
+        target: "< 5 s",
+        pass: median(cpus) < 5000,
+        note: `process.cpuUsage user+system (includes V8's parallel GC threads); runs ${cpus.map((x) => (x / 1000).toFixed(2)).join("/")} s`,
       },
       { suite: "directory", metric: "look-ups/s at 10k rows", value: r10k, unit: "/s", note: "mixed SMTP/proxy/DOMAIN\\sam/GUID, 5 runs" },
       {

@@ -15,9 +15,11 @@ export function fnv1a(s: string): number {
 }
 
 export class KeyIndex {
-  private readonly items: Int32Array;
-  private readonly kinds: Uint16Array;
-  private readonly hashes: Int32Array;
+  /**
+   * Slot i is [hash, item + 1, kind] at 3i..3i+2, so a probe touches one cache line; 0 marks an empty
+   * slot, so the zero-filled array needs no initialising pass.
+   */
+  private readonly slots: Int32Array;
   private readonly mask: number;
   private count = 0;
 
@@ -32,9 +34,7 @@ export class KeyIndex {
   ) {
     let size = 16;
     while (size * 0.7 < capacityHint) size *= 2;
-    this.items = new Int32Array(size).fill(-1);
-    this.kinds = new Uint16Array(size);
-    this.hashes = new Int32Array(size);
+    this.slots = new Int32Array(size * 3);
     this.mask = size - 1;
   }
 
@@ -44,14 +44,16 @@ export class KeyIndex {
 
   /** Insert or replace (the last insert of a key wins). */
   set(key: string, item: number, kind: number): void {
+    const slots = this.slots;
     const h = fnv1a(key);
     let i = h & this.mask;
     for (;;) {
-      const it = this.items[i];
+      const at = i * 3;
+      const it = slots[at + 1] - 1;
       if (it === -1) break;
-      if (this.hashes[i] === h && this.keyOf(it, this.kinds[i]) === key) {
-        this.items[i] = item;
-        this.kinds[i] = kind;
+      if (slots[at] === h && this.keyOf(it, slots[at + 2]) === key) {
+        slots[at + 1] = item + 1;
+        slots[at + 2] = kind;
         return;
       }
       i = (i + 1) & this.mask;
@@ -59,20 +61,23 @@ export class KeyIndex {
     if (this.count + 1 > this.capacityHint && (this.count + 1) / (this.mask + 1) > 0.9) {
       throw new Error(`KeyIndex is full (${this.count} keys)`);
     }
-    this.items[i] = item;
-    this.kinds[i] = kind;
-    this.hashes[i] = h;
+    const at = i * 3;
+    slots[at] = h;
+    slots[at + 1] = item + 1;
+    slots[at + 2] = kind;
     this.count++;
   }
 
   /** The item holding `key`, or -1. */
   get(key: string): number {
+    const slots = this.slots;
     const h = fnv1a(key);
     let i = h & this.mask;
     for (;;) {
-      const it = this.items[i];
+      const at = i * 3;
+      const it = slots[at + 1] - 1;
       if (it === -1) return -1;
-      if (this.hashes[i] === h && this.keyOf(it, this.kinds[i]) === key) return it;
+      if (slots[at] === h && this.keyOf(it, slots[at + 2]) === key) return it;
       i = (i + 1) & this.mask;
     }
   }
