@@ -112,7 +112,8 @@ describe.skipIf(missing !== undefined)(`cas-gateway sidecar/standalone --directo
       manifests: "examples/contoso",
       directory: `${slapd.url}/${BASE_DN}`,
       site: "usa",
-      xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", // Envoy ports only go into the translated config (no Envoy here), nothing binds them.
+      xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0",
+      // Envoy's ports only go into the translated config and bootstrap (no Envoy here); nothing binds them.
       envoyAdminPort: "9901", httpPort: "8080", httpsPort: "8443",
       healthChecks: false,
       envoy: "off",
