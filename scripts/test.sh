@@ -5,4 +5,12 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 npm run build
 npm run typecheck
-npx vitest run "$@"
+mkdir -p .tmp
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile=.tmp/vitest-results.json "$@" || status=$?
+# One plain closing line that any CI reader can count.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".tmp/vitest-results.json", "utf8"));
+  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit "$status"
