@@ -6,26 +6,17 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { z } from "zod";
 import { AdminServer } from "../../operator/admin-server.js";
-import { formatError } from "../../operator/provider/manifests.js";
-import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { decide, identityCandidates } from "../../sidecar/decision/engine.js";
-import type { DirectoryView, LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
-import { healthFromDown } from "../../sidecar/health.js";
 import { MailMetrics, MailProxy, type MailListenerInput } from "../../sidecar/mail/index.js";
-import { SettableStateSource, type StateSource } from "../../sidecar/state.js";
-import { XdsStateSource } from "../../sidecar/state-xds-client.js";
-import { loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
 import {
   addDirectoryFlags,
   directoryOptionsFromFlags,
-  isLdapDirectorySpec,
-  openDirectory,
   type DirectoryFlags,
   type DirectoryOptions,
 } from "../../sidecar/directory/open-directory.js";
-import { hostname } from "node:os";
 import { pino } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
+import { openRuntimeState } from "../runtime-state.js";
 
 const HostPort = z
   .string()
@@ -77,16 +68,6 @@ export const MailProxyFlags = z
   .refine((f) => (!f.imaps && !f.pop3s) || f.tlsCert, { message: "--imaps/--pop3s need --tls-cert and --tls-key", path: ["tlsCert"] });
 export type MailProxyFlags = z.infer<typeof MailProxyFlags>;
 
-class SwappableDirectory implements MailboxDirectory {
-  constructor(private current: MailboxDirectory & DirectoryView) {}
-  swap(d: MailboxDirectory & DirectoryView): void {
-    this.current = d;
-  }
-  lookup(identity: string): Promise<LookupResult> {
-    return this.current.lookup(identity);
-  }
-}
-
 export interface RunningMailProxy {
   readonly proxy: MailProxy;
   readonly adminPort: number;
@@ -103,52 +84,19 @@ export async function startMailProxy(flags: MailProxyFlags, directoryOptions: Di
   // Topology and health: from manifest files (health from --down), or from the operator over xDS
   // (its prober's health view, R-POP-5). The mailbox directory: the CSV (reloaded with the files)
   // or LDAP (opened once, cached).
-  const csvFile = isLdapDirectorySpec(flags.directory) ? undefined : flags.directory;
-  const loadDirectory = async () => {
-    const dir = await loadCsvDirectory(csvFile!);
-    return dir;
-  };
-  const load = async (manifests: string) => {
-    const org = await loadOrganisation(manifests, csvFile);
-    for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
-    if (org.errors.length || (csvFile && !org.directory)) {
-      for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
-      throw new Error(`${org.errors.length} problem(s) in ${manifests}${csvFile ? ` / ${csvFile}` : ""}; see the log`);
-    }
-    return { topology: org.topology, directory: org.directory };
-  };
-  const health = healthFromDown(flags.down);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  let state: StateSource | undefined;
-  let settable: SettableStateSource | undefined;
-  let xds: XdsStateSource | undefined;
-  let swappable: SwappableDirectory | undefined;
-  let directory: MailboxDirectory;
-  const first = flags.manifests ? await load(flags.manifests) : undefined;
-  if (csvFile) {
-    swappable = new SwappableDirectory(first?.directory ?? (await loadDirectory()));
-    directory = swappable;
-  } else {
-    directory = await openDirectory(flags.directory, {
-      ...directoryOptions,
-      // homeMDB -> database name: prefer the name the current topology knows.
-      knownDatabase: (n) => state?.current()?.topology.findDatabase(n) !== undefined,
-      registry,
-      logger: logger.child({ component: "directory" }),
-    });
-  }
-  if (first) {
-    settable = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
-    state = settable;
-  } else {
-    xds = new XdsStateSource({
-      address: `${flags.xds!.host}:${flags.xds!.port}`,
-      node: { id: flags.nodeId ?? `mail-proxy-${hostname()}`, cluster: "cas-gateway" },
-      logger: logger.child({ component: "state-xds-client" }),
-    }).start();
-    state = xds;
-  }
+  const runtime = await openRuntimeState({
+    ...(flags.manifests ? { manifests: flags.manifests } : {}),
+    ...(flags.xds ? { xds: `${flags.xds.host}:${flags.xds.port}` } : {}),
+    node: { ...(flags.nodeId ? { id: flags.nodeId } : {}), idPrefix: "mail-proxy", cluster: "cas-gateway" },
+    directory: flags.directory,
+    down: flags.down,
+    directoryOptions,
+    registry,
+    logger,
+  });
+  const { state, directory } = runtime;
   const listener = (protocol: "Imap4" | "Pop3", a: { host: string; port: number } | undefined, implicitTls: boolean, name: string) =>
     a
       ? [
@@ -202,28 +150,11 @@ export async function startMailProxy(flags: MailProxyFlags, directoryOptions: Di
   return {
     proxy,
     adminPort,
-    async reload() {
-      try {
-        if (flags.manifests && settable) {
-          const next = await load(flags.manifests);
-          if (swappable && next.directory) swappable.swap(next.directory);
-          settable.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
-          logger.info({ topology: next.topology.version }, "reloaded");
-        } else if (swappable) {
-          swappable.swap(await loadDirectory());
-          logger.info("mailbox directory reloaded");
-        }
-        return true;
-      } catch (err) {
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, "reload failed; keeping the last good state");
-        return false;
-      }
-    },
+    reload: () => runtime.reload(),
     async stop() {
       await admin.stop();
       await proxy.stop();
-      await xds?.stop();
-      await directory.close?.();
+      await runtime.stop();
       logger.flush();
     },
   };

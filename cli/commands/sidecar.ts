@@ -6,27 +6,18 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { AdminServer } from "../../operator/admin-server.js";
-import { formatError } from "../../operator/provider/manifests.js";
-import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
-import { hostname } from "node:os";
 import { DEFAULT_LOOKUP_TIMEOUT_MS } from "../../sidecar/authz/decision-service.js";
-import { loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
 import {
   addDirectoryFlags,
   directoryOptionsFromFlags,
-  isLdapDirectorySpec,
-  openDirectory,
   type DirectoryFlags,
   type DirectoryOptions,
 } from "../../sidecar/directory/open-directory.js";
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
-import type { DirectoryView, LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
-import { healthFromDown } from "../../sidecar/health.js";
-import { SettableStateSource, type StateSource } from "../../sidecar/state.js";
-import { XdsStateSource } from "../../sidecar/state-xds-client.js";
+import { openRuntimeState } from "../runtime-state.js";
 
 const HostPort = z
   .string()
@@ -59,20 +50,6 @@ const SidecarFlags = z.object({
 });
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
 
-/** A CSV directory whose content can be swapped on reload (keeps the synchronous find fast path). */
-class SwappableDirectory implements MailboxDirectory, DirectoryView {
-  constructor(private current: MailboxDirectory & DirectoryView) {}
-  swap(d: MailboxDirectory & DirectoryView): void {
-    this.current = d;
-  }
-  lookup(identity: string): Promise<LookupResult> {
-    return this.current.lookup(identity);
-  }
-  find(identity: string): LookupResult {
-    return this.current.find(identity);
-  }
-}
-
 export interface RunningSidecar {
   readonly grpcPort: number;
   readonly adminPort: number;
@@ -86,52 +63,18 @@ export interface RunningSidecar {
  */
 export async function startSidecar(flags: SidecarFlags, directoryOptions: DirectoryOptions = {}): Promise<RunningSidecar> {
   const logger = createSidecarLogger({ level: flags.logLevel });
-  const health = healthFromDown(flags.down);
   const metrics = new SidecarMetrics({ defaultMetrics: true });
-  let state: StateSource | undefined;
-  let settable: SettableStateSource | undefined;
-  let xds: XdsStateSource | undefined;
-  // CSV: loaded with the manifests and swapped on reload. LDAP: opened once (cached, live).
-  const csvFile = isLdapDirectorySpec(flags.directory) ? undefined : flags.directory;
-  let swappable: SwappableDirectory | undefined;
-  let directory: MailboxDirectory;
-  const loadDirectory = async () => {
-    const d = await loadCsvDirectory(csvFile!);
-    return d;
-  };
-  const loadFiles = async () => {
-    const org = await loadOrganisation(flags.manifests!, csvFile);
-    for (const w of org.warnings) logger.warn({ problem: formatError(w) }, "manifest warning");
-    if (org.errors.length || (csvFile && !org.directory)) {
-      for (const e of org.errors) logger.error({ problem: formatError(e) }, "manifest error");
-      throw new Error(`${org.errors.length} problem(s) in ${flags.manifests}${csvFile ? ` / ${csvFile}` : ""}; see the log`);
-    }
-    return { topology: org.topology, directory: org.directory };
-  };
-  const first = flags.manifests ? await loadFiles() : undefined;
-  if (csvFile) {
-    swappable = new SwappableDirectory(first?.directory ?? (await loadDirectory()));
-    directory = swappable;
-  } else {
-    directory = await openDirectory(flags.directory, {
-      ...directoryOptions,
-      // homeMDB -> database name: prefer the name the current topology knows.
-      knownDatabase: (n) => state?.current()?.topology.findDatabase(n) !== undefined,
-      registry: metrics.registry,
-      logger: logger.child({ component: "directory" }),
-    });
-  }
-  if (first) {
-    settable = new SettableStateSource({ topology: first.topology, health, version: `${first.topology.version}/0` });
-    state = settable;
-  } else {
-    xds = new XdsStateSource({
-      address: flags.xds!,
-      node: { id: flags.nodeId ?? `sidecar-${hostname()}`, cluster: flags.nodeCluster },
-      logger: logger.child({ component: "xds" }),
-    }).start();
-    state = xds;
-  }
+  const runtime = await openRuntimeState({
+    ...(flags.manifests ? { manifests: flags.manifests } : {}),
+    ...(flags.xds ? { xds: flags.xds } : {}),
+    node: { ...(flags.nodeId ? { id: flags.nodeId } : {}), idPrefix: "sidecar", cluster: flags.nodeCluster },
+    directory: flags.directory,
+    down: flags.down,
+    directoryOptions,
+    registry: metrics.registry,
+    logger,
+  });
+  const { state, directory } = runtime;
   const server = new SidecarServer({
     state,
     directory,
@@ -151,28 +94,11 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
   return {
     grpcPort,
     adminPort,
-    async reload() {
-      try {
-        if (settable) {
-          const next = await loadFiles();
-          if (swappable && next.directory) swappable.swap(next.directory);
-          settable.set({ topology: next.topology, health, version: `${next.topology.version}/0` });
-          logger.info({ topology: next.topology.version }, "reloaded");
-        } else if (swappable) {
-          swappable.swap(await loadDirectory());
-          logger.info("reloaded the mailbox directory");
-        }
-        return true;
-      } catch (err) {
-        logger.error({ err: err instanceof Error ? err.message : String(err) }, "reload failed; keeping the last good state");
-        return false;
-      }
-    },
+    reload: () => runtime.reload(),
     async stop() {
       await admin.stop();
       await server.stop();
-      await xds?.stop();
-      await directory.close?.();
+      await runtime.stop();
       logger.flush();
     },
   };
