@@ -16,16 +16,8 @@ import {
 } from "../../sidecar/directory/open-directory.js";
 import { pino } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
+import { HostPort } from "../flags.js";
 import { openRuntimeState } from "../runtime-state.js";
-
-const HostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "expected HOST:PORT, e.g. 127.0.0.1:1143")
-  .transform((s) => {
-    const i = s.lastIndexOf(":");
-    return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
-  })
-  .refine((a) => a.port <= 65535, "port must be 0-65535");
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max).optional();
 

@@ -17,16 +17,8 @@ import {
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
+import { HostPort } from "../flags.js";
 import { openRuntimeState } from "../runtime-state.js";
-
-const HostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "expected HOST:PORT, e.g. 127.0.0.1:9001")
-  .transform((s) => {
-    const i = s.lastIndexOf(":");
-    return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
-  })
-  .refine((a) => a.port <= 65535, "port must be 0-65535");
 
 const SidecarFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory").optional(),
