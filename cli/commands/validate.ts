@@ -28,18 +28,22 @@ export interface ValidateResult {
 /** Mailboxes whose database is not in the topology: routing for them would fail. */
 export function directoryWarnings(topology: Topology, directory: CsvDirectory, file: string): ManifestError[] {
   const out: ManifestError[] = [];
-  for (const r of directory.records()) {
-    if (topology.findDatabase(r.database)) continue;
-    out.push({
-      file,
-      line: directory.lineOf(r) ?? 0,
-      column: 1,
-      kind: "Mailbox",
-      name: r.primarySmtpAddress,
-      field: "Database",
-      message: `database "${r.database}" is not a MailboxDatabase of the organisation; requests for this mailbox will be refused`,
-    });
+  // By database first: only the rows of unknown databases are parsed again (cheap on a 1M-row export).
+  for (const db of directory.databases().keys()) {
+    if (topology.findDatabase(db)) continue;
+    for (const r of directory.recordsInDatabase(db)) {
+      out.push({
+        file,
+        line: directory.lineOf(r) ?? 0,
+        column: 1,
+        kind: "Mailbox",
+        name: r.primarySmtpAddress,
+        field: "Database",
+        message: `database "${r.database}" is not a MailboxDatabase of the organisation; requests for this mailbox will be refused`,
+      });
+    }
   }
+  out.sort((a, b) => a.line - b.line);
   return out;
 }
 
@@ -81,9 +85,9 @@ export async function runValidate(flags: ValidateFlags): Promise<ValidateResult>
 export function topologyTable(org: Pick<Organisation, "topology" | "directory">): string[] {
   const t = org.topology;
   const mailboxesPerDb = new Map<string, number>();
-  for (const r of org.directory?.records() ?? []) {
-    const db = t.findDatabase(r.database);
-    if (db) mailboxesPerDb.set(db.name, (mailboxesPerDb.get(db.name) ?? 0) + 1);
+  for (const [name, count] of org.directory?.databases() ?? []) {
+    const db = t.findDatabase(name);
+    if (db) mailboxesPerDb.set(db.name, (mailboxesPerDb.get(db.name) ?? 0) + count);
   }
   const out: string[] = [];
   for (const site of t.sites.values()) {

@@ -158,15 +158,59 @@ describe("CSV syntax (PapaParse underneath)", () => {
 });
 
 describe("KeyIndex", () => {
-  it("inserts, replaces (last wins) and finds keys, with colliding hashes resolved by the key", () => {
+  it("inserts, replaces (last wins) and finds keys, grows past its hint, and confirms hash matches with the owner", () => {
     const keys = Array.from({ length: 5000 }, (_, i) => `k${i}`);
-    const idx = new KeyIndex(keys.length, (item) => keys[item]);
-    keys.forEach((k, i) => idx.set(k, i, 0));
+    let asked = 0;
+    const idx = new KeyIndex(10, (row, key) => {
+      asked++;
+      return keys[row] === key;
+    });
+    keys.forEach((k, i) => idx.set(k, i));
     expect(idx.size).toBe(5000);
     expect(keys.every((k, i) => idx.get(k) === i)).toBe(true);
     expect(idx.get("absent")).toBe(-1);
-    idx.set("k7", 7, 0); // same key again: replaced, not added
+    idx.set("k7", 7); // same key, same row: replaced, not added
     expect(idx.size).toBe(5000);
     expect(fnv1a("a")).not.toBe(fnv1a("b"));
+    expect(asked).toBeGreaterThan(0);
+  });
+  it("keys whose 32-bit hashes collide stay apart", () => {
+    // "Aa" and "BB" differ, but find two strings with the same FNV-1a hash by brute force.
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; !pair && i < 200_000; i++) {
+      const s = `key-${i}`;
+      const h = fnv1a(s) & 0xffff; // collide on the low 16 bits: same slot, then probe on
+      const o = seen.get(h);
+      if (o !== undefined) pair = [o, s];
+      else seen.set(h, s);
+    }
+    expect(pair).toBeDefined();
+    const [a, b] = pair!;
+    const owner = [a, b];
+    const idx = new KeyIndex(4, (row, key) => owner[row] === key);
+    idx.set(a, 0);
+    idx.set(b, 1);
+    expect([idx.get(a), idx.get(b), idx.size]).toEqual([0, 1, 2]);
+  });
+});
+
+describe("text-backed rows", () => {
+  it("a row parsed again on look-up is the row checked at load, across many rows and a cache turnover", () => {
+    const rows = Array.from({ length: 6000 }, (_, i) => `"u${i}@x.com","DB${i % 7}","Name ""${i}"", with comma","smtp:alias${i}@x.com"`);
+    const d = parseCsvDirectory(`"PrimarySmtpAddress","Database","DisplayName","EmailAddresses"\r\n${rows.join("\r\n")}\r\n`, "many.csv");
+    expect(d.size).toBe(6000);
+    for (const i of [0, 1, 4095, 4096, 5999, 3, 0]) {
+      const r = d.find(`ALIAS${i}@x.com`);
+      expect(r).toMatchObject({ status: "found", mailbox: { primarySmtpAddress: `u${i}@x.com`, database: `DB${i % 7}`, displayName: `Name "${i}", with comma` } });
+      if (r.status === "found") expect(d.lineOf(r.mailbox)).toBe(i + 2);
+    }
+    expect(d.databases().get("DB0")).toBe(Math.ceil(6000 / 7));
+    expect(d.recordsInDatabase("DB3").map((r) => r.primarySmtpAddress).slice(0, 2)).toEqual(["u3@x.com", "u10@x.com"]);
+  });
+  it("a later row with the same key wins", () => {
+    const d = parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName"\n"a@x.com","DB1","same"\n"b@x.com","DB2","same"\n`);
+    expect(d.find("same")).toMatchObject({ mailbox: { primarySmtpAddress: "b@x.com" } });
+    expect(d.find("a@x.com")).toMatchObject({ mailbox: { primarySmtpAddress: "a@x.com" } });
   });
 });

@@ -1,8 +1,8 @@
-// An open-addressing hash index from string keys to (item, key-kind) pairs, stored in typed arrays.
+// An open-addressing hash index from string keys to row numbers, stored in one Int32Array.
 // Why not a Map: a Map of the 5,000,000 string keys of a 1M-mailbox export (SMTP, proxy, UPN, sam,
-// GUID) took 10.5 s of CPU to fill, this index 2.3 s (node --cpu-prof on bench/directory.bench.ts's
-// file, loaded 2-core machine). The table holds only numbers; a key is checked by asking the owner
-// for the item's key of that kind, so no key string is stored twice.
+// GUID) took 10.5 s of CPU to fill, and kept every key string alive. This table holds only numbers
+// (8 bytes a slot): a hash match is confirmed by asking the owner whether the row has that key, so
+// no key string is stored at all, and the rows themselves can stay unparsed until looked up.
 
 /** 32-bit FNV-1a over UTF-16 code units. */
 export function fnv1a(s: string): number {
@@ -14,27 +14,25 @@ export function fnv1a(s: string): number {
   return h | 0;
 }
 
+const MAX_LOAD = 0.7;
+
 export class KeyIndex {
-  /**
-   * Slot i is [hash, item + 1, kind] at 3i..3i+2, so a probe touches one cache line; 0 marks an empty
-   * slot, so the zero-filled array needs no initialising pass.
-   */
-  private readonly slots: Int32Array;
-  private readonly mask: number;
+  /** Slot i is [hash, row + 1] at 2i, 2i+1; row + 1 = 0 marks an empty slot (no initialising pass). */
+  private slots: Int32Array;
+  private mask: number;
   private count = 0;
 
   /**
-   * @param capacityHint how many keys will be inserted (the table never grows: it is sized for a
-   *   load factor of at most 0.7 for that many keys, and refuses more).
-   * @param keyOf the key of kind `kind` of item `item` (already normalised).
+   * @param capacityHint about how many keys will be inserted (the table doubles when it passes 70%).
+   * @param hasKey whether row `row` has the (normalised) key `key`: confirms a hash match.
    */
   constructor(
-    private readonly capacityHint: number,
-    private readonly keyOf: (item: number, kind: number) => string | undefined,
+    capacityHint: number,
+    private readonly hasKey: (row: number, key: string) => boolean,
   ) {
     let size = 16;
-    while (size * 0.7 < capacityHint) size *= 2;
-    this.slots = new Int32Array(size * 3);
+    while (size * MAX_LOAD < capacityHint) size *= 2;
+    this.slots = new Int32Array(size * 2);
     this.mask = size - 1;
   }
 
@@ -43,42 +41,62 @@ export class KeyIndex {
   }
 
   /** Insert or replace (the last insert of a key wins). */
-  set(key: string, item: number, kind: number): void {
+  set(key: string, row: number): void {
+    this.setHashed(fnv1a(key), row, () => key);
+  }
+
+  /**
+   * Insert by a hash already computed (fnv1a of the key). `key` is asked for only when another row's
+   * slot has the same hash, to tell a shared key (replace) from a collision (probe on).
+   */
+  setHashed(h: number, row: number, key: () => string): void {
     const slots = this.slots;
-    const h = fnv1a(key);
     let i = h & this.mask;
     for (;;) {
-      const at = i * 3;
-      const it = slots[at + 1] - 1;
-      if (it === -1) break;
-      if (slots[at] === h && this.keyOf(it, slots[at + 2]) === key) {
-        slots[at + 1] = item + 1;
-        slots[at + 2] = kind;
+      const at = i * 2;
+      const r = slots[at + 1] - 1;
+      if (r === -1) break;
+      // A row's own keys are inserted once each, so a match on the same row is the same key (or a
+      // collision between two keys of one row, which both find that row anyway).
+      if (slots[at] === h && (r === row || this.hasKey(r, key()))) {
+        slots[at + 1] = row + 1;
         return;
       }
       i = (i + 1) & this.mask;
     }
-    if (this.count + 1 > this.capacityHint && (this.count + 1) / (this.mask + 1) > 0.9) {
-      throw new Error(`KeyIndex is full (${this.count} keys)`);
-    }
-    const at = i * 3;
-    slots[at] = h;
-    slots[at + 1] = item + 1;
-    slots[at + 2] = kind;
-    this.count++;
+    slots[i * 2] = h;
+    slots[i * 2 + 1] = row + 1;
+    if (++this.count > (this.mask + 1) * MAX_LOAD) this.grow();
   }
 
-  /** The item holding `key`, or -1. */
+  /** The row holding `key`, or -1. */
   get(key: string): number {
-    const slots = this.slots;
     const h = fnv1a(key);
+    const slots = this.slots;
     let i = h & this.mask;
     for (;;) {
-      const at = i * 3;
-      const it = slots[at + 1] - 1;
-      if (it === -1) return -1;
-      if (slots[at] === h && this.keyOf(it, slots[at + 2]) === key) return it;
+      const at = i * 2;
+      const r = slots[at + 1] - 1;
+      if (r === -1) return -1;
+      if (slots[at] === h && this.hasKey(r, key)) return r;
       i = (i + 1) & this.mask;
     }
+  }
+
+  /** Double the table, re-placing slots by their stored hash (no key is needed). */
+  private grow(): void {
+    const old = this.slots;
+    const size = (this.mask + 1) * 2;
+    const slots = new Int32Array(size * 2);
+    const mask = size - 1;
+    for (let at = 0; at < old.length; at += 2) {
+      if (old[at + 1] === 0) continue;
+      let i = old[at] & mask;
+      while (slots[i * 2 + 1] !== 0) i = (i + 1) & mask;
+      slots[i * 2] = old[at];
+      slots[i * 2 + 1] = old[at + 1];
+    }
+    this.slots = slots;
+    this.mask = mask;
   }
 }
