@@ -214,3 +214,53 @@ describe("text-backed rows", () => {
     expect(d.find("a@x.com")).toMatchObject({ mailbox: { primarySmtpAddress: "a@x.com" } });
   });
 });
+
+describe("loadCsvDirectory reads the file piece by piece", () => {
+  const TRICKY =
+    `\uFEFF#TYPE Microsoft.Exchange.Data.Directory.Management.Mailbox\r\n` +
+    `"PrimarySmtpAddress","Database","DisplayName","EmailAddresses"\r\n` +
+    `"zoë@x.com","DB, 1","Zoë ""Z"" 🦊","smtp:zoe@x.com"\r\n` +
+    `"b@x.com","DB2","multi\nline\r\nname, with comma","smtp:b2@x.com"\r\n\r\n\n` +
+    `"c@x.com","DB3","",""\r\n` +
+    `d@x.com,DB4,plain,\r\n` +
+    `"e@x.com","DB5","no final line break",""`;
+
+  it.each([1, 3, 7, 16, 64, 1 << 20])("gives the same rows, lines and look-ups as one parse, with %i-byte pieces", async (pieceBytes) => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dirPath = mkdtempSync(join(tmpdir(), "cas-csv-"));
+    try {
+      const file = join(dirPath, "m.csv");
+      writeFileSync(file, TRICKY);
+      const whole = parseCsvDirectory(TRICKY, file);
+      const pieces = await loadCsvDirectory(file, { pieceBytes });
+      const rows = (d: CsvDirectory) => d.records().map((r) => ({ ...r, line: d.lineOf(r) }));
+      expect(rows(pieces)).toEqual(rows(whole));
+      expect(rows(pieces).map((r) => r.line)).toEqual([3, 4, 9, 10, 11]);
+      expect(pieces.find("ZOË@x.com")).toMatchObject({ status: "found", mailbox: { displayName: 'Zoë "Z" 🦊' } });
+      expect(pieces.find("b2@x.com")).toMatchObject({ status: "found", mailbox: { displayName: "multi\nline\r\nname, with comma" } });
+    } finally {
+      rmSync(dirPath, { recursive: true, force: true });
+    }
+  });
+
+  it("reports an unterminated quote on the line where it opened, however the file is cut", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const dirPath = mkdtempSync(join(tmpdir(), "cas-csv-"));
+    try {
+      const file = join(dirPath, "bad.csv");
+      writeFileSync(file, `"PrimarySmtpAddress","Database"\n"a@x.com","DB"\n"b@x.com","open\nstill\nopen\n`);
+      for (const pieceBytes of [4, 1 << 20]) {
+        const e = await loadCsvDirectory(file, { pieceBytes }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(e).toBeInstanceOf(CsvDirectoryError);
+        expect([(e as CsvDirectoryError).line, (e as CsvDirectoryError).field]).toEqual([3, "(csv)"]);
+      }
+    } finally {
+      rmSync(dirPath, { recursive: true, force: true });
+    }
+  });
+});

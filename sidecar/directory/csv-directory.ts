@@ -283,10 +283,10 @@ export function parseCsvDirectory(text: string, file = "<csv>"): CsvDirectory {
   return loader.finish();
 }
 
-/** Load an Export-Csv file, reading it piece by piece. */
-export async function loadCsvDirectory(file: string): Promise<CsvDirectory> {
+/** Load an Export-Csv file, reading it piece by piece (`pieceBytes`: the read buffer, 1 MiB). */
+export async function loadCsvDirectory(file: string, options: { pieceBytes?: number } = {}): Promise<CsvDirectory> {
   const { size } = await stat(file);
   const loader = new Loader(file, size);
-  await readCsvFile(file, loader.reader);
+  await readCsvFile(file, loader.reader, options.pieceBytes);
   return loader.finish();
 }
