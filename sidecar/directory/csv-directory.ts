@@ -107,14 +107,20 @@ class TextRows implements RowSource {
   }
 }
 
+interface CacheEntry {
+  readonly record: MailboxRecord;
+  readonly keys: readonly string[];
+}
+
 /** How many parsed rows a text-backed directory keeps at hand (the hot mailboxes). */
-const CACHE_ROWS = 4096;
+const CACHE_ROWS = 8192;
 
 export class CsvDirectory implements MailboxDirectory, DirectoryView {
   private readonly rows: RowSource;
   private readonly index: KeyIndex;
-  /** Recently parsed rows of a text-backed directory, oldest first (a Map keeps insertion order). */
-  private readonly cache = new Map<number, { record: MailboxRecord; keys: string[] }>();
+  /** Recently parsed rows, in two generations (see entry). */
+  private recent = new Map<number, CacheEntry>();
+  private older = new Map<number, CacheEntry>();
   /** Row of every record handed out, for lineOf. */
   private readonly rowOf = new WeakMap<MailboxRecord, number>();
 
@@ -154,19 +160,22 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
     return this.rows.size;
   }
 
-  private entry(row: number): { record: MailboxRecord; keys: string[] } {
-    let e = this.cache.get(row);
-    if (e) {
-      // Most recently used goes last.
-      this.cache.delete(row);
-      this.cache.set(row, e);
-      return e;
+  private entry(row: number): CacheEntry {
+    let e = this.recent.get(row);
+    if (e) return e;
+    e = this.older.get(row);
+    if (!e) {
+      const record = this.rows.record(row);
+      e = { record, keys: recordKeys(record, this.rows.normalised) };
+      this.rowOf.set(record, row);
     }
-    const record = this.rows.record(row);
-    e = { record, keys: recordKeys(record, this.rows.normalised) };
-    this.rowOf.set(record, row);
-    this.cache.set(row, e);
-    if (this.cache.size > CACHE_ROWS) this.cache.delete(this.cache.keys().next().value!);
+    // Two generations: when the recent one fills, it becomes the older one and the oldest is dropped.
+    // (A Map used as an LRU by deleting its first key slows down as deleted slots pile up.)
+    if (this.recent.size >= CACHE_ROWS) {
+      this.older = this.recent;
+      this.recent = new Map();
+    }
+    this.recent.set(row, e);
     return e;
   }
 

@@ -33,9 +33,12 @@ function dropCr(f: string[]): string[] {
   return f;
 }
 
+// One parser for re-parsing single rows: parse() starts afresh on every call.
+const rowParser = new Papa.Parser(CONFIG);
+
 /** Parse one row's text (as the reader recorded it) back into its fields. */
 export function parseRowText(text: string): string[] {
-  const res = new Papa.Parser(CONFIG).parse(text, 0, false) as { data: string[][] };
+  const res = rowParser.parse(text, 0, false) as { data: string[][] };
   return dropCr(res.data[0] ?? [""]);
 }
 

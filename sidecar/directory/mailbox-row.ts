@@ -55,6 +55,10 @@ export function columnsOf(header: readonly string[], file: string, line: number)
   };
 }
 
+function fail(file: string, line: number, field: string, message: string): never {
+  throw new CsvDirectoryError(file, line, field, message);
+}
+
 /** A lower-case GUID without braces: 8-4-4-4-12 hex digits (checked by char code; no regex per row). */
 function isGuid(g: string): boolean {
   if (g.length !== 36) return false;
@@ -72,22 +76,19 @@ function isGuid(g: string): boolean {
  * from EmailAddresses. Throws CsvDirectoryError with file, line and column name.
  */
 export function rowToRecord(f: readonly string[], at: Columns, file: string, line: number): MailboxRecord {
-  const fail = (field: string, message: string): never => {
-    throw new CsvDirectoryError(file, line, field, message);
-  };
-  if (f.length !== at.count) fail("(csv)", `row has ${f.length} fields but the header has ${at.count} columns`);
+  if (f.length !== at.count) fail(file, line, "(csv)", `row has ${f.length} fields but the header has ${at.count} columns`);
   const rawPrimary = f[at.primary];
   const primary = rawPrimary.trim().toLowerCase();
   const atSign = primary.indexOf("@");
-  if (atSign <= 0 || atSign === primary.length - 1) fail("PrimarySmtpAddress", `"${rawPrimary}" is not an SMTP address`);
+  if (atSign <= 0 || atSign === primary.length - 1) fail(file, line, "PrimarySmtpAddress", `"${rawPrimary}" is not an SMTP address`);
   const database = f[at.database].trim();
-  if (!database) fail("Database", "is empty");
+  if (!database) fail(file, line, "Database", "is empty");
   let guid: string | undefined;
   const rawGuid = at.guid >= 0 ? f[at.guid].trim() : "";
   if (rawGuid) {
     let g = rawGuid.toLowerCase();
     if (g.charCodeAt(0) === 123 /* { */ && g.charCodeAt(g.length - 1) === 125) g = g.slice(1, -1);
-    if (!isGuid(g)) fail("ExchangeGuid", `"${rawGuid}" is not a GUID`);
+    if (!isGuid(g)) fail(file, line, "ExchangeGuid", `"${rawGuid}" is not a GUID`);
     guid = g;
   }
   const addresses = [primary];
@@ -136,18 +137,22 @@ function addSmtpAddresses(field: string, out: string[]): void {
  * only the composed keys need lower-casing; otherwise every key goes through identityKey.
  */
 export function recordKeys(r: MailboxRecord, normalised: boolean): string[] {
-  const norm = normalised ? (k: string) => k : identityKey;
   const keys = normalised ? r.emailAddresses.slice() : r.emailAddresses.map(identityKey);
-  const primary = norm(r.primarySmtpAddress);
+  const primary = normalised ? r.primarySmtpAddress : identityKey(r.primarySmtpAddress);
   if (!keys.includes(primary)) keys.unshift(primary);
-  const add = (k: string | undefined) => {
-    if (k && !keys.includes(k)) keys.push(k);
-  };
-  if (r.userPrincipalName) add(norm(r.userPrincipalName));
+  if (r.userPrincipalName) addKey(keys, normalised ? r.userPrincipalName : identityKey(r.userPrincipalName));
   if (r.samAccountName) {
-    add(norm(r.samAccountName.toLowerCase()));
-    if (r.domain) add(norm(`${r.domain}\\${r.samAccountName}`.toLowerCase()));
+    const sam = r.samAccountName.toLowerCase();
+    addKey(keys, normalised ? sam : identityKey(sam));
+    if (r.domain) {
+      const both = `${r.domain}\\${r.samAccountName}`.toLowerCase();
+      addKey(keys, normalised ? both : identityKey(both));
+    }
   }
-  if (r.exchangeGuid) add(norm(r.exchangeGuid));
+  if (r.exchangeGuid) addKey(keys, normalised ? r.exchangeGuid : identityKey(r.exchangeGuid));
   return keys;
+}
+
+function addKey(keys: string[], k: string): void {
+  if (k && !keys.includes(k)) keys.push(k);
 }
