@@ -132,7 +132,8 @@ export class ControlPlane {
     const t = this.translation;
     const resources: XdsResource[] = t ? [...t.clusters, ...t.endpoints, ...t.listeners, ...t.routes, ...t.secrets] : [];
     resources.push(gatewayStateResource(this.objects, topology.version, this.down));
-    const snapshot = new Snapshot(resources, topology.version);
+    // The previous snapshot lets unchanged resources (same objects from the translator's caches) be matched by identity.
+    const snapshot = new Snapshot(resources, topology.version, this.view?.snapshot);
     this.view = {
       objects: this.objects,
       topology,

@@ -80,9 +80,28 @@ export function commonNameOf(name: string): string {
   return name.trim();
 }
 
+// Memoised pieces, keyed by object identity. API objects are immutable values (the providers hand
+// over new objects for changed ones and keep unchanged ones, as the Kubernetes provider's validation
+// cache does), so a one-object change re-derives only what depends on that object: the rest keeps
+// identity, which the xDS translator's caches key on in turn. Results are the same as without the
+// memo (build.test.ts checks that against freshly copied objects).
+const VDIR_INFO = new WeakMap<VirtualDirectory, VirtualDirectoryInfo>();
+const SERVER_INFO = new WeakMap<ClientAccessServer, { readonly vdirs: readonly VirtualDirectoryInfo[]; readonly info: ServerInfo }>();
+const DB_INFO = new WeakMap<MailboxDatabase, DatabaseInfo>();
+/** Content hash of each info object (sites, servers, databases), for the topology version. */
+const INFO_HASH = new WeakMap<object, string>();
+
+function infoHash(o: object, json: () => unknown): string {
+  let h = INFO_HASH.get(o);
+  if (h === undefined) INFO_HASH.set(o, (h = createHash("sha256").update(canonicalJson(json())).digest("hex")));
+  return h;
+}
+
 export function buildTopology(input: readonly ApiObject[]): Topology {
   const problems: Problem[] = [];
-  const objects = [...input].sort(compareObjects);
+  let sorted = true;
+  for (let i = 1; i < input.length && sorted; i++) sorted = compareObjects(input[i - 1]!, input[i]!) <= 0;
+  const objects = sorted ? input : [...input].sort(compareObjects);
   const report = (
     obj: ApiObject,
     field: string,
@@ -102,28 +121,26 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
       condition,
     });
 
-  // Duplicate names: the organisation is one name space per kind (like Active Directory).
-  const seen = new Map<string, ApiObject>();
-  const unique: ApiObject[] = [];
+  // Duplicate names: the organisation is one name space per kind (like Active Directory). The
+  // objects are sorted by kind then name, so a duplicate follows the object it repeats.
+  const byKind: { [K in Kind]: Extract<ApiObject, { kind: K }>[] } = { ADSite: [], ClientAccessServer: [], VirtualDirectory: [], MailboxDatabase: [] };
+  let prev: ApiObject | undefined;
   for (const o of objects) {
-    const key = `${o.kind}/${o.metadata.name}`;
-    const first = seen.get(key);
-    if (first) {
+    if (prev && prev.kind === o.kind && prev.metadata.name === o.metadata.name) {
       report(
         o,
         "metadata.name",
         "DuplicateName",
-        `${o.kind} "${o.metadata.name}" is defined more than once (also in namespace "${first.metadata.namespace ?? "default"}")`,
+        `${o.kind} "${o.metadata.name}" is defined more than once (also in namespace "${prev.metadata.namespace ?? "default"}")`,
         "error",
         "Accepted",
       );
       continue;
     }
-    seen.set(key, o);
-    unique.push(o);
+    prev = o;
+    (byKind[o.kind] as ApiObject[]).push(o);
   }
-  const ofKind = <K extends Kind>(k: K) =>
-    unique.filter((o): o is Extract<ApiObject, { kind: K }> => o.kind === k);
+  const ofKind = <K extends Kind>(k: K) => byKind[k];
 
   // Sites.
   const siteObjs = new Map<string, ADSite>();
@@ -196,15 +213,22 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
       );
       continue;
     }
-    byService.set(v.spec.service, vdirInfo(v));
+    let info = VDIR_INFO.get(v);
+    if (!info) VDIR_INFO.set(v, (info = vdirInfo(v)));
+    byService.set(v.spec.service, info);
   }
 
   const servers = new Map<string, ServerInfo>();
   for (const [name, s] of serverObjs) {
+    const vdirs = sortedMap(vdirsByServer.get(name) ?? new Map<Service, VirtualDirectoryInfo>());
+    const list = [...vdirs.values()];
+    const memo = SERVER_INFO.get(s);
+    if (memo && memo.vdirs.length === list.length && memo.vdirs.every((v, i) => v === list[i])) {
+      servers.set(name, memo.info);
+      continue;
+    }
     const version = Number(s.spec.exchangeVersion) as VersionNumber;
-    servers.set(
-      name,
-      Object.freeze({
+    const info: ServerInfo = Object.freeze({
         name,
         site: s.spec.site,
         fqdn: s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
@@ -217,9 +241,10 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
         internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
         maintenance: s.spec.maintenance,
         insecureSkipVerify: s.spec.tls.insecureSkipVerify,
-        vdirs: sortedMap(vdirsByServer.get(name) ?? new Map()),
-      }),
-    );
+        vdirs,
+      });
+    SERVER_INFO.set(s, { vdirs: list, info });
+    servers.set(name, info);
   }
 
   // Databases.
@@ -245,12 +270,16 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
       );
       continue;
     }
-    const info: DatabaseInfo = Object.freeze({
-      name: d.metadata.name,
-      databaseName: d.spec.databaseName ?? d.metadata.name,
-      activeServer: d.spec.activeServer,
-      servers: Object.freeze([...d.spec.servers].sort()),
-    });
+    let info = DB_INFO.get(d);
+    if (!info) {
+      info = Object.freeze({
+        name: d.metadata.name,
+        databaseName: d.spec.databaseName ?? d.metadata.name,
+        activeServer: d.spec.activeServer,
+        servers: Object.freeze([...d.spec.servers].sort()),
+      });
+      DB_INFO.set(d, info);
+    }
     const keys = [info.name.toLowerCase(), info.databaseName.toLowerCase()];
     const clash = keys.map((k) => dbIndex.get(k)).find((x) => x !== undefined);
     if (clash) {
@@ -271,12 +300,19 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
   // Sites, with derived facts.
   const sites = new Map<string, SiteInfo>();
   const hostToSite = new Map<string, string>();
+  const bySite = new Map<string, ServerInfo[]>();
+  for (const x of servers.values()) {
+    let l = bySite.get(x.site);
+    if (!l) bySite.set(x.site, (l = []));
+    l.push(x);
+  }
   for (const [name, s] of siteObjs) {
-    const members = [...servers.values()].filter((x) => x.site === name);
+    const members = bySite.get(name) ?? [];
     const names = members.map((m) => m.name).sort();
     const casServers = members.filter((m) => m.clientAccess).map((m) => m.name).sort();
     const mailboxServers = members.filter((m) => m.mailbox).map((m) => m.name).sort();
-    const hasExternal = members.some((m) => [...m.vdirs.values()].some((v) => v.externalUrl !== null));
+    let hasExternal = false;
+    for (const m of members) for (const v of m.vdirs.values()) if (v.externalUrl !== null) hasExternal = true;
     const hostnames: string[] = [];
     s.spec.hostnames.forEach((h, i) => {
       const host = normaliseHost(h);
@@ -336,11 +372,13 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
     if (labelCount.get(label) === 1 && !serverIndex.has(label)) serverIndex.set(label, s);
   }
 
-  const version = contentVersion({
-    sites: [...sites.values()],
-    servers: [...servers.values()].map((s) => ({ ...s, vdirs: [...s.vdirs.values()] })),
-    databases: [...databases.values()],
-  });
+  // Content version: a hash over each site's, server's (with its virtual directories) and
+  // database's own content hash, in name order; unchanged pieces reuse their memoised hash.
+  const vh = createHash("sha256");
+  for (const [n, x] of sortedEntries(sites)) vh.update(`site ${n} ${infoHash(x, () => x)}\n`);
+  for (const [n, x] of sortedEntries(servers)) vh.update(`server ${n} ${infoHash(x, () => ({ ...x, vdirs: [...x.vdirs.values()] }))}\n`);
+  for (const [n, x] of sortedEntries(databases)) vh.update(`database ${n} ${infoHash(x, () => x)}\n`);
+  const version = vh.digest("hex").slice(0, 16);
 
   const topology: Topology = {
     version,
@@ -385,8 +423,15 @@ function vdirInfo(v: VirtualDirectory): VirtualDirectoryInfo {
   });
 }
 
-function sortedMap<K extends string, V>(m: Map<K, V>): ReadonlyMap<K, V> {
-  return new Map([...m.entries()].sort(([a], [b]) => cmp(a, b)));
+function sortedEntries<K extends string, V>(m: ReadonlyMap<K, V>): [K, V][] {
+  const e = [...m.entries()];
+  let sorted = true;
+  for (let i = 1; i < e.length && sorted; i++) sorted = e[i - 1]![0] <= e[i]![0];
+  return sorted ? e : e.sort(([a], [b]) => cmp(a, b));
+}
+
+function sortedMap<K extends string, V>(m: ReadonlyMap<K, V>): ReadonlyMap<K, V> {
+  return new Map(sortedEntries(m));
 }
 
 export type { MailboxDatabase };

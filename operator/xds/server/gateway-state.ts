@@ -26,19 +26,46 @@ export function gatewayStateVersion(topologyVersion: string, down: readonly stri
   return `${topologyVersion}/${hashHex(...[...down].sort()).slice(0, 12)}`;
 }
 
-/** The xDS resource carrying the objects a Topology was built from plus the health down-list. */
+// Each object's canonical JSON bytes, kept while the object is in use (API objects are immutable
+// values; a change arrives as a new object), so a publish re-serialises only the changed objects.
+const OBJECT_JSON = new WeakMap<ApiObject, Buffer>();
+// The "objects" array of the last message, reused as is while the same object list is in force
+// (a health change re-sends the state without touching the objects).
+let lastObjects: { list: readonly ApiObject[]; bytes: Buffer } | undefined;
+
+function objectsJson(objects: readonly ApiObject[]): Buffer {
+  if (lastObjects?.list === objects) return lastObjects.bytes;
+  const parts: Buffer[] = [Buffer.from("[")];
+  const comma = Buffer.from(",");
+  objects.forEach((o, i) => {
+    let b = OBJECT_JSON.get(o);
+    if (!b) OBJECT_JSON.set(o, (b = Buffer.from(canonicalJson(o))));
+    if (i > 0) parts.push(comma);
+    parts.push(b);
+  });
+  parts.push(Buffer.from("]"));
+  const bytes = Buffer.concat(parts);
+  lastObjects = { list: objects, bytes };
+  return bytes;
+}
+
+/**
+ * The xDS resource carrying the objects a Topology was built from plus the health down-list. The
+ * bytes are the canonical JSON of a GatewayStateMessage (keys sorted), assembled from per-object
+ * pieces: the same as canonicalJson(message).
+ */
 export function gatewayStateResource(objects: readonly ApiObject[], topologyVersion: string, down: readonly string[]): XdsResource {
-  const msg: GatewayStateMessage = {
-    apiVersion: "casgateway.io/v1alpha1",
-    topologyVersion,
-    down: [...new Set(down)].sort(),
-    objects: [...objects],
-  };
+  const sortedDown = [...new Set(down)].sort();
+  const encoded = Buffer.concat([
+    Buffer.from(`{"apiVersion":"casgateway.io/v1alpha1","down":${canonicalJson(sortedDown)},"objects":`),
+    objectsJson(objects),
+    Buffer.from(`,"topologyVersion":${JSON.stringify(topologyVersion)}}`),
+  ]);
   return {
     name: GATEWAY_STATE_NAME,
     typeUrl: GATEWAY_STATE_TYPE_URL,
-    encoded: new TextEncoder().encode(canonicalJson(msg)),
-    version: gatewayStateVersion(topologyVersion, msg.down),
+    encoded,
+    version: gatewayStateVersion(topologyVersion, sortedDown),
   };
 }
 

@@ -78,6 +78,30 @@ function anyLen(typeUrlLen: number, value: Uint8Array): number {
   return fieldLen(typeUrlLen) + fieldLen(value.length);
 }
 
+/** Where an encoder gets its output buffer of exactly `size` bytes. */
+export type Alloc = (size: number) => Buffer;
+const fresh: Alloc = (size) => Buffer.allocUnsafe(size);
+
+let scratch = Buffer.alloc(0);
+/**
+ * One reused buffer (grown as needed) for responses grpc-js copies at once: its serializer output
+ * is copied into the framed message in the same synchronous call, so the buffer is free again
+ * right after. A 12 MB CDS response then costs one copy into fresh memory, not two (fresh pages
+ * are what a large response mostly costs: the first touch of each page faults).
+ */
+export const scratchAlloc: Alloc = (size) => {
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, Math.ceil(scratch.length * 1.25)));
+  return scratch.subarray(0, size);
+};
+
+/**
+ * A response encoded when grpc-js serializes it (AdsServer's responseSerialize), straight into
+ * the scratch buffer. Its resources are immutable snapshot entries, so encoding later is the same.
+ */
+export class LazyResponse {
+  constructor(readonly encode: (alloc: Alloc) => Buffer) {}
+}
+
 /** envoy.service.discovery.v3.DiscoveryResponse wire bytes. */
 export function encodeDiscoveryResponse(
   versionInfo: string,
@@ -85,6 +109,7 @@ export function encodeDiscoveryResponse(
   resources: readonly SnapshotResource[],
   nonce: string,
   identifier: string,
+  alloc: Alloc = fresh,
 ): Buffer {
   const vl = Buffer.byteLength(versionInfo);
   const tl = Buffer.byteLength(typeUrl);
@@ -92,7 +117,7 @@ export function encodeDiscoveryResponse(
   const il = Buffer.byteLength(identifier);
   let size = fieldLen(vl) + fieldLen(tl) + fieldLen(nl) + fieldLen(fieldLen(il));
   for (const r of resources) size += fieldLen(anyLen(tl, r.encoded));
-  const o = new Out(Buffer.allocUnsafe(size));
+  const o = new Out(alloc(size));
   o.str(1, versionInfo, vl);
   for (const r of resources) {
     o.tagLen(2, anyLen(tl, r.encoded));
@@ -115,6 +140,7 @@ export function encodeDeltaDiscoveryResponse(
   removed: readonly string[],
   nonce: string,
   identifier: string,
+  alloc: Alloc = fresh,
 ): Buffer {
   const sl = Buffer.byteLength(systemVersionInfo);
   const tl = Buffer.byteLength(typeUrl);
@@ -131,7 +157,7 @@ export function encodeDeltaDiscoveryResponse(
   let size = fieldLen(sl) + fieldLen(tl) + fieldLen(nl) + fieldLen(fieldLen(il));
   for (const it of items) size += fieldLen(it.len);
   for (const l of removedLens) size += fieldLen(l);
-  const o = new Out(Buffer.allocUnsafe(size));
+  const o = new Out(alloc(size));
   o.str(1, systemVersionInfo, sl);
   for (const it of items) {
     o.tagLen(2, it.len);

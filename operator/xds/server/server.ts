@@ -9,6 +9,7 @@ import { DeltaStream } from "./delta.js";
 import { FleetTracker } from "./fleet-tracker.js";
 import { XdsMetrics } from "./metrics.js";
 import { adsService } from "./protos.js";
+import { LazyResponse, scratchAlloc } from "./messages.js";
 import type { Snapshot } from "./snapshot.js";
 import { SotwStream } from "./sotw.js";
 import type { AdsStream, StreamDeps, StreamStatus } from "./stream.js";
@@ -50,14 +51,16 @@ export class AdsServer {
       identifier: opts.identifier ?? "cas-gateway",
     };
     this.unwatch = this.cache.watch((group, snap) => this.onSnapshot(group, snap));
-    // Responses arrive already encoded (messages.ts): pass the bytes through.
+    // Responses are encoded by hand (messages.ts): bytes pass through; a LazyResponse is encoded
+    // into the reused scratch buffer, which grpc-js copies into its framed message at once.
     const svc = adsService().service;
+    const serialize = (m: Buffer | LazyResponse) => (m instanceof LazyResponse ? m.encode(scratchAlloc) : m);
     const passThrough = Object.fromEntries(
-      Object.entries(svc).map(([k, m]) => [k, { ...m, responseSerialize: (b: Buffer) => b }]),
+      Object.entries(svc).map(([k, m]) => [k, { ...m, responseSerialize: serialize }]),
     ) as grpc.ServiceDefinition;
     this.grpcServer.addService(passThrough, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, Buffer>) => this.serve(call, new SotwStream(call, deps)),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, Buffer>) => this.serve(call, new DeltaStream(call, deps)),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, Buffer | LazyResponse>) => this.serve(call, new SotwStream(call, deps)),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, Buffer | LazyResponse>) => this.serve(call, new DeltaStream(call, deps)),
     });
   }
 

@@ -3,7 +3,7 @@
 // at most one response per type is ever unanswered. A NACKed version is parked: it is not resent
 // until the snapshot has a different version (go-control-plane resends it in a loop).
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { DiscoveryRequest, encodeDiscoveryResponse, isNack } from "./messages.js";
+import { DiscoveryRequest, encodeDiscoveryResponse, isNack, LazyResponse } from "./messages.js";
 import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
@@ -30,7 +30,7 @@ export class SotwStream extends AdsStream {
   private readonly types = new Map<string, TypeState>();
 
   constructor(
-    private readonly call: ServerDuplexStream<unknown, Buffer>,
+    private readonly call: ServerDuplexStream<unknown, Buffer | LazyResponse>,
     deps: StreamDeps,
   ) {
     super("sotw", deps);
@@ -109,15 +109,18 @@ export class SotwStream extends AdsStream {
     if (!requested && sameSub && this.gated(t)) return; // make-before-break: wait for earlier types
     let chosen = st.wildcard ? [...all.values()] : [...st.names].sort().flatMap((n) => (all.has(n) ? [all.get(n)!] : []));
     if (keep.length) chosen = [...chosen, ...keep].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // What was sent, for make-before-break: the snapshot's own index when that is all of it.
+    const sent = st.wildcard && !keep.length ? all : new Map(chosen.map((r) => [r.name, r]));
     const nonce = this.nextNonce();
     st.open = false;
     st.sentVersion = version;
     st.sentNonce = nonce;
     st.sentKey = key;
-    st.sent = new Map(chosen.map((r) => [r.name, r]));
+    st.sent = sent;
     this.deps.metrics.responses.inc({ mode: "sotw", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), version, count: chosen.length }, "DiscoveryResponse");
-    this.call.write(encodeDiscoveryResponse(version, t, chosen, nonce, this.deps.identifier));
+    const identifier = this.deps.identifier;
+    this.call.write(new LazyResponse((alloc) => encodeDiscoveryResponse(version, t, chosen, nonce, identifier, alloc)));
   }
 
   /** Whether any of `types` (that this stream subscribes to) has not yet ACKed `snap`'s version. */

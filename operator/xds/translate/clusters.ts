@@ -64,6 +64,9 @@ const KEEPALIVE = Object.freeze({ tcp_keepalive: Object.freeze({ keepalive_time:
 /** Per-translation cache of built sub-objects: equal inputs share one object (see ProtoCodec's memo). */
 export class Memo {
   private readonly m = new Map<string, unknown>();
+  get size(): number {
+    return this.m.size;
+  }
   get<T>(key: string, make: () => T): T {
     let v = this.m.get(key) as T | undefined;
     if (v === undefined) this.m.set(key, (v = deepFreeze(make())));
@@ -304,50 +307,116 @@ const serverSource = (s: ServerInfo): Source => ({ kind: "ClientAccessServer", n
 /** Servers that can be in a site's front-end pool: Client Access servers, and 2003 back-ends (R-EAS-1, R-POP-1). */
 const poolMember = (s: ServerInfo) => s.clientAccess || s.version === 2003;
 
-export function upstreamClusters(topology: Topology, opts: ResolvedOptions): Built[] {
+/**
+ * What upstream clusters reuse from one translation to the next (for one set of options): each
+ * server's clusters and pool contributions, keyed by ServerInfo identity (buildTopology keeps a
+ * server's info object while neither it nor its virtual directories change), the pool clusters,
+ * keyed by their members, and a long-lived Memo so shared sub-objects keep identity (the codec
+ * memoises their encodings). The Built objects it returns keep identity too, so the translator's
+ * encode cache (translate.ts) reuses their bytes. Output is the same as without the cache.
+ */
+export class UpstreamCache {
+  memo = new Memo();
+  private readonly servers = new WeakMap<ServerInfo, ServerPieces>();
+  private readonly ids = new WeakMap<ServerInfo, number>();
+  private nextId = 1;
+  private pools = new Map<string, Built[]>();
+  private nextPools = new Map<string, Built[]>();
+
+  server(s: ServerInfo, make: () => ServerPieces): ServerPieces {
+    let p = this.servers.get(s);
+    if (!p) this.servers.set(s, (p = make()));
+    return p;
+  }
+  id(s: ServerInfo): number {
+    let i = this.ids.get(s);
+    if (i === undefined) this.ids.set(s, (i = this.nextId++));
+    return i;
+  }
+  pool(key: string, make: () => Built[]): Built[] {
+    const b = this.pools.get(key) ?? make();
+    this.nextPools.set(key, b);
+    return b;
+  }
+  /** Pools not used by this translation are dropped. */
+  endTranslation(): void {
+    this.pools = this.nextPools;
+    this.nextPools = new Map();
+    // Bound the memo (keys are content: server names, SANs); cached clusters keep the objects they use.
+    if (this.memo.size > 200_000) this.memo = new Memo();
+  }
+}
+
+interface PoolMember {
+  readonly key: string;
+  readonly up: Upstream;
+  readonly vdir: VirtualDirectoryInfo;
+  readonly hc: Obj;
+}
+interface ServerPieces {
+  readonly built: readonly Built[];
+  readonly pool: readonly PoolMember[];
+}
+
+const hcOf = (memo: Memo, server: ServerInfo, vdir: VirtualDirectoryInfo) =>
+  memo.get(`hc|${server.version >= 2013}|${vdir.service}|${firstSegment(vdir) ?? ""}`, () => httpHealthCheck(server, vdir));
+
+/** One server's own clusters (per virtual directory) and what it adds to its site's pools. */
+function serverPieces(server: ServerInfo, opts: ResolvedOptions, memo: Memo): ServerPieces {
+  const built: Built[] = [];
+  const pool: PoolMember[] = [];
+  const addr = splitAddress(server.address);
+  const serverSrc = serverSource(server);
+  for (const vdir of server.vdirs.values()) {
+    if (vdir.service === "Pop3" || vdir.service === "Imap4") {
+      built.push(...mailServerCluster(server, vdir, opts, memo));
+      continue;
+    }
+    const up = httpUpstream(server, vdir, addr);
+    if (!up) continue;
+    const hc = hcOf(memo, server, vdir);
+    built.push(
+      ...upstreamCluster(
+        {
+          name: serverClusterName(server.name, vdir.service),
+          upstreams: [up],
+          healthCheck: hc,
+          http: true,
+          connectionAffinity: vdirNeedsConnectionAffinity(vdir),
+          lbPolicy: "ROUND_ROBIN",
+          sources: [vdirSource(vdir), serverSrc],
+        },
+        opts,
+        memo,
+      ),
+    );
+    if (!poolMember(server)) continue;
+    pool.push({ key: poolClusterName(server.site, server.versionClass as VersionClass, vdir.service), up, vdir, hc });
+  }
+  return { built, pool };
+}
+
+export function upstreamClusters(topology: Topology, opts: ResolvedOptions, cache: UpstreamCache = new UpstreamCache()): Built[] {
   const out: Built[] = [];
-  const memo = new Memo();
-  const hc = (server: ServerInfo, vdir: VirtualDirectoryInfo) =>
-    memo.get(`hc|${server.version >= 2013}|${vdir.service}|${firstSegment(vdir) ?? ""}`, () => httpHealthCheck(server, vdir));
   // Pools: site × version class × HTTP service.
-  const pools = new Map<string, { upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; servers: ServerInfo[]; hc?: Obj }>();
+  const pools = new Map<string, { ids: number[]; upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; hc: Obj }>();
   for (const server of topology.servers.values()) {
-    const addr = splitAddress(server.address);
-    const serverSrc = serverSource(server);
-    for (const vdir of server.vdirs.values()) {
-      if (vdir.service === "Pop3" || vdir.service === "Imap4") {
-        out.push(...mailServerCluster(server, vdir, opts, memo));
-        continue;
-      }
-      const up = httpUpstream(server, vdir, addr);
-      if (!up) continue;
-      out.push(
-        ...upstreamCluster(
-          {
-            name: serverClusterName(server.name, vdir.service),
-            upstreams: [up],
-            healthCheck: hc(server, vdir),
-            http: true,
-            connectionAffinity: vdirNeedsConnectionAffinity(vdir),
-            lbPolicy: "ROUND_ROBIN",
-            sources: [vdirSource(vdir), serverSrc],
-          },
-          opts,
-          memo,
-        ),
-      );
-      if (!poolMember(server)) continue;
-      const key = poolClusterName(server.site, server.versionClass as VersionClass, vdir.service);
-      let p = pools.get(key);
-      if (!p) pools.set(key, (p = { upstreams: [], vdirs: [], servers: [], hc: hc(server, vdir) }));
-      p.upstreams.push(up);
-      p.vdirs.push(vdir);
-      p.servers.push(server);
+    const pieces = cache.server(server, () => serverPieces(server, opts, cache.memo));
+    for (const b of pieces.built) out.push(b);
+    if (pieces.pool.length === 0) continue;
+    const id = cache.id(server);
+    for (const m of pieces.pool) {
+      let p = pools.get(m.key);
+      if (!p) pools.set(m.key, (p = { ids: [], upstreams: [], vdirs: [], hc: m.hc }));
+      p.ids.push(id);
+      p.upstreams.push(m.up);
+      p.vdirs.push(m.vdir);
     }
   }
   for (const [name, p] of pools) {
-    out.push(
-      ...upstreamCluster(
+    // A pool's cluster depends only on its members (server info objects, each with its vdirs).
+    const built = cache.pool(`${name}|${p.ids.join(",")}`, () =>
+      upstreamCluster(
         {
           name,
           upstreams: p.upstreams,
@@ -359,11 +428,13 @@ export function upstreamClusters(topology: Topology, opts: ResolvedOptions): Bui
           sources: p.vdirs.map(vdirSource),
         },
         opts,
-        memo,
+        cache.memo,
       ),
     );
+    for (const b of built) out.push(b);
   }
-  out.push(...smtpClusters(topology, opts, memo));
+  out.push(...smtpClusters(topology, opts, cache.memo));
+  cache.endTranslation();
   return out;
 }
 

@@ -3,9 +3,10 @@
 // options give byte-identical resources and versions.
 import { createHash, hash as oneShotHash } from "node:crypto";
 import type { Topology } from "../../topology/types.js";
-import { gatewayClusters, upstreamClusters, type Built } from "./clusters.js";
+import { canonicalJson } from "../../topology/build.js";
+import { gatewayClusters, upstreamClusters, UpstreamCache, type Built } from "./clusters.js";
 import { listeners, routeConfigs } from "./listeners.js";
-import { resolveOptions } from "./options.js";
+import { resolveOptions, type ResolvedOptions } from "./options.js";
 import { ProtoCodec } from "./pgv.js";
 import { envoyRoot, typeNameOf } from "./protos.js";
 import { TYPE_URLS, type EnvoyResource, type EnvoyResources, type TranslateOptions, type XdsProblem } from "./types.js";
@@ -23,17 +24,47 @@ const hash = (parts: readonly (string | Uint8Array)[]) => {
 };
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
+// Translation reuses work from the previous one (same options): upstream clusters are cached per
+// server and per pool (UpstreamCache, keyed on Topology object identity), and each cached Built's
+// encoding (bytes, violations, the EnvoyResource) is kept beside it. A one-object change then
+// encodes only the clusters that object touches. The output is byte-identical to a translation
+// from scratch (translate.test.ts checks that over random change sequences).
+const CACHES = new Map<string, UpstreamCache>();
+function upstreamCacheFor(opts: ResolvedOptions): UpstreamCache {
+  const key = canonicalJson(opts);
+  let c = CACHES.get(key);
+  if (!c) {
+    if (CACHES.size >= 4) CACHES.delete(CACHES.keys().next().value!); // a few option sets (tests, render) at most
+    CACHES.set(key, (c = new UpstreamCache()));
+  }
+  return c;
+}
+
+interface Encoded {
+  readonly bytes: Uint8Array | undefined;
+  readonly violations: ReturnType<ProtoCodec["encode"]>["violations"];
+  res?: EnvoyResource;
+}
+const ENCODED = new WeakMap<Built, Encoded>();
+
 export function translate(topology: Topology, options: TranslateOptions): EnvoyResources {
   const opts = resolveOptions(options);
   const c = sharedCodec();
-  const built: Built[] = [...gatewayClusters(opts), ...upstreamClusters(topology, opts), ...routeConfigs(topology, opts), ...listeners(topology, opts)];
+  const built: Built[] = [...gatewayClusters(opts), ...upstreamClusters(topology, opts, upstreamCacheFor(opts)), ...routeConfigs(topology, opts), ...listeners(topology, opts)];
   const problems: XdsProblem[] = [];
   const ok = new Map<string, EnvoyResource[]>();
   const failedClusters = new Set<string>();
   for (const b of built) {
     const lazy = typeof b.value === "function" ? b.value : undefined;
-    const value = lazy ? lazy() : (b.value as Record<string, unknown>);
-    const { bytes, violations } = c.encode(typeNameOf(b.typeUrl), value);
+    let enc = ENCODED.get(b);
+    let value: Record<string, unknown> | undefined;
+    if (!enc) {
+      value = lazy ? lazy() : (b.value as Record<string, unknown>);
+      enc = c.encode(typeNameOf(b.typeUrl), value);
+      // Only lazily built values are cached (upstream clusters); the others are rebuilt each time.
+      if (lazy) ENCODED.set(b, enc);
+    }
+    const { bytes, violations } = enc;
     if (!bytes) {
       if (b.typeUrl === TYPE_URLS.cluster) failedClusters.add(b.name);
       const detail = violations.slice(0, 3).map((v) => `${v.path || "(root)"}: ${v.message} [${v.rule}]`).join("; ");
@@ -53,10 +84,14 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
       continue;
     }
     // The encoding already depends on the type (and names the resource): hash the bytes alone.
-    const version = oneShotHash("sha1", bytes, "hex").slice(0, 16);
-    const res: EnvoyResource = lazy
-      ? Object.defineProperty({ name: b.name, typeUrl: b.typeUrl, encoded: bytes, version } as Omit<EnvoyResource, "value">, "value", { get: lazy, enumerable: true }) as EnvoyResource
-      : { name: b.name, typeUrl: b.typeUrl, value, encoded: bytes, version };
+    let res = enc.res;
+    if (!res) {
+      const version = oneShotHash("sha1", bytes, "hex").slice(0, 16);
+      res = lazy
+        ? (Object.defineProperty({ name: b.name, typeUrl: b.typeUrl, encoded: bytes, version } as Omit<EnvoyResource, "value">, "value", { get: lazy, enumerable: true }) as EnvoyResource)
+        : { name: b.name, typeUrl: b.typeUrl, value: value!, encoded: bytes, version };
+      if (lazy) enc.res = res;
+    }
     let group = ok.get(b.typeUrl);
     if (!group) ok.set(b.typeUrl, (group = []));
     group.push(res);
