@@ -6,6 +6,7 @@ import type { Duplex } from "node:stream";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { LineConnection, ReadError, secureConnected } from "./connection.js";
 import { imapString } from "./imap-syntax.js";
+import { connectReusingBuffer } from "./reused-buffer.js";
 import { encodePlain, type Credentials } from "./sasl.js";
 
 export interface BackendTarget {
@@ -68,7 +69,12 @@ async function open(t: BackendTarget, timeoutMs: number): Promise<LineConnection
     await secureConnected(s, timeoutMs);
     return new LineConnection(s, limits);
   }
-  const s = createConnection({ host: t.host, port: t.port, highWaterMark: RELAY_HIGH_WATER_MARK } as NetConnectOpts);
+  // In the clear, the connection reads into a reused buffer (the relay's fast path); for STARTTLS
+  // the TLS layer takes the socket over, so it stays an ordinary one.
+  const s =
+    t.encryption === "None"
+      ? connectReusingBuffer({ host: t.host, port: t.port })
+      : createConnection({ host: t.host, port: t.port, highWaterMark: RELAY_HIGH_WATER_MARK } as NetConnectOpts);
   s.on("error", () => undefined);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {

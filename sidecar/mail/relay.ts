@@ -1,8 +1,13 @@
-// After authentication: bytes both ways with backpressure (stream.pipe pauses the reader when the
-// writer's buffer is full) until either side closes; then the other side is closed too.
+// After authentication: bytes both ways with backpressure until either side closes; then the other
+// side is closed too. Client to server (commands) and TLS mailbox connections go through
+// stream.pipe (it pauses the reader when the writer's buffer is full). Server to client over a
+// plain-TCP mailbox connection (the bulk of a fetch) reads into one reused buffer
+// (reused-buffer.ts) and writes each read straight to the client: no allocation, no per-chunk
+// stream machinery; the reader is paused whenever a write cannot complete at once, until it has.
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
+import { redirectReads } from "./reused-buffer.js";
 
 export interface RelayResult {
   readonly clientToServer: number;
@@ -70,10 +75,33 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
     if (serverLeftover.length) client.write(serverLeftover);
     if (clientLeftover.length) server.write(clientLeftover);
     client.pipe(server, { end: false });
-    server.pipe(client, { end: false });
+    if (!relayReusedBuffer(server, client)) server.pipe(client, { end: false });
     client.resume();
     server.resume();
     // A side that went away while the login was in progress will send no more events.
     if (client.destroyed || server.destroyed || client.readableEnded || server.readableEnded) done();
+  });
+}
+
+/**
+ * `from`'s reads (a view of its reused buffer) are written to `to` as they come. A write that
+ * does not complete at once still refers to the buffer: pause `from` until it has completed.
+ */
+function relayReusedBuffer(from: Duplex, to: Duplex): boolean {
+  let waiting = false;
+  // One function for every write: Node batches the callbacks of writes that completed at once.
+  const written = () => {
+    if (waiting && to.writableLength === 0) {
+      waiting = false;
+      from.resume();
+    }
+  };
+  return redirectReads(from, (view) => {
+    if (to.destroyed || !to.writable) return;
+    to.write(view, written);
+    if (to.writableLength > 0) {
+      waiting = true;
+      from.pause();
+    }
   });
 }

@@ -33,6 +33,8 @@ export interface Dovecot {
   readonly imapsPort: number;
   readonly pop3Port: number;
   readonly pop3sPort: number;
+  /** The Dovecot master process (its children are the login and mail processes). */
+  readonly pid: number;
   /** The messages Dovecot holds for a user, as files (what the checksums are compared with). */
   maildirMessages(user: string): Buffer[];
   stop(): Promise<void>;
@@ -175,6 +177,7 @@ service stats {
     imapsPort,
     pop3Port,
     pop3sPort,
+    pid: child.pid ?? 0,
     maildirMessages(user: string): Buffer[] {
       const cur = join(dir, "mail", user, "Maildir", "cur");
       return readdirSync(cur)
