@@ -131,29 +131,25 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
   constructor(source: readonly MailboxRecord[] | RowSource, capacityHint = 0) {
     const rows = (this.rows = Array.isArray(source) ? new MemoryRows(source as readonly MailboxRecord[]) : (source as RowSource));
     this.index = new KeyIndex(Math.max(capacityHint, rows.size * 5), (row, key) => this.entry(row).keys.includes(key));
-    // Rows already present are indexed now; rows still being loaded are indexed as they arrive.
+    // Rows given in memory are indexed now; rows being loaded are indexed when the load ends.
     for (let i = 0; i < rows.size; i++) this.indexRow(i, this.entry(i).record);
   }
 
-  /** @internal Index a row's keys (the record is the one just checked from that row). */
-  indexRow(row: number, record: MailboxRecord): void {
+  /** Index a row's keys (records given in memory). */
+  private indexRow(row: number, record: MailboxRecord): void {
     for (const k of recordKeys(record, this.rows.normalised)) this.index.set(k, row);
   }
 
   /**
-   * @internal Index a row by its keys' hashes (from rowKeyHashes). `record` builds the row's record,
-   * asked for only when another row holds a key with the same hash (shared key or collision).
+   * @internal Index rows by their keys' hashes, all at once (see KeyIndex.bulkSet). A hash that meets
+   * another row's slot is resolved with the row's real keys, parsed from its text.
    */
-  indexRowHashes(row: number, hashes: readonly number[], record: () => MailboxRecord): void {
-    let keys: string[] | undefined;
-    for (const h of hashes) {
-      this.index.setHashed(h, row, () => {
-        keys ??= recordKeys(record(), this.rows.normalised);
-        const k = keys.find((x) => fnv1a(x) === h);
-        if (k === undefined) throw new Error(`internal: row ${row} has no key with hash ${h}`);
-        return k;
-      });
-    }
+  indexHashes(log: HashLog): void {
+    this.index.bulkSet(log.hashes, log.rows, log.count, (row, h) => {
+      const k = recordKeys(this.rows.record(row), this.rows.normalised).find((x) => fnv1a(x) === h);
+      if (k === undefined) throw new Error(`internal: row ${row} has no key with hash ${h}`);
+      return k;
+    });
   }
 
   get size(): number {
@@ -240,6 +236,29 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
   }
 }
 
+/** (key hash, row) pairs collected during a load, indexed in one go at its end. */
+class HashLog {
+  hashes: Int32Array<ArrayBuffer>;
+  rows: Int32Array<ArrayBuffer>;
+  count = 0;
+  constructor(capacity: number) {
+    this.hashes = new Int32Array(Math.max(16, capacity));
+    this.rows = new Int32Array(Math.max(16, capacity));
+  }
+  add(hash: number, row: number): void {
+    if (this.count === this.hashes.length) {
+      const h = new Int32Array(this.count * 2);
+      h.set(this.hashes);
+      this.hashes = h;
+      const r = new Int32Array(this.count * 2);
+      r.set(this.rows);
+      this.rows = r;
+    }
+    this.hashes[this.count] = hash;
+    this.rows[this.count++] = row;
+  }
+}
+
 /** Builds a directory while the reader streams rows in. */
 class Loader implements CsvRowSink {
   readonly reader: ExportCsvReader;
@@ -247,12 +266,14 @@ class Loader implements CsvRowSink {
   private dir: CsvDirectory | undefined;
   private columns: Columns | undefined;
   private readonly hashes: number[] = [];
+  private readonly log: HashLog;
 
   constructor(
     private readonly file: string,
     private readonly sizeHint: number,
   ) {
     this.reader = new ExportCsvReader(file, this);
+    this.log = new HashLog(Math.ceil(sizeHint / 40));
   }
 
   header(fields: string[], line: number): void {
@@ -265,15 +286,17 @@ class Loader implements CsvRowSink {
   row(fields: string[], line: number, piece: number, start: number, end: number): void {
     const columns = this.columns!;
     const rows = this.rows!;
-    const database = rowKeyHashes(fields, columns, this.hashes);
+    const hashes = this.hashes;
+    let database = rowKeyHashes(fields, columns, hashes);
     if (database === undefined) {
       // Not plainly good ASCII: the exact path checks it (and throws the row's error).
       const record = rowToRecord(fields, columns, this.file, line);
-      this.dir!.indexRow(rows.add(piece, start, end, line, record.database), record);
-      return;
+      database = record.database;
+      hashes.length = 0;
+      for (const k of recordKeys(record, true)) hashes.push(fnv1a(k));
     }
     const row = rows.add(piece, start, end, line, database);
-    this.dir!.indexRowHashes(row, this.hashes, () => rowToRecord(fields, columns, this.file, line));
+    for (let i = 0; i < hashes.length; i++) this.log.add(hashes[i], row);
   }
 
   finish(): CsvDirectory {
@@ -281,6 +304,7 @@ class Loader implements CsvRowSink {
       throw new CsvDirectoryError(this.file, this.reader.nextLine, "PrimarySmtpAddress", `required column "PrimarySmtpAddress" is missing (no header row)`);
     }
     this.rows.trim();
+    this.dir.indexHashes(this.log);
     return this.dir;
   }
 }

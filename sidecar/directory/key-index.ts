@@ -83,10 +83,40 @@ export class KeyIndex {
     }
   }
 
+  /**
+   * Insert many (hash, row) pairs at once, in the order given as far as equal keys go (the last
+   * wins). They are placed region by region of the table (a stable counting sort on the slot's top
+   * bits), so the writes sweep the table once instead of missing the cache on every insert: 5M
+   * random inserts into a 64 MB table were ~30% of a 1M-row load.
+   */
+  bulkSet(hashes: Int32Array, rows: Int32Array, count: number, key: (row: number, hash: number) => string): void {
+    let size = this.mask + 1;
+    while (size * MAX_LOAD < this.count + count) size *= 2;
+    if (size !== this.mask + 1) this.resize(size);
+    const mask = this.mask;
+    const bits = Math.log2(size);
+    const regionBits = Math.min(12, bits);
+    const shift = bits - regionBits;
+    const starts = new Int32Array((1 << regionBits) + 1);
+    for (let i = 0; i < count; i++) starts[((hashes[i] & mask) >>> shift) + 1]++;
+    for (let b = 0; b < 1 << regionBits; b++) starts[b + 1] += starts[b];
+    const order = new Int32Array(count);
+    for (let i = 0; i < count; i++) order[starts[(hashes[i] & mask) >>> shift]++] = i;
+    for (let j = 0; j < count; j++) {
+      const i = order[j];
+      const h = hashes[i];
+      const row = rows[i];
+      this.setHashed(h, row, () => key(row, h));
+    }
+  }
+
   /** Double the table, re-placing slots by their stored hash (no key is needed). */
   private grow(): void {
+    this.resize((this.mask + 1) * 2);
+  }
+
+  private resize(size: number): void {
     const old = this.slots;
-    const size = (this.mask + 1) * 2;
     const slots = new Int32Array(size * 2);
     const mask = size - 1;
     for (let at = 0; at < old.length; at += 2) {
