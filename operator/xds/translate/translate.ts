@@ -40,6 +40,11 @@ function upstreamCacheFor(opts: ResolvedOptions): UpstreamCache {
   return c;
 }
 
+/** Forget every cached piece: the next translation starts from scratch (benchmarks, tests). */
+export function resetTranslationCaches(): void {
+  CACHES.clear();
+}
+
 interface Encoded {
   readonly bytes: Uint8Array | undefined;
   readonly violations: ReturnType<ProtoCodec["encode"]>["violations"];
