@@ -1,6 +1,6 @@
 // The xDS translator: Topology → Envoy resources (see docs/xds.md).
 export * from "./types.js";
-export { translate, sharedCodec, resetTranslationCaches } from "./translate.js";
+export { translate, translateFromScratch, sharedCodec, resetTranslationCaches } from "./translate.js";
 export { bootstrap, BootstrapError, type Bootstrap } from "./bootstrap.js";
 export { resolveOptions, DEFAULT_PORTS, TranslateOptionsSchema } from "./options.js";
 export { ProtoCodec, parseDuration, type Violation, type EncodeResult } from "./pgv.js";

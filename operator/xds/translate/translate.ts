@@ -45,6 +45,18 @@ export function resetTranslationCaches(): void {
   CACHES.clear();
 }
 
+/** A translation that reuses nothing (the caches of the change path are left as they were): tests compare it with `translate`. */
+export function translateFromScratch(topology: Topology, options: TranslateOptions): EnvoyResources {
+  const saved = [...CACHES];
+  CACHES.clear();
+  try {
+    return translate(topology, options);
+  } finally {
+    CACHES.clear();
+    for (const [k, v] of saved) CACHES.set(k, v);
+  }
+}
+
 interface Encoded {
   readonly bytes: Uint8Array | undefined;
   readonly violations: ReturnType<ProtoCodec["encode"]>["violations"];
