@@ -14,7 +14,10 @@ let server: AdsServer;
 let port: number;
 const streams: TestStream<DeltaResponse>[] = [];
 
-const snap = (resources: XdsResource[], topo = "t1") => new Snapshot(resources, topo);
+// Every case runs twice: with snapshots built from scratch, and derived from the one in force (as
+// the control plane builds them), where the Delta diff looks only at what changed.
+let derived = false;
+const snap = (resources: XdsResource[], topo = "t1") => new Snapshot(resources, topo, derived ? server.cache.getSnapshot("*") : undefined);
 function open(): TestStream<DeltaResponse> {
   const s = new TestStream(adsClient(port).DeltaAggregatedResources());
   streams.push(s);
@@ -32,7 +35,10 @@ afterEach(() => {
   server.forceClose();
 });
 
-describe("ADS delta", () => {
+describe.each([false, true])("ADS delta (derived snapshots: %s)", (derivedSnapshots) => {
+  beforeEach(() => {
+    derived = derivedSnapshots;
+  });
   it("wildcard CDS: full set, then only what changed, removals in removed_resources, system_version_info", async () => {
     server.cache.setSnapshot("*", snap([cluster("a"), cluster("b"), cluster("c")]));
     const s = open();

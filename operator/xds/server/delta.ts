@@ -29,6 +29,12 @@ interface TypeState {
   open: boolean;
   pending?: Pending;
   ackedSystemVersion?: string;
+  /**
+   * A snapshot the client's resources (clientHas, wanted names only) are known to equal, with no
+   * parked NACKs: the next diff then looks only at what changed since it (Snapshot.changesSince)
+   * instead of every resource. Cleared whenever clientHas or the subscription changes otherwise.
+   */
+  synced?: Snapshot;
 }
 
 export class DeltaStream extends AdsStream {
@@ -65,6 +71,7 @@ export class DeltaStream extends AdsStream {
         st.pending = undefined;
         st.open = true;
         if (isNack(req.error_detail)) {
+          st.synced = undefined;
           st.nackMessage = req.error_detail?.message ?? "";
           for (const [n, v] of p.sent) st.nacked.set(n, v);
           for (const [n, prev] of p.previous) {
@@ -86,6 +93,7 @@ export class DeltaStream extends AdsStream {
       st.open = true;
     }
 
+    if (req.resource_names_subscribe.length || req.resource_names_unsubscribe.length) st.synced = undefined;
     for (const n of req.resource_names_subscribe) {
       if (n === "*") st.wildcard = true;
       else st.subscribed.add(n);
@@ -118,6 +126,21 @@ export class DeltaStream extends AdsStream {
 
   /** Resources to send and names to remove so the client matches `snap` (parked NACKs excluded if asked). */
   private diff(t: string, st: TypeState, snap: Snapshot, skipNacked: boolean): { send: SnapshotResource[]; remove: string[] } {
+    const changes = st.synced && st.nacked.size === 0 ? snap.changesSince(st.synced, t) : undefined;
+    if (changes) {
+      // The client has st.synced: only the names changed since then can differ (same result as below).
+      const send: SnapshotResource[] = [];
+      const remove: string[] = [];
+      for (const [n, r] of changes) {
+        if (!this.wants(st, n)) continue;
+        if (r) {
+          if (st.clientHas.get(n) !== r.version) send.push(r);
+        } else if (st.clientHas.has(n)) remove.push(n);
+      }
+      send.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      remove.sort();
+      return { send, remove };
+    }
     const all = snap.resources(t);
     const send: SnapshotResource[] = [];
     const consider = (r: SnapshotResource) => {
@@ -145,6 +168,9 @@ export class DeltaStream extends AdsStream {
     const send = d.send;
     // Make before break: removals wait until listeners and routes have ACKed the new snapshot.
     const remove = (BREAK_AFTER[t] ?? []).some((x) => this.lagging(x, snap)) ? [] : d.remove;
+    // After this response the client has all of snap's resources of the type, unless removals
+    // wait or NACKed versions are parked.
+    st.synced = remove.length === d.remove.length && st.nacked.size === 0 ? snap : undefined;
     if (send.length === 0 && remove.length === 0) return;
     const nonce = this.nextNonce();
     const previous = new Map<string, string | undefined>();

@@ -26,22 +26,44 @@ export function gatewayStateVersion(topologyVersion: string, down: readonly stri
   return `${topologyVersion}/${hashHex(...[...down].sort()).slice(0, 12)}`;
 }
 
-// Each object's canonical JSON bytes, kept while the object is in use (API objects are immutable
-// values; a change arrives as a new object), so a publish re-serialises only the changed objects.
-const OBJECT_JSON = new WeakMap<ApiObject, Buffer>();
-// The "objects" array of the last message, reused as is while the same object list is in force
-// (a health change re-sends the state without touching the objects).
+// Each object's canonical JSON, kept while the object is in use (API objects are immutable values;
+// a change arrives as a new object), and the JSON of runs of CHUNK consecutive objects, reused while
+// the run holds the same objects: a one-object change re-serialises one object and re-joins one run.
+const OBJECT_JSON = new WeakMap<ApiObject, string>();
+const CHUNK = 128;
+interface Chunk {
+  readonly objects: readonly ApiObject[];
+  readonly bytes: Buffer;
+}
+let lastChunks: Chunk[] = [];
+// The "objects" array of the last message, reused as is while the same list is in force (a health
+// change re-sends the state without touching the objects).
 let lastObjects: { list: readonly ApiObject[]; bytes: Buffer } | undefined;
+
+function objectJson(o: ApiObject): string {
+  let j = OBJECT_JSON.get(o);
+  if (j === undefined) OBJECT_JSON.set(o, (j = canonicalJson(o)));
+  return j;
+}
 
 function objectsJson(objects: readonly ApiObject[]): Buffer {
   if (lastObjects?.list === objects) return lastObjects.bytes;
+  const chunks: Chunk[] = [];
+  for (let start = 0, c = 0; start < objects.length; start += CHUNK, c++) {
+    const run = objects.slice(start, start + CHUNK);
+    const prev = lastChunks[c];
+    if (prev && prev.objects.length === run.length && prev.objects.every((o, i) => o === run[i])) {
+      chunks.push(prev);
+      continue;
+    }
+    chunks.push({ objects: run, bytes: Buffer.from(run.map(objectJson).join(",")) });
+  }
+  lastChunks = chunks;
   const parts: Buffer[] = [Buffer.from("[")];
   const comma = Buffer.from(",");
-  objects.forEach((o, i) => {
-    let b = OBJECT_JSON.get(o);
-    if (!b) OBJECT_JSON.set(o, (b = Buffer.from(canonicalJson(o))));
+  chunks.forEach((c, i) => {
     if (i > 0) parts.push(comma);
-    parts.push(b);
+    parts.push(c.bytes);
   });
   parts.push(Buffer.from("]"));
   const bytes = Buffer.concat(parts);

@@ -90,12 +90,20 @@ interface TypeEntry {
   readonly index: ResourceIndex;
   readonly hash: SetHash;
   readonly version: string;
+  /** When derived from the previous snapshot: the names that differ from it (undefined value: removed). */
+  readonly changes?: ReadonlyMap<string, SnapshotResource | undefined>;
 }
+
+/** Changes between a snapshot and the one it was derived from. */
+export type SnapshotChanges = ReadonlyMap<string, SnapshotResource | undefined>;
+const NO_CHANGES: SnapshotChanges = new Map();
 
 const byNameCmp = (x: { name: string }, y: { name: string }) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0);
 
 export class Snapshot {
   private readonly byType = new Map<string, TypeEntry>();
+  /** The snapshot this one was derived from (weak: a chain of old snapshots is not kept alive). */
+  private readonly from: WeakRef<Snapshot> | undefined;
 
   /**
    * @param resources every resource, any type; duplicate names within a type are an error.
@@ -110,6 +118,7 @@ export class Snapshot {
     readonly topologyVersion: string,
     previous?: Snapshot,
   ) {
+    this.from = previous ? new WeakRef(previous) : undefined;
     const groups = new Map<string, SnapshotResource[]>();
     for (const r of resources) {
       let list = groups.get(r.typeUrl);
@@ -133,6 +142,20 @@ export class Snapshot {
   /** Version of all resources of one type (the SotW version_info, the Delta system_version_info). */
   version(typeUrl: string): string {
     return this.byType.get(typeUrl)?.version ?? hashHex(typeUrl).slice(0, 16);
+  }
+
+  /**
+   * The resources of one type that differ between `earlier` and this snapshot (name → resource, or
+   * undefined where removed), when that is known cheaply: `earlier` is this snapshot or the one it
+   * was derived from. Undefined otherwise (the caller compares in full).
+   */
+  changesSince(earlier: Snapshot, typeUrl: string): SnapshotChanges | undefined {
+    if (earlier === this) return NO_CHANGES;
+    if (this.from?.deref() !== earlier) return undefined;
+    const e = this.byType.get(typeUrl);
+    const before = earlier.byType.get(typeUrl);
+    if (!e && !before) return NO_CHANGES;
+    return e && before ? e.changes : undefined;
   }
 
   resources(typeUrl: string): ReadonlyMap<string, SnapshotResource> {
@@ -193,6 +216,6 @@ function derive(typeUrl: string, before: TypeEntry, list: readonly SnapshotResou
       changes.set(b.name, b);
     }
   }
-  if (changes.size === 0 && old.length === list.length) return { list, index: before.index, hash, version: before.version };
-  return { list, index: before.index.derive(list, changes), hash, version: typeVersion(typeUrl, hash) };
+  if (changes.size === 0 && old.length === list.length) return { list, index: before.index, hash, version: before.version, changes };
+  return { list, index: before.index.derive(list, changes), hash, version: typeVersion(typeUrl, hash), changes };
 }
