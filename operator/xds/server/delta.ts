@@ -4,7 +4,7 @@
 // are not resent). Like the SotW server, one unanswered response per type; a NACKed resource
 // version is parked until the resource changes again.
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { DeltaDiscoveryRequest, encodeDeltaDiscoveryResponse, isNack, LazyResponse } from "./messages.js";
+import { DeltaDiscoveryRequest, deltaDiscoveryResponse, isNack, LazyResponse } from "./messages.js";
 import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
@@ -190,7 +190,7 @@ export class DeltaStream extends AdsStream {
     this.deps.metrics.responses.inc({ mode: "delta", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), systemVersion, sent: send.length, removed: remove.length }, "DeltaDiscoveryResponse");
     const identifier = this.deps.identifier;
-    this.call.write(new LazyResponse((alloc) => encodeDeltaDiscoveryResponse(systemVersion, t, send, remove, nonce, identifier, alloc)));
+    this.call.write(new LazyResponse(() => deltaDiscoveryResponse(systemVersion, t, send, remove, nonce, identifier)));
   }
 
   /** Whether this stream subscribes to `t` and does not yet have `snap`'s resources of it. */

@@ -47,8 +47,10 @@ const varintLen = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x
 
 /** A tiny length-delimited protobuf writer over a pre-sized Buffer (wire type 2 fields only). */
 class Out {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
+  constructor(
+    readonly buf: Buffer,
+    public pos: number,
+  ) {}
   varint(n: number): void {
     while (n >= 0x80) {
       this.buf[this.pos++] = (n & 0x7f) | 0x80;
@@ -78,28 +80,66 @@ function anyLen(typeUrlLen: number, value: Uint8Array): number {
   return fieldLen(typeUrlLen) + fieldLen(value.length);
 }
 
-/** Where an encoder gets its output buffer of exactly `size` bytes. */
-export type Alloc = (size: number) => Buffer;
-const fresh: Alloc = (size) => Buffer.allocUnsafe(size);
-
-let scratch = Buffer.alloc(0);
 /**
- * One reused buffer (grown as needed) for responses grpc-js copies at once: its serializer output
- * is copied into the framed message in the same synchronous call, so the buffer is free again
- * right after. A 12 MB CDS response then costs one copy into fresh memory, not two (fresh pages
- * are what a large response mostly costs: the first touch of each page faults).
+ * A response's wire bytes, written on demand: `byteLength` is known up front and `copy` writes
+ * them into a target (the Buffer method's shape). grpc-js serializes a message by reading
+ * byteLength, allocating the framed message and calling copy(output, 5), so the server writes a
+ * 12 MB CDS response straight into grpc-js' frame: one copy of the resources, not two.
  */
-export const scratchAlloc: Alloc = (size) => {
-  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, Math.ceil(scratch.length * 1.25)));
-  return scratch.subarray(0, size);
-};
+export class ResponseBytes {
+  constructor(
+    readonly byteLength: number,
+    private readonly writeTo: (o: Out) => void,
+    private readonly what: string,
+  ) {}
+  copy(target: Buffer, targetStart = 0): number {
+    const o = new Out(target, targetStart);
+    this.writeTo(o);
+    if (o.pos - targetStart !== this.byteLength) throw new Error(`${this.what} size mismatch: ${o.pos - targetStart} != ${this.byteLength}`);
+    return this.byteLength;
+  }
+  toBuffer(): Buffer {
+    const b = Buffer.allocUnsafe(this.byteLength);
+    this.copy(b, 0);
+    return b;
+  }
+}
 
-/**
- * A response encoded when grpc-js serializes it (AdsServer's responseSerialize), straight into
- * the scratch buffer. Its resources are immutable snapshot entries, so encoding later is the same.
- */
+/** A response built when grpc-js serializes it (AdsServer's responseSerialize); its resources are immutable snapshot entries. */
 export class LazyResponse {
-  constructor(readonly encode: (alloc: Alloc) => Buffer) {}
+  constructor(readonly make: () => ResponseBytes) {}
+}
+
+/** envoy.service.discovery.v3.DiscoveryResponse. */
+export function discoveryResponse(
+  versionInfo: string,
+  typeUrl: string,
+  resources: readonly SnapshotResource[],
+  nonce: string,
+  identifier: string,
+): ResponseBytes {
+  const vl = Buffer.byteLength(versionInfo);
+  const tl = Buffer.byteLength(typeUrl);
+  const nl = Buffer.byteLength(nonce);
+  const il = Buffer.byteLength(identifier);
+  let size = fieldLen(vl) + fieldLen(tl) + fieldLen(nl) + fieldLen(fieldLen(il));
+  for (const r of resources) size += fieldLen(anyLen(tl, r.encoded));
+  return new ResponseBytes(
+    size,
+    (o) => {
+      o.str(1, versionInfo, vl);
+      for (const r of resources) {
+        o.tagLen(2, anyLen(tl, r.encoded));
+        o.str(1, typeUrl, tl);
+        o.bytes(2, r.encoded);
+      }
+      o.str(4, typeUrl, tl);
+      o.str(5, nonce, nl);
+      o.tagLen(6, fieldLen(il));
+      o.str(1, identifier, il);
+    },
+    "DiscoveryResponse",
+  );
 }
 
 /** envoy.service.discovery.v3.DiscoveryResponse wire bytes. */
@@ -109,39 +149,19 @@ export function encodeDiscoveryResponse(
   resources: readonly SnapshotResource[],
   nonce: string,
   identifier: string,
-  alloc: Alloc = fresh,
 ): Buffer {
-  const vl = Buffer.byteLength(versionInfo);
-  const tl = Buffer.byteLength(typeUrl);
-  const nl = Buffer.byteLength(nonce);
-  const il = Buffer.byteLength(identifier);
-  let size = fieldLen(vl) + fieldLen(tl) + fieldLen(nl) + fieldLen(fieldLen(il));
-  for (const r of resources) size += fieldLen(anyLen(tl, r.encoded));
-  const o = new Out(alloc(size));
-  o.str(1, versionInfo, vl);
-  for (const r of resources) {
-    o.tagLen(2, anyLen(tl, r.encoded));
-    o.str(1, typeUrl, tl);
-    o.bytes(2, r.encoded);
-  }
-  o.str(4, typeUrl, tl);
-  o.str(5, nonce, nl);
-  o.tagLen(6, fieldLen(il));
-  o.str(1, identifier, il);
-  if (o.pos !== size) throw new Error(`DiscoveryResponse size mismatch: ${o.pos} != ${size}`);
-  return o.buf;
+  return discoveryResponse(versionInfo, typeUrl, resources, nonce, identifier).toBuffer();
 }
 
-/** envoy.service.discovery.v3.DeltaDiscoveryResponse wire bytes. */
-export function encodeDeltaDiscoveryResponse(
+/** envoy.service.discovery.v3.DeltaDiscoveryResponse. */
+export function deltaDiscoveryResponse(
   systemVersionInfo: string,
   typeUrl: string,
   resources: readonly SnapshotResource[],
   removed: readonly string[],
   nonce: string,
   identifier: string,
-  alloc: Alloc = fresh,
-): Buffer {
+): ResponseBytes {
   const sl = Buffer.byteLength(systemVersionInfo);
   const tl = Buffer.byteLength(typeUrl);
   const nl = Buffer.byteLength(nonce);
@@ -157,21 +177,36 @@ export function encodeDeltaDiscoveryResponse(
   let size = fieldLen(sl) + fieldLen(tl) + fieldLen(nl) + fieldLen(fieldLen(il));
   for (const it of items) size += fieldLen(it.len);
   for (const l of removedLens) size += fieldLen(l);
-  const o = new Out(alloc(size));
-  o.str(1, systemVersionInfo, sl);
-  for (const it of items) {
-    o.tagLen(2, it.len);
-    o.str(1, it.r.version, it.vl);
-    o.tagLen(2, it.al);
-    o.str(1, typeUrl, tl);
-    o.bytes(2, it.r.encoded);
-    o.str(3, it.r.name, it.nameLen);
-  }
-  o.str(4, typeUrl, tl);
-  o.str(5, nonce, nl);
-  removed.forEach((n, i) => o.str(6, n, removedLens[i]!));
-  o.tagLen(7, fieldLen(il));
-  o.str(1, identifier, il);
-  if (o.pos !== size) throw new Error(`DeltaDiscoveryResponse size mismatch: ${o.pos} != ${size}`);
-  return o.buf;
+  return new ResponseBytes(
+    size,
+    (o) => {
+      o.str(1, systemVersionInfo, sl);
+      for (const it of items) {
+        o.tagLen(2, it.len);
+        o.str(1, it.r.version, it.vl);
+        o.tagLen(2, it.al);
+        o.str(1, typeUrl, tl);
+        o.bytes(2, it.r.encoded);
+        o.str(3, it.r.name, it.nameLen);
+      }
+      o.str(4, typeUrl, tl);
+      o.str(5, nonce, nl);
+      removed.forEach((n, i) => o.str(6, n, removedLens[i]!));
+      o.tagLen(7, fieldLen(il));
+      o.str(1, identifier, il);
+    },
+    "DeltaDiscoveryResponse",
+  );
+}
+
+/** envoy.service.discovery.v3.DeltaDiscoveryResponse wire bytes. */
+export function encodeDeltaDiscoveryResponse(
+  systemVersionInfo: string,
+  typeUrl: string,
+  resources: readonly SnapshotResource[],
+  removed: readonly string[],
+  nonce: string,
+  identifier: string,
+): Buffer {
+  return deltaDiscoveryResponse(systemVersionInfo, typeUrl, resources, removed, nonce, identifier).toBuffer();
 }

@@ -9,7 +9,7 @@ import { DeltaStream } from "./delta.js";
 import { FleetTracker } from "./fleet-tracker.js";
 import { XdsMetrics } from "./metrics.js";
 import { adsService } from "./protos.js";
-import { LazyResponse, scratchAlloc } from "./messages.js";
+import { LazyResponse } from "./messages.js";
 import type { Snapshot } from "./snapshot.js";
 import { SotwStream } from "./sotw.js";
 import type { AdsStream, StreamDeps, StreamStatus } from "./stream.js";
@@ -51,10 +51,10 @@ export class AdsServer {
       identifier: opts.identifier ?? "cas-gateway",
     };
     this.unwatch = this.cache.watch((group, snap) => this.onSnapshot(group, snap));
-    // Responses are encoded by hand (messages.ts): bytes pass through; a LazyResponse is encoded
-    // into the reused scratch buffer, which grpc-js copies into its framed message at once.
+    // Responses are encoded by hand (messages.ts): bytes pass through; a LazyResponse becomes a
+    // ResponseBytes, which grpc-js' serializer sizes and copies (writes) into its framed message.
     const svc = adsService().service;
-    const serialize = (m: Buffer | LazyResponse) => (m instanceof LazyResponse ? m.encode(scratchAlloc) : m);
+    const serialize = (m: Buffer | LazyResponse) => (m instanceof LazyResponse ? (m.make() as unknown as Buffer) : m);
     const passThrough = Object.fromEntries(
       Object.entries(svc).map(([k, m]) => [k, { ...m, responseSerialize: serialize }]),
     ) as grpc.ServiceDefinition;

@@ -3,7 +3,7 @@
 // at most one response per type is ever unanswered. A NACKed version is parked: it is not resent
 // until the snapshot has a different version (go-control-plane resends it in a loop).
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { DiscoveryRequest, encodeDiscoveryResponse, isNack, LazyResponse } from "./messages.js";
+import { DiscoveryRequest, discoveryResponse, isNack, LazyResponse } from "./messages.js";
 import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
@@ -120,7 +120,7 @@ export class SotwStream extends AdsStream {
     this.deps.metrics.responses.inc({ mode: "sotw", type: shortType(t) });
     this.deps.log.debug({ stream: this.id, type: shortType(t), version, count: chosen.length }, "DiscoveryResponse");
     const identifier = this.deps.identifier;
-    this.call.write(new LazyResponse((alloc) => encodeDiscoveryResponse(version, t, chosen, nonce, identifier, alloc)));
+    this.call.write(new LazyResponse(() => discoveryResponse(version, t, chosen, nonce, identifier)));
   }
 
   /** Whether any of `types` (that this stream subscribes to) has not yet ACKed `snap`'s version. */
