@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import pino from "pino";
 import { loadOrganisation } from "../operator/provider/organisation.js";
+import { BufferedDestination } from "../sidecar/authz/log-destination.js";
+import { createSidecarLogger } from "../sidecar/authz/logging.js";
 import { SidecarServer } from "../sidecar/authz/server.js";
 import { ALL_HEALTHY } from "../sidecar/decision/types.js";
 import { loadEnvoyServices, serializeCheckRequest } from "../sidecar/envoy-protos.js";
@@ -90,12 +91,13 @@ export default async function bench(): Promise<BenchRow[]> {
   const dataFile = path.join(tmp, "check.grpc");
   writeFileSync(dataFile, grpcFrame(serializeCheckRequest(req)));
 
+  const logFile = new BufferedDestination(path.join(tmp, "sidecar.log"));
   const sidecar = new SidecarServer({
     state: new SettableStateSource({ topology: org.topology, health: ALL_HEALTHY, version: org.topology.version }),
     directory: org.directory!,
     affinityKey: Buffer.alloc(32, 1),
-    // Per-request decision lines at info, written asynchronously, as in production.
-    logger: pino({ level: "info" }, pino.destination({ dest: path.join(tmp, "sidecar.log"), sync: false, minLength: 4096 })),
+    // Per-request decision lines at info, the production logger (redaction, batched writes) into a file.
+    logger: createSidecarLogger({ destination: logFile }),
   });
   const sidecarPort = await sidecar.start(0);
   const noop = await startNoop();
@@ -115,8 +117,12 @@ export default async function bench(): Promise<BenchRow[]> {
   } finally {
     await sidecar.stop();
     await noop.stop();
-    rmSync(tmp, { recursive: true, force: true });
+    logFile.end();
   }
+  // One decision line per answered Check, each with its request id.
+  const lines = readFileSync(path.join(tmp, "sidecar.log"), "utf8").split("\n").filter((l) => l.includes('"msg":"decision"') && l.includes('"rid":"bench"'));
+  rmSync(tmp, { recursive: true, force: true });
+  if (lines.length < REQUESTS * (RUNS + 1)) throw new Error(`sidecar logged ${lines.length} decision lines for ${REQUESTS * (RUNS + 1)} Checks`);
   const sRps = median(side.map((r) => r.rps));
   const bRps = median(base.map((r) => r.rps));
   const ratio = sRps / bRps;

@@ -2,6 +2,7 @@
 // generated). Credentials never reach a log line: the handler logs chosen fields only, and redaction
 // catches anything that slips into an object anyway.
 import pino, { type DestinationStream, type Logger } from "pino";
+import { BufferedDestination } from "./log-destination.js";
 
 // Explicit paths only: wildcard redaction costs several times more per line on the hot path.
 export const REDACT_PATHS = [
@@ -28,7 +29,7 @@ export function createSidecarLogger(opts: { level?: string; destination?: Destin
       level: opts.level ?? "info",
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     },
-    // Buffered (4 KiB) asynchronous writes: one syscall per line costs more than the decision itself.
-    opts.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    // Batched writes (log-destination.ts): one syscall per line costs more than the decision itself.
+    opts.destination ?? new BufferedDestination(1),
   );
 }

@@ -9,25 +9,55 @@ export class SidecarMetrics {
   readonly directoryFailures: Counter<"reason">;
   readonly badRequests: Counter<"status">;
 
-  // Label-bound children, cached: looking a child up by label object on every request is the slow path.
-  private readonly children = new Map<string, { inc(): void } | { observe(v: number): void }>();
+  /**
+   * Per-request counting happens here, in plain numbers under two-level maps keyed by the engine's
+   * own strings (no label hashing, no key building per request); the prom-client counters are
+   * brought up to date from these tallies whenever they are read (their collect hook, i.e. at every
+   * scrape or get()), so what Prometheus sees is exact. prom-client's bound children re-hash their
+   * labels on every inc(), which is measurable at the sidecar's rates.
+   */
+  private readonly tallies = new Map<string, DecisionTally>();
+  private readonly histograms = new Map<string, Map<string, { observe(v: number): void }>>();
 
   /** Count one answer: its decision, each rule applied, and how long it took. */
   record(api: string, decision: string, rules: readonly string[], seconds: number): void {
-    (this.child(`d\n${decision}`, () => this.decisions.labels(decision)) as { inc(): void }).inc();
-    for (const r of rules) (this.child(`r\n${decision}\n${r}`, () => this.ruleHits.labels(decision, r)) as { inc(): void }).inc();
-    (this.child(`h\n${api}\n${decision}`, () => this.duration.labels(api, decision)) as { observe(v: number): void }).observe(seconds);
+    let t = this.tallies.get(decision);
+    if (!t) {
+      // Decision names and rule IDs come from the engine, not the client; bound the maps anyway.
+      if (this.tallies.size > 64) this.flushTallies(true);
+      t = { n: 0, reported: 0, rules: new Map() };
+      this.tallies.set(decision, t);
+    }
+    t.n++;
+    for (const r of rules) {
+      const rt = t.rules.get(r);
+      if (rt) rt.n++;
+      else {
+        if (t.rules.size > 2000) this.flushTallies(true);
+        t.rules.set(r, { n: 1, reported: 0 });
+      }
+    }
+    let byDecision = this.histograms.get(api);
+    if (!byDecision) this.histograms.set(api, (byDecision = new Map()));
+    let h = byDecision.get(decision);
+    if (!h) {
+      if (byDecision.size > 64) byDecision.clear();
+      byDecision.set(decision, (h = this.duration.labels(api, decision)));
+    }
+    h.observe(seconds);
   }
 
-  private child<T extends { inc(): void } | { observe(v: number): void }>(key: string, make: () => T): T {
-    let c = this.children.get(key) as T | undefined;
-    if (!c) {
-      // Rule IDs come from the engine, not the client, but bound the map anyway.
-      if (this.children.size > 5000) this.children.clear();
-      c = make();
-      this.children.set(key, c);
+  /** Push un-reported counts into the prom-client counters (and optionally forget the tallies). */
+  private flushTallies(forget = false): void {
+    for (const [decision, t] of this.tallies) {
+      if (t.n > t.reported) this.decisions.inc({ decision }, t.n - t.reported);
+      t.reported = t.n;
+      for (const [rule, rt] of t.rules) {
+        if (rt.n > rt.reported) this.ruleHits.inc({ decision, rule }, rt.n - rt.reported);
+        rt.reported = rt.n;
+      }
     }
-    return c;
+    if (forget) this.tallies.clear();
   }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -38,12 +68,14 @@ export class SidecarMetrics {
       help: "Decisions by outcome (local, proxy, redirect-*, error)",
       labelNames: ["decision"],
       registers: [this.registry],
+      collect: () => this.flushTallies(),
     });
     this.ruleHits = new Counter({
       name: "cas_sidecar_decision_rules_total",
       help: "Rules applied (RULES.md IDs), by decision",
       labelNames: ["decision", "rule"],
       registers: [this.registry],
+      collect: () => this.flushTallies(),
     });
     this.duration = new Histogram({
       name: "cas_sidecar_check_duration_seconds",
@@ -65,4 +97,12 @@ export class SidecarMetrics {
       registers: [this.registry],
     });
   }
+}
+
+interface Tally {
+  n: number;
+  reported: number;
+}
+interface DecisionTally extends Tally {
+  readonly rules: Map<string, Tally>;
 }

@@ -4,6 +4,7 @@
 // Client-sent x-cas-* headers are dropped here, so the engine never sees them.
 import { z } from "zod";
 import type { ClientRequest } from "../decision/types.js";
+import { DecodedCheckRequest } from "./check-codec.js";
 
 export const LIMITS = {
   /** Total header bytes accepted (Envoy's own default limit is 60 KiB). */
@@ -86,16 +87,61 @@ export interface MappedRequest {
 const METHOD_RE = /^[A-Z][A-Z0-9_-]{0,31}$/;
 const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
-/** Map a decoded CheckRequest. Throws BadRequestError (never anything else) on unusable input. */
+/**
+ * The parts of a CheckRequest the sidecar reads, flattened: what check-codec.ts decodes from the
+ * wire (DecodedCheckRequest has this shape) and what a nested object is reduced to after its schema.
+ */
+export interface CheckFields {
+  readonly hasHttp: boolean;
+  readonly method: string;
+  readonly host: string;
+  readonly path: string;
+  readonly scheme: string;
+  readonly query: string;
+  readonly body: string;
+  readonly rawBody?: Uint8Array | undefined;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly headerList?: readonly { key: string; value?: string | undefined; raw_value?: Uint8Array | readonly number[] | undefined }[] | undefined;
+  readonly sourceAddress: string;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+}
+
+/** Map a CheckRequest: a nested object (schema-checked here) or the wire decoder's fields. Throws BadRequestError (never anything else) on unusable input. */
 export function mapCheckRequest(raw: unknown): MappedRequest {
+  if (raw instanceof DecodedCheckRequest) return mapCheckFields(raw);
   const parsed = CheckRequestSchema.safeParse(raw);
   if (!parsed.success) throw new BadRequestError(400, `malformed CheckRequest: ${parsed.error.issues[0]?.path.join(".") ?? "?"}`);
   const attrs = parsed.data.attributes ?? {};
   const http = attrs.request?.http;
-  if (!http) throw new BadRequestError(400, "CheckRequest carries no attributes.request.http");
+  const rb = http?.raw_body;
+  return mapCheckFields({
+    hasHttp: !!http,
+    method: http?.method ?? "",
+    host: http?.host ?? "",
+    path: http?.path ?? "",
+    scheme: http?.scheme ?? "",
+    query: http?.query ?? "",
+    body: http?.body ?? "",
+    rawBody: rb instanceof Uint8Array ? rb : undefined,
+    headers: http?.headers,
+    headerList: http?.header_map?.headers,
+    sourceAddress: attrs.source?.address?.socket_address?.address ?? "",
+    contextExtensions: attrs.context_extensions ?? {},
+  });
+}
+
+function hasEntries(o: Readonly<Record<string, string>> | undefined): o is Readonly<Record<string, string>> {
+  if (!o) return false;
+  for (const _ in o) return true;
+  return false;
+}
+
+/** The checks and normalisation every CheckRequest goes through, whichever way it was decoded. */
+export function mapCheckFields(http: CheckFields): MappedRequest {
+  if (!http.hasHttp) throw new BadRequestError(400, "CheckRequest carries no attributes.request.http");
 
   const headers: Record<string, string> = Object.create(null) as Record<string, string>;
-  const casHeadersSent: string[] = [];
+  let casHeadersSent: string[] | undefined;
   let headerBytes = 0;
   let count = 0;
   const add = (name: string, value: string) => {
@@ -104,26 +150,29 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
     headerBytes += k.length + value.length;
     if (headerBytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
     if (k.startsWith("x-cas-")) {
-      casHeadersSent.push(k);
+      (casHeadersSent ??= []).push(k);
       return;
     }
     // Pseudo-headers (:authority, :path, ...) are read from their own fields; odd names are dropped.
     if (!HEADER_NAME_RE.test(k)) return;
     headers[k] = k in headers ? (k === "cookie" ? `${headers[k]}; ${value}` : `${headers[k]},${value}`) : value;
   };
-  if (http.headers) for (const [k, v] of Object.entries(http.headers)) add(k, v);
-  else if (http.header_map?.headers) {
-    for (const h of http.header_map.headers) {
+  // Envoy sends either the headers map or (encode_raw_headers) header_map.
+  if (hasEntries(http.headers)) {
+    const hs = http.headers;
+    for (const k in hs) add(k, hs[k]!);
+  } else if (http.headerList) {
+    for (const h of http.headerList) {
       const raw = h.raw_value instanceof Uint8Array && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString("latin1") : "";
       add(h.key, h.value || raw);
     }
   }
 
-  const method = (http.method ?? "").toUpperCase();
+  const method = http.method.toUpperCase();
   if (!METHOD_RE.test(method)) throw new BadRequestError(400, "missing or invalid HTTP method");
-  const host = (http.host ?? "").trim();
+  const host = http.host.trim();
   if (!host || host.length > 255 || /[\s/\\@]/.test(host)) throw new BadRequestError(400, "missing or invalid Host");
-  let path = http.path ?? "";
+  let path = http.path;
   if (!path.startsWith("/")) throw new BadRequestError(400, "missing or invalid path");
   if (path.length > LIMITS.maxPathBytes) throw new BadRequestError(414, "request path too long");
   // Envoy's path already includes the query; older versions also set `query` separately.
@@ -132,7 +181,7 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
 
   let body: string | undefined;
   let bodyTruncated = false;
-  const rb = http.raw_body;
+  const rb = http.rawBody;
   if (rb instanceof Uint8Array && rb.length > 0) {
     const b = Buffer.from(rb.buffer, rb.byteOffset, rb.byteLength);
     bodyTruncated = b.length > LIMITS.maxBodyBytes;
@@ -142,7 +191,7 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
     body = http.body.slice(0, LIMITS.maxBodyBytes);
   }
 
-  const sa = attrs.source?.address?.socket_address?.address;
+  const sa = http.sourceAddress;
   const request: ClientRequest = {
     method,
     host,
@@ -156,11 +205,13 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
   return {
     request,
     ...(rid && rid.length <= 200 ? { requestId: rid } : {}),
-    contextExtensions: attrs.context_extensions ?? {},
-    casHeadersSent: [...new Set(casHeadersSent)],
+    contextExtensions: http.contextExtensions,
+    casHeadersSent: casHeadersSent ? [...new Set<string>(casHeadersSent)] : NO_NAMES,
     bodyTruncated,
   };
 }
+
+const NO_NAMES: readonly string[] = Object.freeze([]);
 
 /** Credentials for the SSO form: an FBA logon POST body (username/password) or a Basic header. */
 export function credentialsOf(req: ClientRequest): { username: string; password: string } | undefined {

@@ -7,15 +7,17 @@ import type { Logger } from "pino";
 import { decide } from "../decision/engine.js";
 import { identityCandidates } from "../decision/identity.js";
 import type { MailboxDirectory } from "../directory/types.js";
-import { fastAuthorizationService, loadEnvoyServices } from "../envoy-protos.js";
+import { loadEnvoyServices } from "../envoy-protos.js";
 import type { StateSource } from "../state.js";
 import { AffinitySigner, randomAffinityKey } from "./affinity.js";
+import { decodeCheckRequest, encodeCheckResponse } from "./check-codec.js";
 import {
   DecisionService,
   type DecisionEngine,
   type DirectoryFailurePolicy,
 } from "./decision-service.js";
 import { extProcHandler } from "./ext-proc.js";
+import type { CheckResponseOut } from "./response.js";
 import { createSidecarLogger } from "./logging.js";
 import { SidecarMetrics } from "./metrics.js";
 
@@ -45,6 +47,23 @@ export const DEFAULT_ENGINE: DecisionEngine = { decide, identityCandidates };
 /** Kept for callers that load the engine asynchronously. */
 export async function loadDefaultEngine(): Promise<DecisionEngine> {
   return DEFAULT_ENGINE;
+}
+
+/**
+ * envoy.service.auth.v3.Authorization with the hot-path codec (check-codec.ts) for Check: the same
+ * protos and wire format, decoded once into the fields the sidecar reads and encoded from cached pieces.
+ */
+export function sidecarAuthorizationService(): grpc.ServiceDefinition {
+  const base = loadEnvoyServices().authorization;
+  const check = base.Check!;
+  return {
+    ...base,
+    Check: {
+      ...check,
+      requestDeserialize: (buf: Buffer) => decodeCheckRequest(buf),
+      responseSerialize: (msg: unknown) => encodeCheckResponse(msg as CheckResponseOut),
+    },
+  };
 }
 
 export class SidecarServer {
@@ -96,7 +115,7 @@ export class SidecarServer {
     const svc = await this.decisionService();
     const envoy = loadEnvoyServices();
     const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-    server.addService(fastAuthorizationService(), {
+    server.addService(sidecarAuthorizationService(), {
       Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ev = svc.evaluateAny(call.request, "ext_authz");
         if (ev instanceof Promise) {
