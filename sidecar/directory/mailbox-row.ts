@@ -109,23 +109,37 @@ export function rowToRecord(f: readonly string[], at: Columns, file: string, lin
   };
 }
 
+/** Where the EmailAddresses token that starts at `i` ends (tokens are split on space ; , tab). */
+export function tokenEnd(field: string, i: number): number {
+  const n = field.length;
+  let end = i;
+  for (; end < n; end++) {
+    const c = field.charCodeAt(end);
+    if (c === 32 || c === 59 || c === 44 || c === 9) break;
+  }
+  return end;
+}
+
+/** Whether the token [i, end) is "smtp:" (any case) and something after it. */
+export function isSmtpToken(field: string, i: number, end: number): boolean {
+  return (
+    end - i > 5 &&
+    (field.charCodeAt(i) | 0x20) === 115 /* s */ &&
+    (field.charCodeAt(i + 1) | 0x20) === 109 /* m */ &&
+    (field.charCodeAt(i + 2) | 0x20) === 116 /* t */ &&
+    (field.charCodeAt(i + 3) | 0x20) === 112 /* p */ &&
+    field.charCodeAt(i + 4) === 58 /* : */
+  );
+}
+
 /** "SMTP:a@x smtp:b@x;X400:..." → lower-case SMTP addresses, appended once each. */
 function addSmtpAddresses(field: string, out: string[]): void {
-  const n = field.length;
-  let i = 0;
-  while (i < n) {
-    let end = i;
-    for (; end < n; end++) {
-      const c = field.charCodeAt(end);
-      if (c === 32 || c === 59 || c === 44 || c === 9) break; // space ; , tab
-    }
-    if (end - i > 5) {
-      const c0 = field.charCodeAt(i) | 0x20;
-      if (c0 === 115 /* s */ && (field.charCodeAt(i + 1) | 0x20) === 109 && (field.charCodeAt(i + 2) | 0x20) === 116 && (field.charCodeAt(i + 3) | 0x20) === 112 && field.charCodeAt(i + 4) === 58) {
-        const a = field.slice(i + 5, end).toLowerCase();
-        const atSign = a.indexOf("@");
-        if (atSign > 0 && atSign < a.length - 1 && !out.includes(a)) out.push(a);
-      }
+  for (let i = 0; i < field.length; ) {
+    const end = tokenEnd(field, i);
+    if (isSmtpToken(field, i, end)) {
+      const a = field.slice(i + 5, end).toLowerCase();
+      const atSign = a.indexOf("@");
+      if (atSign > 0 && atSign < a.length - 1 && !out.includes(a)) out.push(a);
     }
     i = end + 1;
   }

@@ -4,7 +4,7 @@
 // undefined and the caller takes the exact path (rowToRecord, which also raises the row's error).
 // row-key-hashes.test.ts checks, over generated rows, that both paths give the same hashes and accept
 // the same rows.
-import type { Columns } from "./mailbox-row.js";
+import { isSmtpToken, tokenEnd, type Columns } from "./mailbox-row.js";
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
@@ -66,24 +66,11 @@ export function rowKeyHashes(f: readonly string[], at: Columns, out: number[]): 
   if (!database) return undefined;
 
   if (at.emails >= 0) {
-    // As addSmtpAddresses: tokens split on space ; , tab; "smtp:" (any case) then an address.
+    // As addSmtpAddresses (the address's first "@" neither first nor last), hashed in place.
     const field = f[at.emails];
-    const n = field.length;
-    let i = 0;
-    while (i < n) {
-      let end = i;
-      for (; end < n; end++) {
-        const c = field.charCodeAt(end);
-        if (c === 32 || c === 59 || c === 44 || c === 9) break;
-      }
-      if (
-        end - i > 5 &&
-        (field.charCodeAt(i) | 0x20) === 115 &&
-        (field.charCodeAt(i + 1) | 0x20) === 109 &&
-        (field.charCodeAt(i + 2) | 0x20) === 116 &&
-        (field.charCodeAt(i + 3) | 0x20) === 112 &&
-        field.charCodeAt(i + 4) === 58
-      ) {
+    for (let i = 0; i < field.length; ) {
+      const end = tokenEnd(field, i);
+      if (isSmtpToken(field, i, end)) {
         const a = field.indexOf("@", i + 5);
         if (a > i + 5 && a < end - 1) push(out, hashLower(field, i + 5, end, FNV_OFFSET));
       }
