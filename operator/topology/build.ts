@@ -88,6 +88,8 @@ export function commonNameOf(name: string): string {
 const VDIR_INFO = new WeakMap<VirtualDirectory, VirtualDirectoryInfo>();
 const SERVER_INFO = new WeakMap<ClientAccessServer, { readonly vdirs: readonly VirtualDirectoryInfo[]; readonly info: ServerInfo }>();
 const DB_INFO = new WeakMap<MailboxDatabase, DatabaseInfo>();
+const SITE_INFO = new WeakMap<ADSite, SiteInfo>();
+const sameStrings = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 /** Content hash of each info object (sites, servers, databases), for the topology version. */
 const INFO_HASH = new WeakMap<object, string>();
 
@@ -167,7 +169,8 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
   }
 
   // Virtual directories.
-  const vdirsByServer = new Map<string, Map<Service, VirtualDirectoryInfo>>();
+  // A server's directories in input order (at most one per service: a short list, no Map needed).
+  const vdirsByServer = new Map<string, VirtualDirectoryInfo[]>();
   for (const v of ofKind("VirtualDirectory")) {
     const srv = serverObjs.get(v.spec.server);
     if (!srv) {
@@ -200,8 +203,8 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
       continue;
     }
     let byService = vdirsByServer.get(srv.metadata.name);
-    if (!byService) vdirsByServer.set(srv.metadata.name, (byService = new Map()));
-    const existing = byService.get(v.spec.service);
+    if (!byService) vdirsByServer.set(srv.metadata.name, (byService = []));
+    const existing = byService.find((x) => x.service === v.spec.service);
     if (existing) {
       report(
         v,
@@ -215,18 +218,18 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
     }
     let info = VDIR_INFO.get(v);
     if (!info) VDIR_INFO.set(v, (info = vdirInfo(v)));
-    byService.set(v.spec.service, info);
+    byService.push(info);
   }
 
   const servers = new Map<string, ServerInfo>();
   for (const [name, s] of serverObjs) {
-    const vdirs = sortedMap(vdirsByServer.get(name) ?? new Map<Service, VirtualDirectoryInfo>());
-    const list = [...vdirs.values()];
+    const list = vdirsByServer.get(name) ?? [];
     const memo = SERVER_INFO.get(s);
     if (memo && memo.vdirs.length === list.length && memo.vdirs.every((v, i) => v === list[i])) {
       servers.set(name, memo.info);
       continue;
     }
+    const vdirs = sortedMap(new Map(list.map((v) => [v.service, v] as const)));
     const version = Number(s.spec.exchangeVersion) as VersionNumber;
     const info: ServerInfo = Object.freeze({
         name,
@@ -342,18 +345,30 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
         "Accepted",
       );
     }
-    sites.set(
+    const internetFacing = s.spec.internetFacing ?? hasExternal;
+    const prev = SITE_INFO.get(s);
+    if (
+      prev &&
+      prev.internetFacing === internetFacing &&
+      sameStrings(prev.hostnames, hostnames) &&
+      sameStrings(prev.servers, names) &&
+      sameStrings(prev.casServers, casServers) &&
+      sameStrings(prev.mailboxServers, mailboxServers)
+    ) {
+      sites.set(name, prev); // unchanged: keep the object (and its memoised hash)
+      continue;
+    }
+    const info: SiteInfo = Object.freeze({
       name,
-      Object.freeze({
-        name,
-        hostnames: Object.freeze(hostnames),
-        internetFacing: s.spec.internetFacing ?? hasExternal,
-        description: s.spec.description,
-        servers: Object.freeze(names),
-        casServers: Object.freeze(casServers),
-        mailboxServers: Object.freeze(mailboxServers),
-      }),
-    );
+      hostnames: Object.freeze(hostnames),
+      internetFacing,
+      description: s.spec.description,
+      servers: Object.freeze(names),
+      casServers: Object.freeze(casServers),
+      mailboxServers: Object.freeze(mailboxServers),
+    });
+    SITE_INFO.set(s, info);
+    sites.set(name, info);
   }
 
   // Names, FQDNs, and NetBIOS names (first FQDN label) where that label is unambiguous.

@@ -62,7 +62,9 @@ interface Encoded {
   readonly violations: ReturnType<ProtoCodec["encode"]>["violations"];
   res?: EnvoyResource;
 }
-const ENCODED = new WeakMap<Built, Encoded>();
+/** Where a cached Built keeps its encoding (a property, cheaper than a WeakMap look-up per resource). */
+const ENCODED = Symbol("encoded");
+type WithEncoded = Built & { [ENCODED]?: Encoded };
 
 export function translate(topology: Topology, options: TranslateOptions): EnvoyResources {
   const opts = resolveOptions(options);
@@ -73,13 +75,13 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
   const failedClusters = new Set<string>();
   for (const b of built) {
     const lazy = typeof b.value === "function" ? b.value : undefined;
-    let enc = ENCODED.get(b);
+    let enc = (b as WithEncoded)[ENCODED];
     let value: Record<string, unknown> | undefined;
     if (!enc) {
       value = lazy ? lazy() : (b.value as Record<string, unknown>);
       enc = c.encode(typeNameOf(b.typeUrl), value);
       // Only lazily built values are cached (upstream clusters); the others are rebuilt each time.
-      if (lazy) ENCODED.set(b, enc);
+      if (lazy) (b as WithEncoded)[ENCODED] = enc;
     }
     const { bytes, violations } = enc;
     if (!bytes) {
@@ -113,15 +115,15 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
     if (!group) ok.set(b.typeUrl, (group = []));
     group.push(res);
   }
-  const list = (typeUrl: string) =>
-    (ok.get(typeUrl) ?? []).filter((r) => !(typeUrl === TYPE_URLS.endpoint && failedClusters.has(r.name))).sort(byName);
+  const list = (typeUrl: string) => {
+    const g = ok.get(typeUrl) ?? [];
+    return (typeUrl === TYPE_URLS.endpoint && failedClusters.size ? g.filter((r) => !failedClusters.has(r.name)) : g).sort(byName);
+  };
   const listenersOut = list(TYPE_URLS.listener);
   const routes = list(TYPE_URLS.route);
   const clusters = list(TYPE_URLS.cluster);
   const endpoints = list(TYPE_URLS.endpoint);
-  const all = [...listenersOut, ...routes, ...clusters, ...endpoints];
-  return {
-    version: hash(all.map((r) => `${r.typeUrl} ${r.name} ${r.version}\n`)),
+  const out = {
     topologyVersion: topology.version,
     listeners: listenersOut,
     routes,
@@ -130,4 +132,12 @@ export function translate(topology: Topology, options: TranslateOptions): EnvoyR
     secrets: [],
     problems,
   };
+  // The overall version is for render and golden files, not for serving (the snapshot versions
+  // each type): computed on first read, so the change path does not hash every resource again.
+  let version: string | undefined;
+  Object.defineProperty(out, "version", {
+    enumerable: true,
+    get: () => (version ??= hash([...listenersOut, ...routes, ...clusters, ...endpoints].map((r) => `${r.typeUrl} ${r.name} ${r.version}\n`))),
+  });
+  return out as unknown as EnvoyResources;
 }
