@@ -7,7 +7,8 @@
 // and through the proxy: same client, same URL, same mailbox, alternating, several runs; medians.
 // Two mailbox shapes: 50 messages of 1 MB, and a mix of sizes like a real mailbox (mostly small
 // messages, a few with large attachments), where per-message round trips weigh more.
-// Target: proxy ≥ 0.8 × direct (median of the per-run ratios, on each shape).
+// Target: proxy ≥ 0.8 × direct (median of the per-run ratios, on each shape). For comparison, the
+// same fetch through the simplest Node relay (stream.pipe, no protocol) in its own process.
 // CPU seconds per process (curl, proxy, Dovecot) for each run, from /proc, show where time goes.
 // Also log-in-and-quit connections per second (a separate Node process drives concurrent clients).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -151,6 +152,40 @@ async function startProxyProcess(dir: string, east: Dovecot, west: Dovecot): Pro
   };
 }
 
+/**
+ * For comparison only: the simplest Node relay (stream.pipe both ways, no protocol), in its own
+ * process, in front of the same Dovecot. It shows what one more Node hop costs by itself.
+ */
+const BARE_RELAY = `
+const net = require("node:net");
+const target = Number(process.argv[1]);
+const srv = net.createServer((c) => {
+  const s = net.connect(target, "127.0.0.1");
+  c.setNoDelay(true); s.setNoDelay(true);
+  c.pipe(s); s.pipe(c);
+  c.on("error", () => s.destroy()); s.on("error", () => c.destroy());
+});
+srv.listen(0, "127.0.0.1", () => process.stdout.write(srv.address().port + "\\n"));
+`;
+
+async function startBareRelay(target: number): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, ["-e", BARE_RELAY, String(target)], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once("exit", () => reject(new Error("bare relay exited")));
+  });
+  return {
+    pid: child.pid!,
+    imapPort: port,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await gone;
+    },
+  };
+}
+
 // ------------------------------------------------------------------ clients
 
 interface Fetch {
@@ -281,29 +316,29 @@ function loadgen(port: number, mode: "login" | "logout"): Promise<{ perSecond: n
 
 // ------------------------------------------------------------------ the bench
 
-interface ShapeResult {
-  direct: Fetch[];
-  proxied: Fetch[];
-}
+type Path = "direct" | "proxied" | "bare";
+type ShapeResult = Record<Path, Fetch[]>;
 
-async function fetchBoth(
-  directPort: number,
-  proxyPort: number,
+async function fetchAll(
+  ports: Record<Path, number>,
   user: { user: string; password: string },
   messages: readonly Buffer[],
-  pids: { proxy: number; dovecot: number },
+  pids: Record<"proxy" | "dovecot" | "bare", number>,
   scratch: string,
 ): Promise<ShapeResult> {
   const n = messages.length;
-  // Check both paths deliver the mailbox byte for byte; this also warms them up (Dovecot builds its
-  // index on first access; page cache).
-  await checkedFetch(directPort, user, messages, pids, join(scratch, "direct"));
-  await checkedFetch(proxyPort, user, messages, pids, join(scratch, "proxied"));
-  const r: ShapeResult = { direct: [], proxied: [] };
+  const paths: Path[] = ["direct", "proxied", "bare"];
+  // Check every path delivers the mailbox byte for byte; this also warms them up (Dovecot builds
+  // its index on first access; page cache).
+  for (const p of paths) await checkedFetch(ports[p], user, messages, pids, join(scratch, p));
+  const r: ShapeResult = { direct: [], proxied: [], bare: [] };
   for (let i = 0; i < RUNS; i++) {
-    // Alternate which goes first, so neither always runs on a machine the other just warmed.
-    const order = i % 2 === 0 ? (["direct", "proxied"] as const) : (["proxied", "direct"] as const);
-    for (const which of order) r[which].push(await curlFetch(which === "direct" ? directPort : proxyPort, user, n, pids));
+    // Rotate the order, so no path always runs right after the same other one.
+    for (let k = 0; k < paths.length; k++) {
+      const p = paths[(i + k) % paths.length];
+      // The "proxy" CPU column is the process in the path: the mail proxy, or the bare relay.
+      r[p].push(await curlFetch(ports[p], user, n, { proxy: p === "bare" ? pids.bare : pids.proxy, dovecot: pids.dovecot }));
+    }
   }
   return r;
 }
@@ -314,6 +349,7 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult): 
   const mbps = (f: Fetch) => total / f.seconds / MB;
   const ratios = r.direct.map((d, i) => mbps(r.proxied[i]) / mbps(d));
   const ratio = median(ratios);
+  const bareRatios = r.direct.map((d, i) => mbps(r.bare[i]) / mbps(d));
   const cpu = (fs: Fetch[], k: keyof Cpu) => median(fs.map((f) => (f.cpu[k] / (total / MB)) * 1000));
   const cpuNote = (fs: Fetch[]) =>
     `CPU ms/MB: curl ${cpu(fs, "curl").toFixed(1)}, proxy ${cpu(fs, "proxy").toFixed(1)}, dovecot ${cpu(fs, "dovecot").toFixed(1)}; wall ${(
@@ -331,6 +367,13 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult): 
       target: ">= 0.8",
       pass: ratio >= 0.8,
       note: `median of per-run ratios ${ratios.map((x) => x.toFixed(2)).join(" ")}; load avg ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
+    },
+    {
+      suite: "mail",
+      metric: `for comparison: bare Node pipe relay / direct, ${label}`,
+      value: median(bareRatios),
+      unit: "x",
+      note: `${median(r.bare.map(mbps)).toFixed(0)} MB/s; per-run ratios ${bareRatios.map((x) => x.toFixed(2)).join(" ")}; ${cpuNote(r.bare)} (relay in the proxy column)`,
     },
   ];
 }
@@ -353,11 +396,14 @@ export default async function bench(): Promise<BenchRow[]> {
   });
   const west = await startDovecot({ dir: join(dir, "west"), name: "west", users: [{ ...USERS.bob, messages: [] }] });
   let proxy: ProxyProcess | undefined;
+  let bare: ProxyProcess | undefined;
   try {
     proxy = await startProxyProcess(join(dir, "proxy"), east, west);
-    const pids = { proxy: proxy.pid, dovecot: east.pid };
-    const a = await fetchBoth(east.imapPort, proxy.imapPort, USERS.alice, uniform, pids, join(dir, "fetched"));
-    const m = await fetchBoth(east.imapPort, proxy.imapPort, MIA, mixed, pids, join(dir, "fetched"));
+    bare = await startBareRelay(east.imapPort);
+    const pids = { proxy: proxy.pid, dovecot: east.pid, bare: bare.pid };
+    const ports = { direct: east.imapPort, proxied: proxy.imapPort, bare: bare.imapPort };
+    const a = await fetchAll(ports, USERS.alice, uniform, pids, join(dir, "fetched"));
+    const m = await fetchAll(ports, MIA, mixed, pids, join(dir, "fetched"));
     const sDirect: number[] = [];
     const sProxied: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -392,6 +438,7 @@ export default async function bench(): Promise<BenchRow[]> {
     ];
   } finally {
     await proxy?.stop();
+    await bare?.stop();
     await Promise.all([east.stop(), west.stop()]);
     removeDir(dir);
   }
