@@ -31,7 +31,7 @@ export class DecodedCheckRequest {
   body = "";
   rawBody: Uint8Array | undefined = undefined;
   /** HttpRequest.headers (map<string,string>; a repeated key keeps the last value, as protobuf maps do). */
-  headers: Record<string, string> | undefined = undefined;
+  headers: Map<string, string> | undefined = undefined;
   /** HttpRequest.header_map.headers, when Envoy sends that form instead. */
   headerList: WireHeader[] | undefined = undefined;
   sourceAddress = "";
@@ -136,180 +136,231 @@ function loadIds(): Ids {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decoding
+// Decoding: straight-line loops over one cursor (the decoder is synchronous, so module state is
+// safe); a known field with an unexpected wire type is skipped, as protobuf's own parsers treat it.
 
 class WireError extends Error {}
 
-/** Read a length-delimited field's end offset, checked against the enclosing end. */
-function lenEnd(r: protobuf.Reader, end: number): number {
-  const n = r.uint32();
-  const e = r.pos + n;
+let B: Buffer = Buffer.alloc(0);
+let P = 0;
+const utf8 = (s: number, e: number): string => (B as unknown as { utf8Slice(s: number, e: number): string }).utf8Slice(s, e);
+
+function varint(end: number): number {
+  let result = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (P >= end) throw new WireError("truncated varint");
+    const b = B[P++]!;
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return result;
+    mul *= 128;
+  }
+  throw new WireError("varint longer than 10 bytes");
+}
+
+/** Reads a length prefix; returns the end offset of the length-delimited field. */
+function lenEnd(end: number): number {
+  const n = varint(end);
+  const e = P + n;
   if (e > end) throw new WireError("length-delimited field runs past its message");
   return e;
 }
 
-function expect(wire: number, want: number, what: string): void {
-  if (wire !== want) throw new WireError(`${what}: wrong wire type ${wire}`);
-}
-
-function readString(r: protobuf.Reader, end: number): string {
-  const e = lenEnd(r, end);
-  // decodeCheckRequest always reads a Buffer.
-  const s = (r.buf as Buffer).toString("utf8", r.pos, e);
-  r.pos = e;
+function readString(end: number): string {
+  const e = lenEnd(end);
+  const s = e > P ? utf8(P, e) : "";
+  P = e;
   return s;
 }
 
-function readBytes(r: protobuf.Reader, end: number): Uint8Array {
-  const e = lenEnd(r, end);
-  const b = r.buf.subarray(r.pos, e);
-  r.pos = e;
+function readBytes(end: number): Uint8Array {
+  const e = lenEnd(end);
+  const b = B.subarray(P, e);
+  P = e;
   return b;
 }
 
-function skip(r: protobuf.Reader, wire: number, end: number): void {
-  r.skipType(wire);
-  if (r.pos > end) throw new WireError("field runs past its message");
+function skip(wire: number, end: number): void {
+  switch (wire) {
+    case VARINT:
+      varint(end);
+      return;
+    case 1:
+      P += 8;
+      break;
+    case LEN:
+      P = lenEnd(end);
+      return;
+    case 5:
+      P += 4;
+      break;
+    default:
+      // 3/4: proto2 groups, which no Envoy message uses; 6/7 do not exist.
+      throw new WireError(`unsupported wire type ${wire}`);
+  }
+  if (P > end) throw new WireError("field runs past its message");
+}
+
+function done(end: number): void {
+  if (P !== end) throw new WireError("message length mismatch");
 }
 
 /** A map<string,string> entry (key = 1, value = 2 by the protobuf map encoding) into `into`. */
-function readMapEntry(r: protobuf.Reader, end: number, into: Record<string, string>): void {
-  const e = lenEnd(r, end);
+function readMapEntry(end: number, into: Record<string, string> | Map<string, string>): void {
+  const e = lenEnd(end);
   let k = "";
   let v = "";
-  while (r.pos < e) {
-    const tag = r.uint32();
-    const id = tag >>> 3;
-    const wire = tag & 7;
-    if (id === 1 && wire === LEN) k = readString(r, e);
-    else if (id === 2 && wire === LEN) v = readString(r, e);
-    else skip(r, wire, e);
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (id === 1 && wire === LEN) k = readString(e);
+    else if (id === 2 && wire === LEN) v = readString(e);
+    else skip(wire, e);
   }
-  into[k] = v;
+  done(e);
+  if (into instanceof Map) into.set(k, v);
+  else into[k] = v;
 }
 
-/** Walk a nested message: call `field` for each tag; unknown fields are skipped. */
-function message(r: protobuf.Reader, end: number, field: (id: number, wire: number, end: number) => boolean): void {
-  const e = lenEnd(r, end);
-  while (r.pos < e) {
-    const tag = r.uint32();
-    const id = tag >>> 3;
-    const wire = tag & 7;
-    if (!field(id, wire, e)) skip(r, wire, e);
+function readHeaderValue(end: number, I: Ids): WireHeader {
+  const e = lenEnd(end);
+  let key = "";
+  let value = "";
+  let raw: Uint8Array | undefined;
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (wire !== LEN) skip(wire, e);
+    else if (id === I.headerValue.key) key = readString(e);
+    else if (id === I.headerValue.value) value = readString(e);
+    else if (id === I.headerValue.raw_value) raw = readBytes(e);
+    else skip(wire, e);
   }
-  if (r.pos !== e) throw new WireError("message length mismatch");
+  done(e);
+  return raw ? { key, value, raw_value: raw } : { key, value };
+}
+
+function readHeaderMap(end: number, out: DecodedCheckRequest, I: Ids): void {
+  const e = lenEnd(end);
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (id === I.headerMap.headers && wire === LEN) (out.headerList ??= []).push(readHeaderValue(e, I));
+    else skip(wire, e);
+  }
+  done(e);
+}
+
+function readHttp(end: number, out: DecodedCheckRequest, I: Ids): void {
+  const e = lenEnd(end);
+  const H = I.http;
+  out.hasHttp = true;
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (wire !== LEN) skip(wire, e);
+    else if (id === H.headers) readMapEntry(e, (out.headers ??= new Map()));
+    else if (id === H.method) out.method = readString(e);
+    else if (id === H.path) out.path = readString(e);
+    else if (id === H.host) out.host = readString(e);
+    else if (id === H.scheme) out.scheme = readString(e);
+    else if (id === H.query) out.query = readString(e);
+    else if (id === H.body) out.body = readString(e);
+    else if (id === H.raw_body) out.rawBody = readBytes(e);
+    else if (id === H.header_map) readHeaderMap(e, out, I);
+    else skip(wire, e);
+  }
+  done(e);
+}
+
+function readRequest(end: number, out: DecodedCheckRequest, I: Ids): void {
+  const e = lenEnd(end);
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (id === I.request.http && wire === LEN) readHttp(e, out, I);
+    else skip(wire, e);
+  }
+  done(e);
+}
+
+/** attributes.source: Peer.address → Address.socket_address → SocketAddress.address. */
+function readSource(end: number, out: DecodedCheckRequest, I: Ids): void {
+  const e = lenEnd(end);
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (id === I.peer.address && wire === LEN) {
+      const ae = lenEnd(e);
+      while (P < ae) {
+        const t2 = varint(ae);
+        const w2 = t2 % 8;
+        const id2 = (t2 - w2) / 8;
+        if (id2 === I.address.socket_address && w2 === LEN) {
+          const se = lenEnd(ae);
+          while (P < se) {
+            const t3 = varint(se);
+            const w3 = t3 % 8;
+            const id3 = (t3 - w3) / 8;
+            if (id3 === I.socket.address && w3 === LEN) out.sourceAddress = readString(se);
+            else skip(w3, se);
+          }
+          done(se);
+        } else skip(w2, ae);
+      }
+      done(ae);
+    } else skip(wire, e);
+  }
+  done(e);
+}
+
+function readAttributes(end: number, out: DecodedCheckRequest, I: Ids): void {
+  const e = lenEnd(end);
+  while (P < e) {
+    const tag = varint(e);
+    const wire = tag % 8;
+    const id = (tag - wire) / 8;
+    if (wire !== LEN) skip(wire, e);
+    else if (id === I.attrs.request) readRequest(e, out, I);
+    else if (id === I.attrs.source) readSource(e, out, I);
+    else if (id === I.attrs.context_extensions) {
+      if (out.contextExtensions === EMPTY) out.contextExtensions = Object.create(null) as Record<string, string>;
+      readMapEntry(e, out.contextExtensions);
+    } else skip(wire, e);
+  }
+  done(e);
 }
 
 /** Decode a serialized envoy.service.auth.v3.CheckRequest. Throws on malformed wire data. */
 export function decodeCheckRequest(buf: Uint8Array): DecodedCheckRequest {
   const I = loadIds();
   const out = new DecodedCheckRequest();
-  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  const r = protobuf.Reader.create(b);
-  const end = b.length;
-
-  const http = (id: number, wire: number, e: number): boolean => {
-    const H = I.http;
-    if (wire !== LEN) return false;
-    switch (id) {
-      case H.method:
-        out.method = readString(r, e);
-        return true;
-      case H.host:
-        out.host = readString(r, e);
-        return true;
-      case H.path:
-        out.path = readString(r, e);
-        return true;
-      case H.scheme:
-        out.scheme = readString(r, e);
-        return true;
-      case H.query:
-        out.query = readString(r, e);
-        return true;
-      case H.body:
-        out.body = readString(r, e);
-        return true;
-      case H.raw_body:
-        out.rawBody = readBytes(r, e);
-        return true;
-      case H.headers:
-        if (!out.headers) out.headers = Object.create(null) as Record<string, string>;
-        readMapEntry(r, e, out.headers);
-        return true;
-      case H.header_map:
-        message(r, e, (hid, hwire, he) => {
-          if (hid !== I.headerMap.headers) return false;
-          expect(hwire, LEN, "header_map.headers");
-          let key = "";
-          let value = "";
-          let raw: Uint8Array | undefined;
-          message(r, he, (vid, vwire, ve) => {
-            if (vwire !== LEN) return false;
-            if (vid === I.headerValue.key) key = readString(r, ve);
-            else if (vid === I.headerValue.value) value = readString(r, ve);
-            else if (vid === I.headerValue.raw_value) raw = readBytes(r, ve);
-            else return false;
-            return true;
-          });
-          (out.headerList ??= []).push(raw ? { key, value, raw_value: raw } : { key, value });
-          return true;
-        });
-        return true;
-      default:
-        return false;
+  B = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  P = 0;
+  try {
+    const end = B.length;
+    while (P < end) {
+      const tag = varint(end);
+      const wire = tag % 8;
+      const id = (tag - wire) / 8;
+      if (id === I.req.attributes && wire === LEN) readAttributes(end, out, I);
+      else skip(wire, end);
     }
-  };
-
-  const attributes = (id: number, wire: number, e: number): boolean => {
-    if (id === I.attrs.request) {
-      expect(wire, LEN, "attributes.request");
-      message(r, e, (rid, rwire, re) => {
-        if (rid !== I.request.http) return false;
-        expect(rwire, LEN, "request.http");
-        out.hasHttp = true;
-        message(r, re, http);
-        return true;
-      });
-      return true;
-    }
-    if (id === I.attrs.source) {
-      expect(wire, LEN, "attributes.source");
-      message(r, e, (pid, pwire, pe) => {
-        if (pid !== I.peer.address || pwire !== LEN) return false;
-        message(r, pe, (aid, awire, ae) => {
-          if (aid !== I.address.socket_address || awire !== LEN) return false;
-          message(r, ae, (sid, swire, se) => {
-            if (sid !== I.socket.address || swire !== LEN) return false;
-            out.sourceAddress = readString(r, se);
-            return true;
-          });
-          return true;
-        });
-        return true;
-      });
-      return true;
-    }
-    if (id === I.attrs.context_extensions) {
-      expect(wire, LEN, "attributes.context_extensions");
-      if (out.contextExtensions === EMPTY) out.contextExtensions = Object.create(null) as Record<string, string>;
-      readMapEntry(r, e, out.contextExtensions);
-      return true;
-    }
-    return false;
-  };
-
-  while (r.pos < end) {
-    const tag = r.uint32();
-    const id = tag >>> 3;
-    const wire = tag & 7;
-    if (id === I.req.attributes) {
-      expect(wire, LEN, "attributes");
-      message(r, end, attributes);
-    } else skip(r, wire, end);
+    done(end);
+  } finally {
+    // Do not keep the last request's bytes alive.
+    B = EMPTY_BUF;
   }
   return out;
 }
+
+const EMPTY_BUF = Buffer.alloc(0);
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -354,90 +405,163 @@ function varintField(id: number, value: number): Buffer {
 
 const stringField = (id: number, s: string): Buffer => lenField(id, Buffer.from(s, "utf8"));
 
-/** A bounded memo: encoded pieces keyed by their content (cleared when it grows past its bound). */
-class PieceCache {
-  private readonly m = new Map<string, Buffer>();
-  constructor(private readonly max: number) {}
-  get(key: string, make: () => Buffer): Buffer {
-    let b = this.m.get(key);
-    if (!b) {
-      if (this.m.size >= this.max) this.m.clear();
-      b = make();
-      this.m.set(key, b);
-    }
-    return b;
-  }
+/** HeaderValueOption bytes as a field of its parent, by (field, action) → key → value; bounded. */
+const hvoCache = new Map<number, Map<string, Map<string, Buffer>>>();
+/** headers_to_remove bytes, by list identity (response.ts reuses its lists) or by content. */
+const removeByList = new WeakMap<readonly string[], Buffer>();
+const removeByContent = new Map<string, Buffer>();
+/** dynamic_metadata bytes, by object identity (response.ts reuses one object per decision name) or content. */
+const metadataByObject = new WeakMap<object, Buffer>();
+const metadataByContent = new Map<string, Buffer>();
+/** CheckResponse.status bytes by code and message. */
+const statusCache = new Map<number, Map<string, Buffer>>();
+/** DeniedHttpResponse.status bytes by HTTP code. */
+const httpStatusCache = new Map<number, Buffer>();
+
+function bounded<K, V>(m: Map<K, V>, max: number): Map<K, V> {
+  if (m.size >= max) m.clear();
+  return m;
 }
 
-const hvoCache = new PieceCache(4096);
-const removeCache = new PieceCache(256);
-const metadataCache = new PieceCache(64);
-
-/** One HeaderValueOption as a field `id` of its parent: cached by (field, action, key, value). */
 function headerOption(id: number, o: HeaderValueOption): Buffer {
-  const I = loadIds();
-  const key = `${id}\u0000${o.append_action}\u0000${o.header.key}\u0000${o.header.value}`;
-  return hvoCache.get(key, () => encodeHeaderOption(id, o));
+  const slot = id * 8 + o.append_action;
+  let byKey = hvoCache.get(slot);
+  if (!byKey) hvoCache.set(slot, (byKey = new Map()));
+  let byValue = byKey.get(o.header.key);
+  if (!byValue) bounded(byKey, 256).set(o.header.key, (byValue = new Map()));
+  let b = byValue.get(o.header.value);
+  if (!b) bounded(byValue, 1024).set(o.header.value, (b = encodeHeaderOption(id, o)));
+  return b;
 }
 
+/** HeaderValueOption { header { key, value }, append_action } as field `id`, in one allocation. */
 function encodeHeaderOption(id: number, o: HeaderValueOption): Buffer {
   const I = loadIds();
-  const header = Buffer.concat([stringField(I.headerValue.key, o.header.key), stringField(I.headerValue.value, o.header.value)]);
-  const parts = [lenField(I.hvo.header, header)];
-  if (o.append_action !== 0) parts.push(varintField(I.hvo.append_action, o.append_action));
-  return lenField(id, Buffer.concat(parts));
-}
-
-function headerOptions(id: number, list: readonly HeaderValueOption[]): Buffer[] {
-  const out: Buffer[] = [];
-  for (const o of list) out.push(headerOption(id, o));
+  const kLen = Buffer.byteLength(o.header.key, "utf8");
+  const vLen = Buffer.byteLength(o.header.value, "utf8");
+  const kTag = (I.headerValue.key << 3) | LEN;
+  const vTag = (I.headerValue.value << 3) | LEN;
+  const hTag = (I.hvo.header << 3) | LEN;
+  const aTag = (I.hvo.append_action << 3) | VARINT;
+  const outerTag = (id << 3) | LEN;
+  if (o.append_action < 0) throw new RangeError("negative append_action");
+  const headerLen = varintLength(kTag) + varintLength(kLen) + kLen + varintLength(vTag) + varintLength(vLen) + vLen;
+  const actionLen = o.append_action !== 0 ? varintLength(aTag) + varintLength(o.append_action) : 0;
+  const innerLen = varintLength(hTag) + varintLength(headerLen) + headerLen + actionLen;
+  const out = Buffer.allocUnsafe(varintLength(outerTag) + varintLength(innerLen) + innerLen);
+  let p = writeVarint(out, 0, outerTag);
+  p = writeVarint(out, p, innerLen);
+  p = writeVarint(out, p, hTag);
+  p = writeVarint(out, p, headerLen);
+  p = writeVarint(out, p, kTag);
+  p = writeVarint(out, p, kLen);
+  p += out.write(o.header.key, p, "utf8");
+  p = writeVarint(out, p, vTag);
+  p = writeVarint(out, p, vLen);
+  p += out.write(o.header.value, p, "utf8");
+  if (actionLen) {
+    p = writeVarint(out, p, aTag);
+    writeVarint(out, p, o.append_action);
+  }
   return out;
 }
 
-/** CheckResponse.dynamic_metadata (a Struct of string values), cached by content. */
-function dynamicMetadata(fields: Readonly<Record<string, { stringValue: string }>>): Buffer {
-  const I = loadIds();
+function removeList(list: readonly string[]): Buffer {
+  let b = removeByList.get(list);
+  if (b) return b;
+  const key = list.join("\u0000");
+  b = removeByContent.get(key);
+  if (!b) {
+    const I = loadIds();
+    b = Buffer.concat(list.map((h) => stringField(I.ok.headers_to_remove, h)));
+    bounded(removeByContent, 256).set(key, b);
+  }
+  removeByList.set(list, b);
+  return b;
+}
+
+/** CheckResponse.dynamic_metadata (a Struct of string values) as a field. */
+function dynamicMetadata(md: CheckResponseOut["dynamic_metadata"]): Buffer {
+  let b = metadataByObject.get(md);
+  if (b) return b;
+  const fields = md.fields;
   const names = Object.keys(fields);
   const key = names.map((n) => `${n}\u0000${fields[n]!.stringValue}`).join("\u0001");
-  return metadataCache.get(key, () => {
+  b = metadataByContent.get(key);
+  if (!b) {
+    const I = loadIds();
     const entries = names.map((n) => {
       const value = stringField(I.value.string_value, fields[n]!.stringValue);
       // map entry: key = 1, value = 2 (the protobuf map encoding).
       return lenField(I.struct.fields, Buffer.concat([stringField(1, n), lenField(2, value)]));
     });
-    return lenField(I.res.dynamic_metadata, Buffer.concat(entries));
-  });
+    b = lenField(I.res.dynamic_metadata, Buffer.concat(entries));
+    bounded(metadataByContent, 64).set(key, b);
+  }
+  metadataByObject.set(md, b);
+  return b;
 }
 
-/** Encode a CheckResponseOut (the shape response.ts builds) as an envoy.service.auth.v3.CheckResponse. */
+function statusField(code: number, message: string): Buffer {
+  let byMessage = statusCache.get(code);
+  if (!byMessage) bounded(statusCache, 32).set(code, (byMessage = new Map()));
+  let b = byMessage.get(message);
+  if (!b) {
+    const I = loadIds();
+    const parts: Buffer[] = [];
+    if (code !== 0) parts.push(varintField(I.status.code, code));
+    if (message) parts.push(stringField(I.status.message, message));
+    b = lenField(I.res.status, Buffer.concat(parts));
+    bounded(byMessage, 64).set(message, b);
+  }
+  return b;
+}
+
+function httpStatusField(code: number): Buffer {
+  let b = httpStatusCache.get(code);
+  if (!b) {
+    const I = loadIds();
+    b = lenField(I.denied.status, code !== 0 ? varintField(I.httpStatus.code, code) : Buffer.alloc(0));
+    bounded(httpStatusCache, 128).set(code, b);
+  }
+  return b;
+}
+
+/**
+ * Encode a CheckResponseOut (the shape response.ts builds) as an envoy.service.auth.v3.CheckResponse:
+ * fields in proto order, every constant piece from the caches, one allocation for the result.
+ */
 export function encodeCheckResponse(r: CheckResponseOut): Buffer {
   const I = loadIds();
-  const parts: Buffer[] = [];
-  const status: Buffer[] = [];
-  if (r.status.code !== 0) status.push(varintField(I.status.code, r.status.code));
-  if (r.status.message) status.push(stringField(I.status.message, r.status.message));
-  parts.push(lenField(I.res.status, Buffer.concat(status)));
-  if (r.denied_response) {
-    const d = r.denied_response;
-    const inner: Buffer[] = [lenField(I.denied.status, d.status.code !== 0 ? varintField(I.httpStatus.code, d.status.code) : Buffer.alloc(0))];
-    inner.push(...headerOptions(I.denied.headers, d.headers));
-    if (d.body) inner.push(stringField(I.denied.body, d.body));
-    parts.push(lenField(I.res.denied_response, Buffer.concat(inner)));
-  }
+  const status = statusField(r.status.code, r.status.message ?? "");
+  const md = dynamicMetadata(r.dynamic_metadata);
+  const inner: Buffer[] = [];
+  let innerId = 0;
   if (r.ok_response) {
     const o = r.ok_response;
-    const inner = headerOptions(I.ok.headers, o.headers);
-    if (o.headers_to_remove.length) {
-      inner.push(
-        removeCache.get(o.headers_to_remove.join("\u0000"), () =>
-          Buffer.concat(o.headers_to_remove.map((h) => stringField(I.ok.headers_to_remove, h))),
-        ),
-      );
-    }
+    innerId = I.res.ok_response;
+    for (const h of o.headers) inner.push(headerOption(I.ok.headers, h));
+    if (o.headers_to_remove.length) inner.push(removeList(o.headers_to_remove));
     // Set-Cookie values differ per user and second: encoded directly, not cached.
     for (const h of o.response_headers_to_add) inner.push(encodeHeaderOption(I.ok.response_headers_to_add, h));
-    parts.push(lenField(I.res.ok_response, Buffer.concat(inner)));
+  } else if (r.denied_response) {
+    const d = r.denied_response;
+    innerId = I.res.denied_response;
+    inner.push(httpStatusField(d.status.code));
+    for (const h of d.headers) inner.push(headerOption(I.denied.headers, h));
+    if (d.body) inner.push(stringField(I.denied.body, d.body));
   }
-  parts.push(dynamicMetadata(r.dynamic_metadata.fields));
-  return Buffer.concat(parts);
+  let innerLen = 0;
+  for (const b of inner) innerLen += b.length;
+  const innerTag = (innerId << 3) | LEN;
+  const head = innerId ? varintLength(innerTag) + varintLength(innerLen) : 0;
+  const out = Buffer.allocUnsafe(status.length + head + innerLen + md.length);
+  let p = status.copy(out, 0);
+  if (innerId) {
+    p = writeVarint(out, p, innerTag);
+    p = writeVarint(out, p, innerLen);
+    for (const b of inner) p += b.copy(out, p);
+  }
+  md.copy(out, p);
+  return out;
 }

@@ -7,7 +7,7 @@ import type { Topology } from "../../operator/topology/types.js";
 import type { ClientRequest, Decision, HealthView } from "../decision/types.js";
 import type { DirectoryView, LookupResult, MailboxDirectory } from "../directory/types.js";
 import { resolveIdentities } from "../directory/types.js";
-import type { StateSource } from "../state.js";
+import type { GatewayState, StateSource } from "../state.js";
 import { AFFINITY_PATHS, AffinitySigner, affinityPathFor } from "./affinity.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { errorPage, manualRedirectPage, ssoFormPage } from "./pages.js";
@@ -63,6 +63,15 @@ export interface Evaluation {
 }
 
 const NOT_FOUND: LookupResult = { status: "not-found" };
+/** The directory view when the request names no identity. */
+const NO_DIRECTORY: DirectoryView = { find: () => NOT_FOUND };
+const NO_OPTIONS: { defaultSite?: string } = Object.freeze({});
+
+/** The path without its query string (log lines keep no request input we do not need). */
+function pathOnly(path: string): string {
+  const q = path.indexOf("?");
+  return q < 0 ? path : path.slice(0, q);
+}
 
 class LookupTimeout extends Error {}
 
@@ -163,7 +172,7 @@ export class DecisionService {
    * a promise otherwise. Never throws, never rejects.
    */
   evaluateAny(raw: unknown, api: "ext_authz" | "ext_proc"): Evaluation | Promise<Evaluation> {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     let mapped: MappedRequest | undefined;
     try {
       mapped = mapCheckRequest(raw);
@@ -191,8 +200,8 @@ export class DecisionService {
     return this.errorEvaluation(503, "The service is temporarily unavailable", requestId, ["R-SIDECAR-internal-error"]);
   }
 
-  private done(ev: Evaluation, mapped: MappedRequest | undefined, started: bigint, api: "ext_authz" | "ext_proc"): Evaluation {
-    const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  private done(ev: Evaluation, mapped: MappedRequest | undefined, started: number, api: "ext_authz" | "ext_proc"): Evaluation {
+    const secs = (performance.now() - started) / 1000;
     this.o.metrics.record(api, ev.name, ev.decision.rules, secs);
     const r = mapped?.request;
     this.o.logger.info(
@@ -202,7 +211,7 @@ export class DecisionService {
         method: r?.method,
         host: r?.host,
         // No query string: it is request input we have no reason to keep.
-        path: r?.path.split("?")[0],
+        path: r ? pathOnly(r.path) : undefined,
         decision: ev.name,
         rules: ev.decision.rules.join(","),
         site: ev.decision.outcome === "local" || ev.decision.outcome === "proxy" ? ev.decision.targetSite : undefined,
@@ -231,16 +240,19 @@ export class DecisionService {
     const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
     if (pin) req = { ...req, pinnedServer: pin.server };
 
-    const ids = this.o.engine.identityCandidates(req).map((i) => i.value);
-    const finish = (view: DirectoryView): Evaluation => {
-      const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
-      const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite } : {});
-      return { ...this.render(decision, req, mapped, state.topology), requestId };
-    };
-    if (ids.length === 0) return finish({ find: () => NOT_FOUND });
+    const ids: string[] = [];
+    for (const c of this.o.engine.identityCandidates(req)) ids.push(c.value);
+    if (ids.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId);
     const sync = this.syncDirectory;
-    if (sync) return finish(this.applyPolicy(sync, ids));
-    return this.lookup(ids).then(finish);
+    if (sync) return this.finish(this.applyPolicy(sync, ids), req, mapped, state, requestId);
+    return this.lookup(ids).then((view) => this.finish(view, req, mapped, state, requestId));
+  }
+
+  private finish(view: DirectoryView, req: ClientRequest, mapped: MappedRequest, state: GatewayState, requestId: string): Evaluation {
+    const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
+    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite } : NO_OPTIONS);
+    const r = this.render(decision, req, mapped, state.topology);
+    return { name: r.name, decision: r.decision, response: r.response, requestId };
   }
 
   /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */

@@ -100,7 +100,8 @@ export interface CheckFields {
   readonly query: string;
   readonly body: string;
   readonly rawBody?: Uint8Array | undefined;
-  readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** A map (as check-codec decodes it: fast to walk) or a plain record. */
+  readonly headers?: ReadonlyMap<string, string> | Readonly<Record<string, string>> | undefined;
   readonly headerList?: readonly { key: string; value?: string | undefined; raw_value?: Uint8Array | readonly number[] | undefined }[] | undefined;
   readonly sourceAddress: string;
   readonly contextExtensions: Readonly<Record<string, string>>;
@@ -140,33 +141,22 @@ function hasEntries(o: Readonly<Record<string, string>> | undefined): o is Reado
 export function mapCheckFields(http: CheckFields): MappedRequest {
   if (!http.hasHttp) throw new BadRequestError(400, "CheckRequest carries no attributes.request.http");
 
-  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
-  let casHeadersSent: string[] | undefined;
-  let headerBytes = 0;
-  let count = 0;
-  const add = (name: string, value: string) => {
-    const k = name.toLowerCase();
-    if (++count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
-    headerBytes += k.length + value.length;
-    if (headerBytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
-    if (k.startsWith("x-cas-")) {
-      (casHeadersSent ??= []).push(k);
-      return;
-    }
-    // Pseudo-headers (:authority, :path, ...) are read from their own fields; odd names are dropped.
-    if (!HEADER_NAME_RE.test(k)) return;
-    headers[k] = k in headers ? (k === "cookie" ? `${headers[k]}; ${value}` : `${headers[k]},${value}`) : value;
-  };
+  const hc = new HeaderCollector();
   // Envoy sends either the headers map or (encode_raw_headers) header_map.
-  if (hasEntries(http.headers)) {
-    const hs = http.headers;
-    for (const k in hs) add(k, hs[k]!);
-  } else if (http.headerList) {
+  const hs = http.headers;
+  if (hs instanceof Map && hs.size > 0) for (const [k, v] of hs as ReadonlyMap<string, string>) hc.add(k, v);
+  else if (!(hs instanceof Map) && hasEntries(hs as Readonly<Record<string, string>> | undefined)) {
+    const rec = hs as Readonly<Record<string, string>>;
+    for (const k in rec) hc.add(k, rec[k]!);
+  }
+  else if (http.headerList) {
     for (const h of http.headerList) {
       const raw = h.raw_value instanceof Uint8Array && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString("latin1") : "";
-      add(h.key, h.value || raw);
+      hc.add(h.key, h.value || raw);
     }
   }
+  const headers = hc.headers;
+  const casHeadersSent = hc.cas;
 
   const method = http.method.toUpperCase();
   if (!METHOD_RE.test(method)) throw new BadRequestError(400, "missing or invalid HTTP method");
@@ -212,6 +202,30 @@ export function mapCheckFields(http: CheckFields): MappedRequest {
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
+
+/** Lower-cases, bounds and merges request headers; client-sent x-cas-* names are set aside. */
+class HeaderCollector {
+  readonly headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  cas: string[] | undefined;
+  private bytes = 0;
+  private count = 0;
+
+  add(name: string, value: string): void {
+    const k = name.toLowerCase();
+    if (++this.count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
+    this.bytes += k.length + value.length;
+    if (this.bytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
+    if (k.startsWith("x-cas-")) {
+      (this.cas ??= []).push(k);
+      return;
+    }
+    // Pseudo-headers (:authority, :path, ...) are read from their own fields; odd names are dropped.
+    if (!HEADER_NAME_RE.test(k)) return;
+    const h = this.headers;
+    const prev = h[k];
+    h[k] = prev !== undefined ? (k === "cookie" ? `${prev}; ${value}` : `${prev},${value}`) : value;
+  }
+}
 
 /** Credentials for the SSO form: an FBA logon POST body (username/password) or a Basic header. */
 export function credentialsOf(req: ClientRequest): { username: string; password: string } | undefined {

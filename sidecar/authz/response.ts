@@ -56,19 +56,35 @@ export interface CheckResponseOut {
   status: { code: number; message?: string };
   ok_response?: {
     headers: HeaderValueOption[];
-    headers_to_remove: string[];
+    headers_to_remove: readonly string[];
     response_headers_to_add: HeaderValueOption[];
   };
   denied_response?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
-  dynamic_metadata: { fields: Record<string, { stringValue: string }> };
+  dynamic_metadata: { readonly fields: Readonly<Record<string, { readonly stringValue: string }>> };
 }
 
 const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: OVERWRITE_IF_EXISTS_OR_ADD });
 const add = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: APPEND_IF_EXISTS_OR_ADD });
 
-const metadata = (name: string) => ({ fields: { [DECISION_METADATA_KEY]: { stringValue: name } } });
+// One frozen object per decision name: the encoder caches its bytes by identity.
+const metadataObjects = new Map<string, CheckResponseOut["dynamic_metadata"]>();
+const metadata = (name: string): CheckResponseOut["dynamic_metadata"] => {
+  let m = metadataObjects.get(name);
+  if (!m) {
+    m = Object.freeze({ fields: Object.freeze({ [DECISION_METADATA_KEY]: Object.freeze({ stringValue: name }) }) });
+    metadataObjects.set(name, m);
+  }
+  return m;
+};
 
 const ALL_CAS = Object.values(CAS_HEADERS) as string[];
+
+/** headers_to_remove: every x-cas-* name (and any other the client sent) this answer does not set. */
+function toRemove(setNames: ReadonlySet<string>, casHeadersSent: readonly string[]): string[] {
+  return [...new Set([...ALL_CAS, ...casHeadersSent])].filter((h) => !setNames.has(h)).sort();
+}
+// The common case (the client sent no x-cas-* header) by which optional headers are set: reused lists.
+const removeLists = new Map<string, readonly string[]>();
 
 /**
  * OK answer for local/proxy. Envoy applies headers_to_set before headers_to_remove (ext_authz.cc
@@ -87,8 +103,16 @@ export function okResponse(
   ];
   if (d.targetServer) headers.push(set(CAS_HEADERS.targetServer, d.targetServer));
   if (d.rewrite) headers.push(set(CAS_HEADERS.rewrite, d.rewrite));
-  const setNames = new Set(headers.map((h) => h.header.key));
-  const remove = [...new Set([...ALL_CAS, ...casHeadersSent])].filter((h) => !setNames.has(h)).sort();
+  let remove: readonly string[];
+  if (casHeadersSent.length === 0) {
+    const shape = `${d.targetServer ? 1 : 0}${d.rewrite ? 1 : 0}`;
+    let cached = removeLists.get(shape);
+    if (!cached) {
+      cached = Object.freeze(toRemove(new Set(headers.map((h) => h.header.key)), []));
+      removeLists.set(shape, cached);
+    }
+    remove = cached;
+  } else remove = toRemove(new Set(headers.map((h) => h.header.key)), casHeadersSent);
   return {
     status: { code: GRPC_OK },
     ok_response: {
