@@ -371,21 +371,27 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
     sites.set(name, info);
   }
 
-  // Names, FQDNs, and NetBIOS names (first FQDN label) where that label is unambiguous.
-  const serverIndex = new Map<string, ServerInfo>();
-  const labelCount = new Map<string, number>();
-  for (const s of servers.values()) {
-    const label = s.fqdn.split(".")[0];
-    labelCount.set(label, (labelCount.get(label) ?? 0) + 1);
-  }
-  for (const s of servers.values()) {
-    serverIndex.set(s.name.toLowerCase(), s);
-    serverIndex.set(s.fqdn, s);
-  }
-  for (const s of servers.values()) {
-    const label = s.fqdn.split(".")[0];
-    if (labelCount.get(label) === 1 && !serverIndex.has(label)) serverIndex.set(label, s);
-  }
+  // Names, FQDNs, and NetBIOS names (first FQDN label) where that label is unambiguous. Built on
+  // the first findServer call: the decision engine looks servers up, the xDS change path does not.
+  let serverIndexCache: Map<string, ServerInfo> | undefined;
+  const serverIndex = (): Map<string, ServerInfo> => {
+    if (serverIndexCache) return serverIndexCache;
+    const index = new Map<string, ServerInfo>();
+    const labelCount = new Map<string, number>();
+    for (const s of servers.values()) {
+      const label = s.fqdn.split(".")[0];
+      labelCount.set(label, (labelCount.get(label) ?? 0) + 1);
+    }
+    for (const s of servers.values()) {
+      index.set(s.name.toLowerCase(), s);
+      index.set(s.fqdn, s);
+    }
+    for (const s of servers.values()) {
+      const label = s.fqdn.split(".")[0];
+      if (labelCount.get(label) === 1 && !index.has(label)) index.set(label, s);
+    }
+    return (serverIndexCache = index);
+  };
 
   // Content version: a hash over each site's, server's (with its virtual directories) and
   // database's own content hash, in name order; unchanged pieces reuse their memoised hash.
@@ -403,7 +409,7 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
     hostToSite: sortedMap(hostToSite),
     problems: Object.freeze(problems),
     findDatabase: (name) => dbIndex.get(commonNameOf(name).toLowerCase()) ?? dbIndex.get(name.trim().toLowerCase()),
-    findServer: (name) => serverIndex.get(commonNameOf(name).toLowerCase()),
+    findServer: (name) => serverIndex().get(commonNameOf(name).toLowerCase()),
     siteForHost: (host) => hostToSite.get(normaliseHost(host)),
   };
   return Object.freeze(topology);
@@ -445,8 +451,18 @@ function sortedEntries<K extends string, V>(m: ReadonlyMap<K, V>): [K, V][] {
   return sorted ? e : e.sort(([a], [b]) => cmp(a, b));
 }
 
+/** The map itself when its keys are already in order (maps built here usually are), else a sorted copy. */
 function sortedMap<K extends string, V>(m: ReadonlyMap<K, V>): ReadonlyMap<K, V> {
-  return new Map(sortedEntries(m));
+  let prev: K | undefined;
+  let sorted = true;
+  for (const k of m.keys()) {
+    if (prev !== undefined && prev > k) {
+      sorted = false;
+      break;
+    }
+    prev = k;
+  }
+  return sorted ? m : new Map(sortedEntries(m));
 }
 
 export type { MailboxDatabase };
