@@ -71,6 +71,19 @@ class Out {
     this.buf.set(b, this.pos);
     this.pos += b.length;
   }
+  /** Bytes already encoded (a whole field). */
+  raw(b: Uint8Array): void {
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+}
+
+/** A length-delimited string field (tag, length, UTF-8), encoded once to be copied many times. */
+function stringField(field: number, s: string): Buffer {
+  const len = Buffer.byteLength(s);
+  const o = new Out(Buffer.allocUnsafe(fieldLen(len)), 0);
+  o.str(field, s, len);
+  return o.buf;
 }
 
 /** Size of a length-delimited field (tag + length + body) with field number < 16. */
@@ -128,9 +141,10 @@ export function discoveryResponse(
     size,
     (o) => {
       o.str(1, versionInfo, vl);
+      const anyType = stringField(1, typeUrl); // Any.type_url, the same in every resource
       for (const r of resources) {
         o.tagLen(2, anyLen(tl, r.encoded));
-        o.str(1, typeUrl, tl);
+        o.raw(anyType);
         o.bytes(2, r.encoded);
       }
       o.str(4, typeUrl, tl);
@@ -181,11 +195,12 @@ export function deltaDiscoveryResponse(
     size,
     (o) => {
       o.str(1, systemVersionInfo, sl);
+      const anyType = stringField(1, typeUrl);
       for (const it of items) {
         o.tagLen(2, it.len);
         o.str(1, it.r.version, it.vl);
         o.tagLen(2, it.al);
-        o.str(1, typeUrl, tl);
+        o.raw(anyType);
         o.bytes(2, it.r.encoded);
         o.str(3, it.r.name, it.nameLen);
       }
