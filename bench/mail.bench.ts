@@ -20,7 +20,7 @@ import { freePort, removeDir, startDovecot, dovecotAvailable, type Dovecot } fro
 import { DIRECTORY_CSV, USERS, mailObjects, makeMessage } from "../test/mail/fixture.js";
 import { median, type BenchRow } from "./types.js";
 
-const RUNS = 7;
+const RUNS = 11;
 const CPS_SECONDS = 4;
 const CPS_CONCURRENCY = 16;
 const MB = 1e6;
