@@ -152,9 +152,13 @@ export class DecisionService {
   readonly policy: DirectoryFailurePolicy;
   private readonly deadlines = new DeadlineTicker();
 
+  /** Per-API children: `api` is serialized once into the binding, not formatted on every line. */
+  private readonly apiLog: Record<"ext_authz" | "ext_proc", Logger>;
+
   constructor(private readonly o: DecisionServiceOptions) {
     this.lookupTimeoutMs = o.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.policy = o.directoryFailurePolicy ?? "fail-closed";
+    this.apiLog = { ext_authz: o.logger.child({ api: "ext_authz" }), ext_proc: o.logger.child({ api: "ext_proc" }) };
   }
 
   /** ext_authz Check: never rejects. */
@@ -204,10 +208,9 @@ export class DecisionService {
     const secs = (performance.now() - started) / 1000;
     this.o.metrics.record(api, ev.name, ev.decision.rules, secs);
     const r = mapped?.request;
-    this.o.logger.info(
+    this.apiLog[api].info(
       {
         rid: ev.requestId,
-        api,
         method: r?.method,
         host: r?.host,
         // No query string: it is request input we have no reason to keep.
