@@ -15,17 +15,9 @@ import { KubernetesOperator } from "../../operator/kubernetes/runtime.js";
 import { buildTopology } from "../../operator/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { resolveOptions, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
+import { addEnvoyFlags, envoyFlagShape, envoyTranslateOptions, tlsPair } from "../envoy-flags.js";
+import { HostPort } from "../flags.js";
 
-const hostPort = (def: string) =>
-  z
-    .string()
-    .regex(/^(\[[^\]]+\]|[^\s/:]+):(\d{1,5})$/, "must be host:port")
-    .default(def)
-    .transform((s) => {
-      const i = s.lastIndexOf(":");
-      return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
-    });
-const port = z.coerce.number().int().min(1).max(65535);
 const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes name");
 const LISTENERS = ["https", "http", "pop3", "pop3s", "imap4", "imaps", "smtp", "submission"] as const;
 
@@ -37,8 +29,8 @@ export const OperatorFlags = z
     identity: z.string().min(1).max(128).optional(),
     leaseNamespace: k8sName.optional(),
     leaseName: k8sName.default("cas-gateway-operator"),
-    xdsListen: hostPort("127.0.0.1:18000"),
-    admin: hostPort("127.0.0.1:9090"),
+    xdsListen: HostPort.prefault("127.0.0.1:18000"),
+    admin: HostPort.prefault("127.0.0.1:9090"),
     mailboxConfigmap: z
       .string()
       .regex(/^[a-z0-9-]+\/[a-z0-9.-]+:[-._a-zA-Z0-9]+$/, "must be namespace/name:key")
@@ -48,14 +40,7 @@ export const OperatorFlags = z
         return { namespace, name, key };
       })
       .optional(),
-    sidecar: hostPort("127.0.0.1:9001"),
-    mailProxy: z.string().min(1).default("127.0.0.1"),
-    pop3Port: port.default(1110),
-    imap4Port: port.default(1143),
-    mailProxyProtocol: z.boolean().optional(),
-    tlsCert: z.string().min(1).optional(),
-    tlsKey: z.string().min(1).optional(),
-    healthChecks: z.boolean().default(true),
+    ...envoyFlagShape,
     listenerPorts: z
       .string()
       .optional()
@@ -76,7 +61,7 @@ export const OperatorFlags = z
   })
   .refine((f) => !(f.namespace && f.allNamespaces), { message: "--namespace and --all-namespaces are alternatives" })
   .refine((f) => f.namespace || f.allNamespaces, { message: "say which objects to watch: --namespace NS or --all-namespaces" })
-  .refine((f) => !(f.tlsCert || f.tlsKey) || (f.tlsCert && f.tlsKey), { message: "--tls-cert and --tls-key go together" });
+  .refine(...tlsPair);
 export type OperatorFlagsInput = z.input<typeof OperatorFlags>;
 export type OperatorFlags = z.output<typeof OperatorFlags>;
 
@@ -93,10 +78,7 @@ export interface RunningOperator {
 
 export function translateOptionsFrom(f: OperatorFlags): TranslateOptions {
   return {
-    sidecar: { address: f.sidecar.host, port: f.sidecar.port },
-    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port, ...(f.mailProxyProtocol ? { proxyProtocol: true } : {}) },
-    ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : {}),
-    healthChecks: f.healthChecks,
+    ...envoyTranslateOptions(f),
     ...(f.listenerPorts && Object.keys(f.listenerPorts).length > 0 ? { ports: f.listenerPorts } : {}),
   };
 }
@@ -184,7 +166,7 @@ function loadKubeConfig(file: string | undefined): KubeConfig {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("operator")
     .description("Run the Kubernetes operator: watch casgateway.io objects, serve Envoy over ADS, write status conditions (leader only)")
     .option("-n, --namespace <ns>", "watch this namespace only")
@@ -195,15 +177,8 @@ export function register(program: Command): void {
     .option("--lease-name <name>", "name of the leader Lease", "cas-gateway-operator")
     .option("--xds-listen <host:port>", "ADS gRPC listen address", "127.0.0.1:18000")
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9090")
-    .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)")
-    .option("--sidecar <host:port>", "the sidecar's ext_authz gRPC address, as Envoy reaches it", "127.0.0.1:9001")
-    .option("--mail-proxy <host>", "the POP3/IMAP4 proxy host, as Envoy reaches it", "127.0.0.1")
-    .option("--pop3-port <port>", "mail proxy POP3 port", "1110")
-    .option("--imap4-port <port>", "mail proxy IMAP4 port", "1143")
-    .option("--mail-proxy-protocol", "Envoy sends PROXY protocol v2 to the mail proxy (its --proxy-protocol listeners)")
-    .option("--tls-cert <file>", "front-door certificate chain (PEM path in the Envoy container)")
-    .option("--tls-key <file>", "front-door private key (PEM path in the Envoy container)")
-    .option("--no-health-checks", "no active health checks on the virtual directories")
+    .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)");
+  addEnvoyFlags(cmd)
     .option("--listener-ports <list>", "Envoy listener ports, e.g. https=8443,http=8080,imaps=8993 (default: the well-known ports)")
     .option("--log-level <level>", "pino log level", "info")
     .action(async (raw: Record<string, unknown>) => {

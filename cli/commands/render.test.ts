@@ -62,7 +62,7 @@ describe("cas-gateway render", () => {
   it("bad flags are refused", async () => {
     const r = await runRender({ manifests: "examples/contoso", sidecar: "no-port" });
     expect(r.exitCode).toBe(1);
-    expect(r.stderr[0]).toMatch(/sidecar: must be host:port/);
+    expect(r.stderr[0]).toMatch(/sidecar: expected HOST:PORT/);
     const r2 = await runRender({ manifests: "examples/contoso", tlsCert: "/a" });
     expect(r2.exitCode).toBe(1);
   });

@@ -16,32 +16,16 @@ import {
   translate,
   type TranslateOptions,
 } from "../../operator/xds/translate/index.js";
-
-const hostPort = (def: string) =>
-  z
-    .string()
-    .regex(/^(\[[^\]]+\]|[^\s/:]+):(\d{1,5})$/, "must be host:port")
-    .default(def)
-    .transform((s) => {
-      const i = s.lastIndexOf(":");
-      return { address: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
-    });
-const port = z.coerce.number().int().min(1).max(65535);
+import { addEnvoyFlags, envoyFlagShape, envoyTranslateOptions, tlsPair } from "../envoy-flags.js";
+import { HostPort } from "../flags.js";
 
 export const RenderFlags = z
   .object({
     manifests: z.string().min(1, "--manifests needs a directory"),
     namespace: z.string().min(1).optional(),
     json: z.boolean().optional(),
-    sidecar: hostPort("127.0.0.1:9001"),
-    mailProxy: z.string().min(1).default("127.0.0.1"),
-    pop3Port: port.default(1110),
-    imap4Port: port.default(1143),
-    mailProxyProtocol: z.boolean().optional(),
-    tlsCert: z.string().min(1).optional(),
-    tlsKey: z.string().min(1).optional(),
+    ...envoyFlagShape,
     tlsSds: z.string().min(1).optional(),
-    healthChecks: z.boolean().default(true),
     extAuthzTimeoutMs: z.coerce.number().int().min(1).optional(),
     maxRequestBody: z.coerce.number().int().min(1).optional(),
     caFile: z.string().min(1).optional(),
@@ -50,9 +34,9 @@ export const RenderFlags = z
     listenAddress: z.string().min(1).optional(),
     bootstrap: z.boolean().optional(),
     nodeId: z.string().min(1).default("cas-gateway"),
-    xds: hostPort("127.0.0.1:18000"),
+    xds: HostPort.prefault("127.0.0.1:18000"),
   })
-  .refine((f) => !(f.tlsCert || f.tlsKey) || (f.tlsCert && f.tlsKey), { message: "--tls-cert and --tls-key go together" })
+  .refine(...tlsPair)
   .refine((f) => !(f.tlsSds && f.tlsCert), { message: "--tls-sds and --tls-cert/--tls-key are alternatives" });
 export type RenderFlags = z.input<typeof RenderFlags>;
 
@@ -64,10 +48,8 @@ export interface RenderResult {
 
 export function translateOptionsFromFlags(f: z.output<typeof RenderFlags>): TranslateOptions {
   return {
-    sidecar: f.sidecar,
-    mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port, ...(f.mailProxyProtocol ? { proxyProtocol: true } : {}) },
-    ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : f.tlsSds ? { tls: { sdsSecret: f.tlsSds } } : {}),
-    healthChecks: f.healthChecks,
+    ...envoyTranslateOptions(f),
+    ...(f.tlsSds ? { tls: { sdsSecret: f.tlsSds } } : {}),
     ...(f.extAuthzTimeoutMs !== undefined ? { extAuthzTimeoutMs: f.extAuthzTimeoutMs } : {}),
     ...(f.maxRequestBody !== undefined ? { maxRequestBodyBytes: f.maxRequestBody } : {}),
     ...(f.caFile ? { upstreamCaFile: f.caFile } : {}),
@@ -82,7 +64,7 @@ export async function runRender(input: RenderFlags): Promise<RenderResult> {
   if (!parsed.success) return { exitCode: 1, stdout: "", stderr: parsed.error.issues.map((i) => `render: ${i.path.join(".") || "flags"}: ${i.message}`) };
   const f = parsed.data;
   if (f.bootstrap) {
-    const b = bootstrap({ nodeId: f.nodeId, nodeCluster: "cas-gateway", xds: f.xds });
+    const b = bootstrap({ nodeId: f.nodeId, nodeCluster: "cas-gateway", xds: { address: f.xds.host, port: f.xds.port } });
     return { exitCode: 0, stdout: f.json ? b.json : b.yaml, stderr: [] };
   }
   try {
@@ -109,23 +91,16 @@ export async function runRender(input: RenderFlags): Promise<RenderResult> {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("render")
     .description(
       "Translate an organisation into the Envoy resources the control plane serves (listeners, routes, clusters, endpoints), encoded and checked against Envoy's protos; prints a listing per resource type.",
     )
     .requiredOption("-m, --manifests <dir>", "directory of casgateway.io/v1alpha1 manifests (read recursively)")
     .option("-n, --namespace <ns>", "namespace for manifests that name none")
-    .option("--json", "print JSON (a DiscoveryResponse-like listing per type) instead of YAML")
-    .option("--sidecar <host:port>", "the sidecar's ext_authz gRPC address", "127.0.0.1:9001")
-    .option("--mail-proxy <host>", "the sidecar's POP3/IMAP4 proxy host", "127.0.0.1")
-    .option("--pop3-port <port>", "mail proxy POP3 port", "1110")
-    .option("--imap4-port <port>", "mail proxy IMAP4 port", "1143")
-    .option("--mail-proxy-protocol", "send PROXY protocol v2 to the mail proxy (its --proxy-protocol listeners)")
-    .option("--tls-cert <file>", "front-door certificate chain (PEM file on Envoy's file system)")
-    .option("--tls-key <file>", "front-door private key (PEM file)")
+    .option("--json", "print JSON (a DiscoveryResponse-like listing per type) instead of YAML");
+  addEnvoyFlags(cmd)
     .option("--tls-sds <name>", "front-door certificate as an SDS secret served over ADS")
-    .option("--no-health-checks", "no active health checks on the virtual directories")
     .option("--ext-authz-timeout-ms <ms>", "ext_authz gRPC timeout (default 1000)")
     .option("--max-request-body <bytes>", "largest request body buffered for ext_authz (default 65536)")
     .option("--ca-file <file>", "CA bundle for upstream certificate validation")
