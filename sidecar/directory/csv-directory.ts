@@ -4,9 +4,9 @@
 //
 // Loading checks every row once and indexes its keys, but keeps no per-row objects: the index maps
 // each key's hash to a row number, the file's text is kept as read, and a row is parsed again when a
-// look-up lands on it (a small cache keeps the recent ones). A million MailboxRecord objects (10M heap objects with their strings and arrays) cost more
-// in garbage collection and fresh pages than the parse itself; without them a 1M-row export loads in
-// well under half the time and heap.
+// look-up lands on it (a small cache keeps the recent ones). A million MailboxRecord objects (10M
+// heap objects with their strings and arrays) cost more in garbage collection and fresh pages than
+// the parse itself; without them a 1M-row export loads in well under half the time and heap.
 import { stat } from "node:fs/promises";
 import { ExportCsvReader, parseRowText, readCsvFile, type CsvRowSink } from "./export-csv-reader.js";
 import { KeyIndex, fnv1a } from "./key-index.js";
@@ -45,13 +45,20 @@ class MemoryRows implements RowSource {
 
 const META = 5; // per row: piece, start, end, line, database id
 
+/** A copy twice as long (growing tables filled one entry at a time). */
+function doubled(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(a.length * 2);
+  bigger.set(a);
+  return bigger;
+}
+
 /**
  * Rows of Export-Csv text: where each sits (piece, offsets, line) and its database, nothing more. A
  * record is rebuilt by parsing the row's own text again, so it is exactly the record checked at load.
  */
 class TextRows implements RowSource {
   readonly normalised = true;
-  private meta = new Int32Array(META * 4096);
+  private meta: Int32Array<ArrayBuffer> = new Int32Array(META * 4096);
   private count = 0;
   private readonly dbIds = new Map<string, number>();
   private readonly dbNames: string[] = [];
@@ -73,11 +80,7 @@ class TextRows implements RowSource {
       this.dbIds.set(database, id);
       this.dbNames.push(database);
     }
-    if ((this.count + 1) * META > this.meta.length) {
-      const bigger = new Int32Array(this.meta.length * 2);
-      bigger.set(this.meta);
-      this.meta = bigger;
-    }
+    if ((this.count + 1) * META > this.meta.length) this.meta = doubled(this.meta);
     const at = this.count * META;
     this.meta[at] = piece;
     this.meta[at + 1] = start;
@@ -146,7 +149,7 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
    */
   indexHashes(log: HashLog): void {
     this.index.bulkSet(log.hashes, log.rows, log.count, (row, h) => {
-      const k = recordKeys(this.rows.record(row), this.rows.normalised).find((x) => fnv1a(x) === h);
+      const k = this.entry(row).keys.find((x) => fnv1a(x) === h);
       if (k === undefined) throw new Error(`internal: row ${row} has no key with hash ${h}`);
       return k;
     });
@@ -198,13 +201,7 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
 
   /** Every record, in file order (parses every row of a text-backed directory: meant for small ones). */
   records(): readonly MailboxRecord[] {
-    const out: MailboxRecord[] = [];
-    for (let i = 0; i < this.rows.size; i++) {
-      const r = this.rows.record(i);
-      this.rowOf.set(r, i);
-      out.push(r);
-    }
-    return out;
+    return this.recordsWhere(undefined);
   }
 
   /** Mailboxes per database name, without parsing any row again. */
@@ -219,9 +216,13 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
 
   /** The records whose database is `name` (only those rows are parsed again). */
   recordsInDatabase(name: string): MailboxRecord[] {
+    return this.recordsWhere(name);
+  }
+
+  private recordsWhere(database: string | undefined): MailboxRecord[] {
     const out: MailboxRecord[] = [];
     for (let i = 0; i < this.rows.size; i++) {
-      if (this.rows.database(i) !== name) continue;
+      if (database !== undefined && this.rows.database(i) !== database) continue;
       const r = this.rows.record(i);
       this.rowOf.set(r, i);
       out.push(r);
@@ -247,12 +248,8 @@ class HashLog {
   }
   add(hash: number, row: number): void {
     if (this.count === this.hashes.length) {
-      const h = new Int32Array(this.count * 2);
-      h.set(this.hashes);
-      this.hashes = h;
-      const r = new Int32Array(this.count * 2);
-      r.set(this.rows);
-      this.rows = r;
+      this.hashes = doubled(this.hashes);
+      this.rows = doubled(this.rows);
     }
     this.hashes[this.count] = hash;
     this.rows[this.count++] = row;

@@ -42,14 +42,15 @@ export class KeyIndex {
 
   /** Insert or replace (the last insert of a key wins). */
   set(key: string, row: number): void {
-    this.setHashed(fnv1a(key), row, () => key);
+    if (this.place(fnv1a(key), row, key, undefined) && this.count > (this.mask + 1) * MAX_LOAD) this.grow();
   }
 
   /**
-   * Insert by a hash already computed (fnv1a of the key). `key` is asked for only when another row's
-   * slot has the same hash, to tell a shared key (replace) from a collision (probe on).
+   * Put (hash, row) in its slot; true when a new slot was taken. When another row's slot has the same
+   * hash, the key is needed to tell a shared key (replace) from a collision (probe on): it is `key`,
+   * or else `resolve(row, hash)` (a function passed in, not a closure made per key).
    */
-  setHashed(h: number, row: number, key: () => string): void {
+  private place(h: number, row: number, key: string | undefined, resolve: ((row: number, hash: number) => string) | undefined): boolean {
     const slots = this.slots;
     let i = h & this.mask;
     for (;;) {
@@ -58,15 +59,16 @@ export class KeyIndex {
       if (r === -1) break;
       // A row's own keys are inserted once each, so a match on the same row is the same key (or a
       // collision between two keys of one row, which both find that row anyway).
-      if (slots[at] === h && (r === row || this.hasKey(r, key()))) {
+      if (slots[at] === h && (r === row || this.hasKey(r, key ?? resolve!(row, h)))) {
         slots[at + 1] = row + 1;
-        return;
+        return false;
       }
       i = (i + 1) & this.mask;
     }
     slots[i * 2] = h;
     slots[i * 2 + 1] = row + 1;
-    if (++this.count > (this.mask + 1) * MAX_LOAD) this.grow();
+    this.count++;
+    return true;
   }
 
   /** The row holding `key`, or -1. */
@@ -102,28 +104,9 @@ export class KeyIndex {
     for (let b = 0; b < 1 << regionBits; b++) starts[b + 1] += starts[b];
     const order = new Int32Array(count);
     for (let i = 0; i < count; i++) order[starts[(hashes[i] & mask) >>> shift]++] = i;
-    const slots = this.slots;
     for (let j = 0; j < count; j++) {
       const i = order[j];
-      const h = hashes[i];
-      const row = rows[i];
-      // setHashed's loop, inlined so no closure is made per key (5M of them on a 1M-row export).
-      let s = h & mask;
-      for (;;) {
-        const at = s * 2;
-        const r = slots[at + 1] - 1;
-        if (r === -1) {
-          slots[at] = h;
-          slots[at + 1] = row + 1;
-          this.count++;
-          break;
-        }
-        if (slots[at] === h && (r === row || this.hasKey(r, key(row, h)))) {
-          slots[at + 1] = row + 1;
-          break;
-        }
-        s = (s + 1) & mask;
-      }
+      this.place(hashes[i], rows[i], undefined, key);
     }
   }
 
