@@ -12,12 +12,11 @@
 // CPU seconds per process (curl, proxy, Dovecot) for each run, from /proc, show where time goes.
 // Also log-in-and-quit connections per second (a separate Node process drives concurrent clients).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { stringify } from "yaml";
-import { freePort, removeDir, startDovecot, dovecotAvailable, type Dovecot } from "../test/mail/dovecot.js";
-import { DIRECTORY_CSV, USERS, mailObjects, makeMessage } from "../test/mail/fixture.js";
+import { removeDir, startDovecot, dovecotAvailable, type Dovecot } from "../test/mail/dovecot.js";
+import { USERS, makeMessage, writeMailOrgFiles } from "../test/mail/fixture.js";
 import { median, type BenchRow } from "./types.js";
 
 const RUNS = 11;
@@ -100,10 +99,7 @@ interface ProxyProcess {
 }
 
 async function startProxyProcess(dir: string, east: Dovecot, west: Dovecot): Promise<ProxyProcess> {
-  mkdirSync(join(dir, "manifests"), { recursive: true });
-  const objects = mailObjects({ east, west, northImapPort: await freePort(), northPop3Port: await freePort() });
-  writeFileSync(join(dir, "manifests", "org.yaml"), objects.map((o) => stringify(o)).join("---\n"));
-  writeFileSync(join(dir, "mailboxes.csv"), DIRECTORY_CSV + `"mia","${MIA.user}","${MIA.user}","mia","db-east","SMTP:${MIA.user}"\n`);
+  const files = await writeMailOrgFiles(dir, east, west, `"mia","${MIA.user}","${MIA.user}","mia","db-east","SMTP:${MIA.user}"\n`);
   const child: ChildProcess = spawn(
     process.execPath,
     [
@@ -112,9 +108,9 @@ async function startProxyProcess(dir: string, east: Dovecot, west: Dovecot): Pro
       "cli/main.ts",
       "mail-proxy",
       "--manifests",
-      join(dir, "manifests"),
+      files.manifests,
       "--directory",
-      join(dir, "mailboxes.csv"),
+      files.csv,
       "--imap",
       "127.0.0.1:0",
       "--front-door-host",

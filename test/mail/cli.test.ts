@@ -1,9 +1,7 @@
 // `cas-gateway mail-proxy` as a real process: manifests and CSV on disk, Dovecot behind it, a real
 // client in front, /metrics on the admin port.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { MailProxyFlags, startMailProxy } from "../../cli/commands/mail-proxy.js";
@@ -11,7 +9,7 @@ import { gatewayStateResource } from "../../operator/xds/server/gateway-state.js
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { Snapshot } from "../../operator/xds/server/snapshot.js";
 import { dovecotAvailable, freePort } from "./dovecot.js";
-import { DIRECTORY_CSV, USERS, mailObjects, pyClient, sha256, startMailWorld, type MailWorld } from "./fixture.js";
+import { USERS, mailObjects, pyClient, sha256, startMailWorld, writeMailOrgFiles, type MailWorld } from "./fixture.js";
 
 describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
   let w: MailWorld;
@@ -21,11 +19,7 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
 
   beforeAll(async () => {
     w = await startMailWorld();
-    const dir = join(w.dir, "cli");
-    mkdirSync(join(dir, "manifests"), { recursive: true });
-    const objects = mailObjects({ east: w.east, west: w.west, northImapPort: await freePort(), northPop3Port: await freePort() });
-    writeFileSync(join(dir, "manifests", "org.yaml"), objects.map((o) => stringify(o)).join("---\n"));
-    writeFileSync(join(dir, "mailboxes.csv"), DIRECTORY_CSV);
+    const files = await writeMailOrgFiles(join(w.dir, "cli"), w.east, w.west);
     child = spawn(
       process.execPath,
       [
@@ -34,9 +28,9 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
         "cli/main.ts",
         "mail-proxy",
         "--manifests",
-        join(dir, "manifests"),
+        files.manifests,
         "--directory",
-        join(dir, "mailboxes.csv"),
+        files.csv,
         "--imap",
         "127.0.0.1:0",
         "--pop3s",

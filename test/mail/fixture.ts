@@ -3,10 +3,11 @@
 // decision engine; and the proxy in front, with plain, STARTTLS and implicit-TLS listeners.
 import { createHash, randomBytes } from "node:crypto";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { stringify } from "yaml";
 import { ApiObject } from "../../crds/index.js";
 import { buildTopology } from "../../operator/topology/build.js";
 import type { Topology } from "../../operator/topology/types.js";
@@ -111,6 +112,21 @@ export const DIRECTORY_CSV = `#TYPE Microsoft.Exchange.Data.Directory.Management
 "dave","dave@contoso.test","dave@contoso.test","dave","db-west","SMTP:dave@contoso.test"
 "nora","nora@contoso.test","nora@contoso.test","nora","db-north","SMTP:nora@contoso.test"
 `;
+
+/**
+ * The mail organisation as files for the `cas-gateway mail-proxy` command: `<dir>/manifests/org.yaml`
+ * (east and west on the given Dovecots, north on free ports nothing listens on) and
+ * `<dir>/mailboxes.csv` (DIRECTORY_CSV plus `extraCsvRows`).
+ */
+export async function writeMailOrgFiles(dir: string, east: Dovecot, west: Dovecot, extraCsvRows = ""): Promise<{ manifests: string; csv: string }> {
+  const manifests = join(dir, "manifests");
+  const csv = join(dir, "mailboxes.csv");
+  mkdirSync(manifests, { recursive: true });
+  const objects = mailObjects({ east, west, northImapPort: await freePort(), northPop3Port: await freePort() });
+  writeFileSync(join(manifests, "org.yaml"), objects.map((o) => stringify(o)).join("---\n"));
+  writeFileSync(csv, DIRECTORY_CSV + extraCsvRows);
+  return { manifests, csv };
+}
 
 export interface MailWorld {
   readonly dir: string;
