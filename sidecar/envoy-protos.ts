@@ -98,25 +98,3 @@ export function checkCodec(): { CheckRequest: protobuf.Type; CheckResponse: prot
   };
   return codec;
 }
-
-/**
- * The Authorization service with a leaner codec for Check, for the sidecar's hot path: requests are
- * decoded into protobufjs messages without proto-loader's second toObject pass (the sidecar's zod
- * schema reads messages and plain objects alike), and responses - built with numeric enums - are
- * encoded without a fromObject pass. Same protos, same wire format.
- */
-export function fastAuthorizationService(): grpc.ServiceDefinition {
-  const { CheckRequest, CheckResponse } = checkCodec();
-  const base = loadEnvoyServices().authorization;
-  return {
-    ...base,
-    Check: {
-      ...base.Check,
-      requestDeserialize: (buf: Buffer) => CheckRequest.decode(buf),
-      responseSerialize: (msg: unknown) => {
-        const out = CheckResponse.encode(msg as protobuf.Message).finish();
-        return Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-      },
-    },
-  };
-}

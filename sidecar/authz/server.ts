@@ -44,11 +44,6 @@ export const HEALTH_SERVICES = ["", "envoy.service.auth.v3.Authorization", "envo
 /** The real decision engine (sidecar/decision/engine.ts, identity.ts): the default. */
 export const DEFAULT_ENGINE: DecisionEngine = { decide, identityCandidates };
 
-/** Kept for callers that load the engine asynchronously. */
-export async function loadDefaultEngine(): Promise<DecisionEngine> {
-  return DEFAULT_ENGINE;
-}
-
 /**
  * envoy.service.auth.v3.Authorization with the hot-path codec (check-codec.ts) for Check: the same
  * protos and wire format, decoded once into the fields the sidecar reads and encoded from cached pieces.

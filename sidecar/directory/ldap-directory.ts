@@ -2,7 +2,6 @@
 // ldapts Filter objects (sent as BER, so a user name can never become filter syntax; their string
 // form is RFC 4515-escaped for logs). A small pool of bound connections, each used concurrently
 // (LDAP multiplexes by message id), replaced when it fails. Every operation has a timeout.
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { AndFilter, Client, EqualityFilter, type Entry, type Filter, OrFilter, PresenceFilter, ResultCodeError } from "ldapts";
@@ -487,10 +486,4 @@ export class LdapDirectory implements MailboxDirectory {
     });
     await Promise.all(pending);
   }
-}
-
-/** Read a password file (a mounted Secret), without one trailing newline. */
-export function readPasswordFile(file: string): string {
-  const text = readFileSync(file, "utf8");
-  return text.replace(/\r?\n$/, "");
 }

@@ -156,17 +156,6 @@ export function discoveryResponse(
   );
 }
 
-/** envoy.service.discovery.v3.DiscoveryResponse wire bytes. */
-export function encodeDiscoveryResponse(
-  versionInfo: string,
-  typeUrl: string,
-  resources: readonly SnapshotResource[],
-  nonce: string,
-  identifier: string,
-): Buffer {
-  return discoveryResponse(versionInfo, typeUrl, resources, nonce, identifier).toBuffer();
-}
-
 /** envoy.service.discovery.v3.DeltaDiscoveryResponse. */
 export function deltaDiscoveryResponse(
   systemVersionInfo: string,
@@ -212,16 +201,4 @@ export function deltaDiscoveryResponse(
     },
     "DeltaDiscoveryResponse",
   );
-}
-
-/** envoy.service.discovery.v3.DeltaDiscoveryResponse wire bytes. */
-export function encodeDeltaDiscoveryResponse(
-  systemVersionInfo: string,
-  typeUrl: string,
-  resources: readonly SnapshotResource[],
-  removed: readonly string[],
-  nonce: string,
-  identifier: string,
-): Buffer {
-  return deltaDiscoveryResponse(systemVersionInfo, typeUrl, resources, removed, nonce, identifier).toBuffer();
 }

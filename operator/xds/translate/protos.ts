@@ -64,5 +64,3 @@ export function envoyRoot(): protobuf.Root {
 export function typeNameOf(typeUrl: string): string {
   return typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
 }
-
-export const typeUrlOf = (name: string) => `type.googleapis.com/${name}`;

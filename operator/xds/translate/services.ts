@@ -47,10 +47,6 @@ export const MAIL_IDLE_TIMEOUT_S = 31 * MIN;
 /** SMTP servers drop idle sessions after 5 minutes (RFC 5321 4.5.3.2); the listener allows twice that. */
 export const SMTP_IDLE_TIMEOUT_S = 10 * MIN;
 
-export function serviceRoute(service: Service): ServiceRoute | undefined {
-  return SERVICE_ROUTES.find((r) => r.service === service);
-}
-
 /** Service whose prefix covers `path` (case-insensitive, on a segment boundary). */
 export function serviceForPath(path: string): ServiceRoute | undefined {
   const p = path.toLowerCase();
