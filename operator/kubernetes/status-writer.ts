@@ -229,8 +229,16 @@ export class StatusWriter {
   }
 }
 
+/**
+ * What a status says, without transition times: those come from the clock when a condition first
+ * appears, so two computations from the same record a second apart differ only there, and must not
+ * count as a new status (that re-sent a patch with the stale resourceVersion: a self-made 409).
+ */
 function statusKey(s: ObjectStatus): string {
-  return canonicalJson(s);
+  return canonicalJson({
+    observedGeneration: s.observedGeneration,
+    conditions: s.conditions.map(({ lastTransitionTime: _t, ...c }) => c),
+  });
 }
 
 function summary(cs: readonly Condition[]): string {
