@@ -5,9 +5,8 @@
 // (bounded retries). Rejections and broken references are also recorded as Warning Events.
 import type { Logger } from "pino";
 import { API_VERSION, KIND_PLURALS, Status, type Condition, type Kind } from "../../crds/index.js";
-import { canonicalJson } from "../topology/build.js";
 import type { Problem } from "../topology/types.js";
-import { computeStatus, sameStatus, type ObjectStatus, type ProgrammedState, type SubjectRejection } from "../status/conditions.js";
+import { computeStatus, sameStatus, statusFingerprint, type ObjectStatus, type ProgrammedState, type SubjectRejection } from "../status/conditions.js";
 import type { KubernetesMetrics } from "./metrics.js";
 import type { ObjectRecord } from "./provider.js";
 import { KubeApiError, isStatus, resourcePath, type KubeRest } from "./rest.js";
@@ -235,10 +234,7 @@ export class StatusWriter {
  * count as a new status (that re-sent a patch with the stale resourceVersion: a self-made 409).
  */
 function statusKey(s: ObjectStatus): string {
-  return canonicalJson({
-    observedGeneration: s.observedGeneration,
-    conditions: s.conditions.map(({ lastTransitionTime: _t, ...c }) => c),
-  });
+  return statusFingerprint(s, false);
 }
 
 function summary(cs: readonly Condition[]): string {

@@ -124,7 +124,15 @@ export function computeStatus(
 
 /** Whether two statuses say the same thing (compared canonically; unknown extra fields ignored). */
 export function sameStatus(a: ObjectStatus | undefined, b: ObjectStatus | undefined): boolean {
-  const pick = (s: ObjectStatus | undefined) => ({
+  return statusFingerprint(a, true) === statusFingerprint(b, true);
+}
+
+/**
+ * A status's fields that the gateway sets, as canonical JSON; without transition times when
+ * `withTransitionTimes` is false (what a status says, whatever second it was computed in).
+ */
+export function statusFingerprint(s: ObjectStatus | undefined, withTransitionTimes: boolean): string {
+  return canonicalJson({
     observedGeneration: s?.observedGeneration,
     conditions: (s?.conditions ?? []).map((c) => ({
       type: c.type,
@@ -132,10 +140,9 @@ export function sameStatus(a: ObjectStatus | undefined, b: ObjectStatus | undefi
       reason: c.reason,
       message: c.message,
       observedGeneration: c.observedGeneration,
-      lastTransitionTime: c.lastTransitionTime,
+      ...(withTransitionTimes ? { lastTransitionTime: c.lastTransitionTime } : {}),
     })),
   });
-  return canonicalJson(pick(a)) === canonicalJson(pick(b));
 }
 
 /** Problems that belong to one object. */
