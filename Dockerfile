@@ -20,6 +20,13 @@ RUN npm run build \
 # ---- runtime: node, production node_modules, dist; nothing else ----
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
+# glibc malloc: keep buffers of up to 32 MiB on the heap and freed memory up to 128 MiB in the
+# process. A SotW CDS response is one ~12 MB buffer (grpc-js frames each message in a fresh one);
+# by default glibc mmaps and unmaps such buffers or trims the heap under them, and faulting the pages
+# in again stalled a response by up to ~40 ms (docs/xds-server.md). bench/xds-server.bench.ts runs
+# the control plane with these lines.
+ENV MALLOC_MMAP_THRESHOLD_=33554432
+ENV MALLOC_TRIM_THRESHOLD_=134217728
 WORKDIR /app
 # A fixed non-root uid/gid, matching the chart's runAsUser (the image's `node` user is 1000).
 RUN groupadd --system --gid 10001 casgw \

@@ -13,7 +13,10 @@
 // XDS_BENCH_WARMUP changes after start (default 20, SotW client connected) are reported in their
 // own row and not in the per-mode figures: right after start the just-compiled change path and the
 // collection of the start-up translation's garbage make them slower (see docs/xds-server.md).
+// The control plane process gets the image's glibc malloc settings (Dockerfile ENV MALLOC_*); the
+// client, standing in for Envoy, runs with glibc's defaults.
 import { fork, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { shortType } from "../operator/xds/server/resources.js";
@@ -21,6 +24,13 @@ import type { ChildMessage } from "./xds-control-plane-child.js";
 import { startAdsClient, type Received } from "./xds-client.js";
 import { generateOrganisation } from "./xds-org-generator.js";
 import { median, percentile, type BenchRow } from "./types.js";
+
+/** The image's glibc malloc settings (the Dockerfile's `ENV MALLOC_*` lines), which the control plane runs with. */
+export function imageMallocEnv(dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8")): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of dockerfile.matchAll(/^ENV (MALLOC_[A-Z_]+)=(\S+)$/gm)) env[m[1]!] = m[2]!;
+  return env;
+}
 
 type Ready = Extract<ChildMessage, { ready: true }>;
 type Published = Extract<ChildMessage, { published: number }>;
@@ -50,9 +60,12 @@ export default async function bench(): Promise<BenchRow[]> {
   const changes = Number(process.env.XDS_BENCH_CHANGES ?? 120);
   const warmup = Number(process.env.XDS_BENCH_WARMUP ?? 20);
   const { vdirIndexes } = generateOrganisation(100, 10, 10); // the same organisation the child generates
+  const mallocEnv = imageMallocEnv();
+  if (Object.keys(mallocEnv).length === 0) throw new Error("xds-server bench: the Dockerfile has no ENV MALLOC_* lines");
   const child: ChildProcess = fork(fileURLToPath(new URL("./xds-control-plane-child.ts", import.meta.url)), [], {
     execArgv: ["--import", "tsx", ...(process.env.XDS_BENCH_CHILD_ARGS ?? "").split(" ").filter(Boolean)],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, ...mallocEnv },
   });
   const fromChild = new Inbox<ChildMessage>();
   child.on("message", (m: ChildMessage) => fromChild.push(m));
@@ -120,7 +133,7 @@ export default async function bench(): Promise<BenchRow[]> {
       .map((x) => x.toFixed(1))
       .join("/");
     const counts = ready.types.map((t) => `${ready.counts[t]} ${shortType(t)}`).join(", ");
-    const note = `${changes} changes; ${counts}; ${(ready.bytes / 1e6).toFixed(1)} MB encoded; load avg ${load} on ${cpus().length} CPUs`;
+    const note = `${changes} changes; ${counts}; ${(ready.bytes / 1e6).toFixed(1)} MB encoded; control plane with ${Object.entries(mallocEnv).map(([k, v]) => `${k}=${v}`).join(" ")}; load avg ${load} on ${cpus().length} CPUs`;
     const row = (metric: string, xs: number[], extra: string, withTarget: boolean): BenchRow => ({
       suite: "xds-server",
       metric,
