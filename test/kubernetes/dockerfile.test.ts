@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { imageMallocEnv } from "../../bench/xds-server.bench.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
@@ -31,5 +32,12 @@ describe("Dockerfile (static checks; no Docker engine here)", () => {
     expect(dockerfile).toMatch(/ln -s \/app\/bin\/cas-gateway\.js \/usr\/local\/bin\/cas-gateway/);
     const bin = readFileSync(join(ROOT, "bin", "cas-gateway.js"), "utf8");
     expect(bin.startsWith("#!/usr/bin/env node")).toBe(true);
+  });
+
+  it("sets glibc malloc thresholds in the runtime stage, as the xds-server bench reads them", () => {
+    const runtime = dockerfile.slice(dockerfile.indexOf("AS runtime"));
+    expect(imageMallocEnv(runtime)).toEqual({ MALLOC_MMAP_THRESHOLD_: "33554432", MALLOC_TRIM_THRESHOLD_: "134217728" });
+    // glibc takes MALLOC_MMAP_THRESHOLD_ only up to HEAP_MAX/2 (32 MiB on 64-bit): larger is ignored.
+    expect(Number(imageMallocEnv(runtime).MALLOC_MMAP_THRESHOLD_)).toBeLessThanOrEqual(32 * 1024 * 1024);
   });
 });
