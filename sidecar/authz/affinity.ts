@@ -99,8 +99,10 @@ export class AffinitySigner {
     const dot = value.indexOf(".");
     if (dot <= 0 || value.length > MAX_COOKIE_VALUE) return undefined;
     const payload = value.slice(0, dot);
-    const sig = Buffer.from(value.slice(dot + 1), "base64url");
-    const want = this.mac(payload);
+    // Compared as text, not as decoded bytes: Node's base64url decoder ignores the last character's
+    // spare bits (and stray characters), so several spellings decode to one MAC; only ours is valid.
+    const sig = Buffer.from(value.slice(dot + 1), "latin1");
+    const want = Buffer.from(this.mac(payload).toString("base64url"), "latin1");
     if (sig.length !== want.length || !timingSafeEqual(sig, want)) return undefined;
     let parsed: unknown;
     try {

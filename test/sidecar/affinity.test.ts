@@ -31,6 +31,25 @@ describe("affinity cookie", () => {
     expect(new AffinitySigner(Buffer.alloc(32, 5)).verify(v, "usa.contoso.com", "/owa")).toBeUndefined();
   });
 
+  it("R-LB-5: only the signature's own spelling verifies (other base64url spellings of the same MAC do not)", () => {
+    const s = new AffinitySigner(KEY);
+    // 43 base64url characters carry 258 bits for a 256-bit MAC: the last character's low 2 bits are
+    // spare, so four characters decode to the same bytes. Found on CI: a rewritten last character
+    // sometimes still verified, depending on the cookie's expiry time.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (let i = 0; i < 64; i++) {
+      const [payload, sig] = value(s.setCookie(`usa-cas0${i}`, "usa.contoso.com", "/owa")).split(".");
+      const last = alphabet.indexOf(sig!.at(-1)!);
+      for (let spare = 0; spare < 4; spare++) {
+        const c = alphabet[(last & ~3) | spare]!;
+        const spelled = `${payload}.${sig!.slice(0, -1)}${c}`;
+        expect(Buffer.from(spelled.split(".")[1]!, "base64url").equals(Buffer.from(sig!, "base64url"))).toBe(true);
+        expect(s.verify(spelled, "usa.contoso.com", "/owa")?.server, c).toBe(c === sig!.at(-1) ? `usa-cas0${i}` : undefined);
+      }
+      expect(s.verify(`${payload}.${sig}=`, "usa.contoso.com", "/owa")).toBeUndefined();
+    }
+  });
+
   it("finds the valid pin among several cookies of the same name and ignores a hostile header", () => {
     const s = new AffinitySigner(KEY);
     const good = value(s.setCookie("usa-cas01", "usa.contoso.com", "/EWS"));
