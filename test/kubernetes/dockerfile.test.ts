@@ -36,8 +36,7 @@ describe("Dockerfile (static checks; no Docker engine here)", () => {
 
   it("sets glibc malloc thresholds in the runtime stage, as the xds-server bench reads them", () => {
     const runtime = dockerfile.slice(dockerfile.indexOf("AS runtime"));
+    // 32 MiB is glibc's largest MALLOC_MMAP_THRESHOLD_ on 64-bit (a larger value is ignored).
     expect(imageMallocEnv(runtime)).toEqual({ MALLOC_MMAP_THRESHOLD_: "33554432", MALLOC_TRIM_THRESHOLD_: "134217728" });
-    // glibc takes MALLOC_MMAP_THRESHOLD_ only up to HEAP_MAX/2 (32 MiB on 64-bit): larger is ignored.
-    expect(Number(imageMallocEnv(runtime).MALLOC_MMAP_THRESHOLD_)).toBeLessThanOrEqual(32 * 1024 * 1024);
   });
 });
