@@ -84,14 +84,15 @@ export class AffinitySigner {
     this.keyObject = createSecretKey(Buffer.from(key));
   }
 
-  private mac(payload: string): Buffer {
-    return createHmac("sha256", this.keyObject).update(payload).digest();
+  /** The payload's HMAC as the cookie spells it (base64url): the one spelling verify accepts. */
+  private mac(payload: string): string {
+    return createHmac("sha256", this.keyObject).update(payload).digest("base64url");
   }
 
   /** The cookie value for a pin: base64url(JSON).base64url(HMAC). */
   sign(pin: Pin): string {
     const payload = Buffer.from(JSON.stringify({ s: pin.server, h: pin.host, p: pin.path, e: pin.exp })).toString("base64url");
-    return `${payload}.${this.mac(payload).toString("base64url")}`;
+    return `${payload}.${this.mac(payload)}`;
   }
 
   /** Verify one cookie value for this host and path; undefined when tampered, expired, foreign or malformed. */
@@ -102,7 +103,7 @@ export class AffinitySigner {
     // Compared as text, not as decoded bytes: Node's base64url decoder ignores the last character's
     // spare bits (and stray characters), so several spellings decode to one MAC; only ours is valid.
     const sig = Buffer.from(value.slice(dot + 1), "latin1");
-    const want = Buffer.from(this.mac(payload).toString("base64url"), "latin1");
+    const want = Buffer.from(this.mac(payload), "latin1");
     if (sig.length !== want.length || !timingSafeEqual(sig, want)) return undefined;
     let parsed: unknown;
     try {
