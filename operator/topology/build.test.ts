@@ -246,3 +246,82 @@ describe("buildTopology", () => {
     expect(Object.isFrozen(t.problems)).toBe(true);
   });
 });
+
+/** Everything a topology holds, as plain data (maps as entry lists, in their order). */
+function plain(t: ReturnType<typeof buildTopology>): unknown {
+  const entries = <V>(m: ReadonlyMap<string, V>, f: (v: V) => unknown = (v) => v) => [...m].map(([k, v]) => [k, f(v)]);
+  return {
+    version: t.version,
+    sites: entries(t.sites),
+    servers: entries(t.servers, (s) => ({ ...s, vdirs: entries(s.vdirs) })),
+    databases: entries(t.databases),
+    hostToSite: entries(t.hostToSite),
+    problems: t.problems,
+    lookups: ["db-usa", "DB-USA", "db-asia", "usa-cas01", "asia-e2016.contoso.com", "usa-cas01"].map((n) => [t.findDatabase(n)?.name, t.findServer(n)?.name]),
+  };
+}
+
+describe("buildTopology on a delivery that replaces a few objects (the change path)", () => {
+  type Edit = (o: ApiObject) => ApiObject | undefined;
+  const edits: Record<string, Edit> = {
+    "vdir URL": (o) => (o.metadata.name === "asia-e2016-owa" && o.kind === "VirtualDirectory" ? { ...o, spec: { ...o.spec, internalUrl: "https://asia-e2016.contoso.com:8443/owa" } } : undefined),
+    "vdir gains an external URL (site becomes internet-facing unless set)": (o) =>
+      o.metadata.name === "asia-e2016-owa" && o.kind === "VirtualDirectory" ? { ...o, spec: { ...o.spec, externalUrl: "https://asia.contoso.com/owa" } } : undefined,
+    "vdir loses its external URL (usa stops being internet-facing)": (o) =>
+      o.metadata.name === "usa-cas01-owa" && o.kind === "VirtualDirectory" ? { ...o, spec: { ...o.spec, externalUrl: null } } : undefined,
+    "vdir authentication": (o) =>
+      o.metadata.name === "usa-cas01-owa" && o.kind === "VirtualDirectory" ? { ...o, spec: { ...o.spec, externalAuthenticationMethods: ["Fba", "Basic"] } } : undefined,
+    "server drained": (o) => (o.kind === "ClientAccessServer" && o.metadata.name === "usa-cas01" ? { ...o, spec: { ...o.spec, maintenance: true } } : undefined),
+    "server address and FQDN": (o) =>
+      o.kind === "ClientAccessServer" && o.metadata.name === "asia-e2016" ? { ...o, spec: { ...o.spec, address: "10.0.0.9", fqdn: "e2016.asia.contoso.com" } } : undefined,
+    "database fails over": (o) => (o.kind === "MailboxDatabase" && o.metadata.name === "db-asia" ? { ...o, spec: { activeServer: "asia-e2016", servers: ["asia-e2016", "usa-mbx01"] } } : undefined),
+    "database fails over to a server without the Mailbox role (a problem)": (o) =>
+      o.kind === "MailboxDatabase" && o.metadata.name === "db-usa" ? { ...o, spec: { ...o.spec, activeServer: "usa-cas01" } } : undefined,
+    "database renamed in Exchange": (o) => (o.kind === "MailboxDatabase" && o.metadata.name === "db-usa" ? { ...o, spec: { ...o.spec, databaseName: "DB-USA-2" } } : undefined),
+    "vdir moves to an unknown server (a problem)": (o) =>
+      o.kind === "VirtualDirectory" && o.metadata.name === "usa-cas01-pop3" ? { ...o, spec: { ...o.spec, server: "nowhere" } } : undefined,
+    "server loses the Mailbox role (its database is refused)": (o) =>
+      o.kind === "ClientAccessServer" && o.metadata.name === "usa-mbx01" ? { ...o, spec: { ...o.spec, roles: ["ClientAccess"] } } : undefined,
+    "server turns off certificate validation (a warning)": (o) =>
+      o.kind === "ClientAccessServer" && o.metadata.name === "usa-cas01" ? { ...o, spec: { ...o.spec, tls: { insecureSkipVerify: true } } } : undefined,
+    "site host names": (o) => (o.kind === "ADSite" && o.metadata.name === "asia" ? { ...o, spec: { ...o.spec, hostnames: ["asia.contoso.com"] } } : undefined),
+    "server and one of its directories at once": (o) =>
+      o.kind === "ClientAccessServer" && o.metadata.name === "asia-e2016"
+        ? { ...o, spec: { ...o.spec, maintenance: true } }
+        : o.kind === "VirtualDirectory" && o.metadata.name === "asia-e2016-mapi"
+          ? { ...o, spec: { ...o.spec, internalUrl: "https://asia-e2016.contoso.com/mapi2" } }
+          : undefined,
+    "a rejected duplicate replaced (same version)": (o) => (o.kind === "VirtualDirectory" && o.metadata.name === "usa-cas01-owa2" ? { ...o, spec: { ...o.spec, internalUrl: "https://x.contoso.com/owa" } } : undefined),
+    "every object a fresh copy, as a file provider re-reads (same version)": (o) => structuredClone(o),
+  };
+  const start = () => [...base(), vdir("usa-cas01-owa2", "usa-cas01", "Owa")].reverse(); // unsorted, with a DuplicateService
+  for (const [name, edit] of Object.entries(edits)) {
+    it(`${name}: the same topology as a build from scratch`, () => {
+      const objects = start();
+      const before = buildTopology(objects);
+      const next = objects.map((o) => edit(o) ?? o);
+      expect(next.some((o, i) => o !== objects[i])).toBe(true);
+      const after = buildTopology(next);
+      expect(plain(after)).toEqual(plain(buildTopology(structuredClone(next))));
+      if (name.endsWith("(same version)")) expect(after.version).toBe(before.version);
+      else expect(after.version).not.toBe(before.version);
+      // Chains: back to the start gives the first version again.
+      expect(buildTopology(objects.map((o) => structuredClone(o))).version).toBe(before.version);
+    });
+  }
+
+  it("a chain of edits, each on the previous delivery, matches a build from scratch at every step", () => {
+    let objects = start();
+    buildTopology(objects);
+    for (const edit of [...Object.values(edits), ...Object.values(edits)]) {
+      objects = objects.map((o) => edit(o) ?? o);
+      expect(plain(buildTopology(objects))).toEqual(plain(buildTopology(structuredClone(objects))));
+    }
+  });
+
+  it("the same array again gives the same topology object", () => {
+    const objects = start();
+    expect(buildTopology(objects)).toBe(buildTopology(objects));
+    expect(buildTopology([...objects])).toBe(buildTopology(objects));
+  });
+});

@@ -99,11 +99,204 @@ function infoHash(o: object, json: () => unknown): string {
   return h;
 }
 
+// One-object changes. A provider hands over the same array again with a few objects replaced by
+// new versions of themselves (same kind and name): the Kubernetes provider's validation cache keeps
+// the unchanged objects, the file provider re-reads files but keeps their order. For that input the
+// previous sort order holds with the new objects put in their places (the O(n log n) sort is most
+// of a full build's time on a large organisation), and the common edits (a virtual directory's
+// URLs or authentication, a server's maintenance flag or address, a database failing over) are
+// applied to the previous build's maps directly, without walking every object. Anything else, and
+// anything a problem names, takes the full build. incremental.test.ts and build.test.ts check the
+// result against a build from scratch.
+
+/** A build's parts and the accepted objects behind them, for the replacement path. */
+interface Built {
+  readonly topology: Topology;
+  readonly parts: TopologyParts;
+  readonly siteObjs: ReadonlyMap<string, ADSite>;
+  readonly serverObjs: ReadonlyMap<string, ClientAccessServer>;
+}
+
+/** An input, the same objects in build order, and for each input position its place in that order. */
+interface OrderMemo {
+  readonly input: readonly ApiObject[];
+  readonly sorted: readonly ApiObject[];
+  readonly place: Int32Array;
+  built?: Built;
+}
+
+/** The last few inputs (the file provider, the control plane and the status writer build in turn). */
+const ORDERS: OrderMemo[] = [];
+const ORDER_MEMO_SIZE = 4;
+/** More replacements than this in one delivery: a full build (over the remembered order). */
+const MAX_REPLACEMENTS = 64;
+
+const sameKey = (a: ApiObject, b: ApiObject) =>
+  a.kind === b.kind && a.metadata.name === b.metadata.name && a.metadata.namespace === b.metadata.namespace;
+
+interface Ordered {
+  readonly memo: OrderMemo;
+  /** The build this input differs from by `replaced` (previous object, new object) only. */
+  readonly previous?: Built;
+  readonly replaced: readonly (readonly [ApiObject, ApiObject])[];
+}
+
+function ordered(input: readonly ApiObject[]): Ordered {
+  // The remembered input this one differs from least (the previous delivery, not a copy of it).
+  let best: { memo: OrderMemo; changed: number[] } | undefined;
+  for (const memo of ORDERS) {
+    if (memo.input.length !== input.length) continue;
+    const changed: number[] = [];
+    let usable = true;
+    for (let i = 0; i < input.length; i++) {
+      const was = memo.input[i]!;
+      const now = input[i]!;
+      if (now === was) continue;
+      if (!sameKey(now, was) || (best && changed.length >= best.changed.length)) {
+        usable = false;
+        break;
+      }
+      changed.push(i);
+    }
+    if (usable && (!best || changed.length < best.changed.length)) best = { memo, changed };
+    if (best?.changed.length === 0) break;
+  }
+  if (best) {
+    const { memo, changed } = best;
+    let next = memo;
+    if (changed.length) {
+      const sorted = [...memo.sorted];
+      for (const i of changed) sorted[memo.place[i]!] = input[i]!;
+      next = { input, sorted, place: memo.place };
+    } else ORDERS.splice(ORDERS.indexOf(memo), 1);
+    remember(next);
+    return { memo: next, ...(memo.built ? { previous: memo.built } : {}), replaced: changed.map((i) => [memo.input[i]!, input[i]!] as const) };
+  }
+  let inOrder = true;
+  for (let i = 1; i < input.length && inOrder; i++) inOrder = compareObjects(input[i - 1]!, input[i]!) <= 0;
+  const order = inOrder ? Array.from(input.keys()) : Array.from(input.keys()).sort((a, b) => compareObjects(input[a]!, input[b]!) || a - b);
+  const place = new Int32Array(input.length);
+  const sorted = inOrder ? input : order.map((from) => input[from]!);
+  order.forEach((from, to) => (place[from] = to));
+  const memo: OrderMemo = { input, sorted, place };
+  remember(memo);
+  return { memo, replaced: [] };
+}
+
+/** Most recent last; the one before a delivery stays too, so a copy built in between does not push it out. */
+function remember(memo: OrderMemo): void {
+  ORDERS.push(memo);
+  if (ORDERS.length > ORDER_MEMO_SIZE) ORDERS.shift();
+}
+
+/** The input in build order: kind, name, namespace (stable). */
+export function sortedObjects(input: readonly ApiObject[]): readonly ApiObject[] {
+  return ordered(input).memo.sorted;
+}
+
 export function buildTopology(input: readonly ApiObject[]): Topology {
+  const o = ordered(input);
+  if (o.previous && o.replaced.length === 0) return o.previous.topology;
+  const built = (o.previous && o.replaced.length <= MAX_REPLACEMENTS && applyReplacements(o.previous, o.replaced)) || buildFrom(o.memo.sorted);
+  o.memo.built = built;
+  return built.topology;
+}
+
+/** Objects named by a problem of a build: their acceptance can depend on others, so they take the full build. */
+const NAMED_BY_PROBLEM = new WeakMap<readonly Problem[], ReadonlySet<string>>();
+function namedByProblem(problems: readonly Problem[], o: ApiObject): boolean {
+  let names = NAMED_BY_PROBLEM.get(problems);
+  if (!names) NAMED_BY_PROBLEM.set(problems, (names = new Set(problems.map((p) => `${p.kind}/${p.name}`))));
+  return names.has(`${o.kind}/${o.metadata.name}`);
+}
+
+const KIND_RANK = (pair: readonly [ApiObject, ApiObject]) => KIND_ORDER[pair[0].kind];
+
+/**
+ * The previous build with accepted objects replaced, for edits that cannot change which objects
+ * are accepted or any problem; undefined for any other edit (then the full build runs).
+ */
+function applyReplacements(prev: Built, replaced: readonly (readonly [ApiObject, ApiObject])[]): Built | undefined {
+  const p = prev.parts;
+  let servers: Map<string, ServerInfo> | undefined;
+  let serverObjs: Map<string, ClientAccessServer> | undefined;
+  let databases: Map<string, DatabaseInfo> | undefined;
+  let dbIndex: Map<string, DatabaseInfo> | undefined;
+  const touchedSites = new Set<string>();
+  // Servers before their directories (a server's new object carries its directory list on).
+  for (const [was, now] of [...replaced].sort((a, b) => KIND_RANK(a) - KIND_RANK(b))) {
+    if (namedByProblem(p.problems, was)) return undefined;
+    if (was.kind === "ClientAccessServer" && now.kind === "ClientAccessServer") {
+      const a = was.spec;
+      const b = now.spec;
+      // Site, version and roles decide acceptance, site membership and directory acceptance; the
+      // skip-verify flag raises a warning.
+      if (
+        a.site !== b.site ||
+        a.exchangeVersion !== b.exchangeVersion ||
+        a.roles.includes("ClientAccess") !== b.roles.includes("ClientAccess") ||
+        a.roles.includes("Mailbox") !== b.roles.includes("Mailbox") ||
+        a.tls.insecureSkipVerify !== b.tls.insecureSkipVerify
+      )
+        return undefined;
+      const memo = SERVER_INFO.get(was);
+      if (!memo || (servers ?? p.servers).get(was.metadata.name) !== memo.info) return undefined;
+      const info = serverInfoOf(now, memo.vdirs);
+      SERVER_INFO.set(now, { vdirs: memo.vdirs, info });
+      (servers ??= new Map(p.servers)).set(info.name, info);
+      (serverObjs ??= new Map(prev.serverObjs)).set(info.name, now);
+    } else if (was.kind === "VirtualDirectory" && now.kind === "VirtualDirectory") {
+      // Server and service decide acceptance (version, role, one directory per service).
+      if (was.spec.server !== now.spec.server || was.spec.service !== now.spec.service) return undefined;
+      const srvObj = (serverObjs ?? prev.serverObjs).get(was.spec.server);
+      const memo = srvObj && SERVER_INFO.get(srvObj);
+      const old = VDIR_INFO.get(was);
+      const cur = (servers ?? p.servers).get(was.spec.server);
+      if (!memo || !old || !cur || memo.info !== cur || cur.vdirs.get(was.spec.service) !== old) return undefined;
+      let info = VDIR_INFO.get(now);
+      if (!info) VDIR_INFO.set(now, (info = vdirInfo(now)));
+      const list = memo.vdirs.map((v) => (v === old ? info : v));
+      const next = serverInfoOf(srvObj, list);
+      SERVER_INFO.set(srvObj, { vdirs: list, info: next });
+      (servers ??= new Map(p.servers)).set(next.name, next);
+      if ((old.externalUrl === null) !== (info.externalUrl === null)) touchedSites.add(next.site);
+    } else if (was.kind === "MailboxDatabase" && now.kind === "MailboxDatabase") {
+      // A failover: the active server moves among accepted Mailbox servers; the names stay.
+      const prevInfo = DB_INFO.get(was);
+      if (!prevInfo || p.databases.get(was.metadata.name) !== prevInfo) return undefined;
+      if ((now.spec.databaseName ?? now.metadata.name) !== prevInfo.databaseName) return undefined;
+      const srv = servers ?? p.servers;
+      if (!srv.get(now.spec.activeServer)?.mailbox || !now.spec.servers.every((x) => srv.has(x))) return undefined;
+      let info = DB_INFO.get(now);
+      if (!info) DB_INFO.set(now, (info = databaseInfoOf(now)));
+      (databases ??= new Map(p.databases)).set(info.name, info);
+      dbIndex ??= new Map(p.dbIndex);
+      for (const k of [info.name.toLowerCase(), info.databaseName.toLowerCase()]) dbIndex.set(k, info);
+    } else return undefined;
+  }
+  let sites: Map<string, SiteInfo> | undefined;
+  for (const name of touchedSites) {
+    const site = prev.siteObjs.get(name)!;
+    const was = p.sites.get(name)!;
+    const internetFacing = site.spec.internetFacing ?? was.servers.some((n) => [...servers!.get(n)!.vdirs.values()].some((v) => v.externalUrl !== null));
+    if (internetFacing === was.internetFacing) continue;
+    const info: SiteInfo = Object.freeze({ ...was, internetFacing });
+    SITE_INFO.set(site, info);
+    (sites ??= new Map(p.sites)).set(name, info);
+  }
+  const parts: TopologyParts = {
+    ...p,
+    ...(sites ? { sites } : {}),
+    ...(servers ? { servers } : {}),
+    ...(databases ? { databases } : {}),
+    ...(dbIndex ? { dbIndex } : {}),
+  };
+  return { topology: assemble(parts), parts, siteObjs: prev.siteObjs, serverObjs: serverObjs ?? prev.serverObjs };
+}
+
+/** The full build over objects in build order. */
+function buildFrom(objects: readonly ApiObject[]): Built {
   const problems: Problem[] = [];
-  let sorted = true;
-  for (let i = 1; i < input.length && sorted; i++) sorted = compareObjects(input[i - 1]!, input[i]!) <= 0;
-  const objects = sorted ? input : [...input].sort(compareObjects);
   const report = (
     obj: ApiObject,
     field: string,
@@ -229,23 +422,7 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
       servers.set(name, memo.info);
       continue;
     }
-    const vdirs = sortedMap(new Map(list.map((v) => [v.service, v] as const)));
-    const version = Number(s.spec.exchangeVersion) as VersionNumber;
-    const info: ServerInfo = Object.freeze({
-        name,
-        site: s.spec.site,
-        fqdn: s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
-        exchangeVersion: s.spec.exchangeVersion,
-        version,
-        versionClass: versionClassOf(version),
-        clientAccess: s.spec.roles.includes("ClientAccess"),
-        mailbox: s.spec.roles.includes("Mailbox"),
-        address: s.spec.address ?? s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
-        internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
-        maintenance: s.spec.maintenance,
-        insecureSkipVerify: s.spec.tls.insecureSkipVerify,
-        vdirs,
-      });
+    const info = serverInfoOf(s, list);
     SERVER_INFO.set(s, { vdirs: list, info });
     servers.set(name, info);
   }
@@ -274,15 +451,7 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
       continue;
     }
     let info = DB_INFO.get(d);
-    if (!info) {
-      info = Object.freeze({
-        name: d.metadata.name,
-        databaseName: d.spec.databaseName ?? d.metadata.name,
-        activeServer: d.spec.activeServer,
-        servers: Object.freeze([...d.spec.servers].sort()),
-      });
-      DB_INFO.set(d, info);
-    }
+    if (!info) DB_INFO.set(d, (info = databaseInfoOf(d)));
     const keys = [info.name.toLowerCase(), info.databaseName.toLowerCase()];
     const clash = keys.map((k) => dbIndex.get(k)).find((x) => x !== undefined);
     if (clash) {
@@ -371,6 +540,49 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
     sites.set(name, info);
   }
 
+  const parts: TopologyParts = {
+    sites: sortedMap(sites),
+    servers: sortedMap(servers),
+    databases: sortedMap(databases),
+    hostToSite: sortedMap(hostToSite),
+    dbIndex,
+    problems: Object.freeze(problems),
+  };
+  return { topology: assemble(parts), parts, siteObjs, serverObjs };
+}
+
+/** What a Topology is made of (its maps and indexes), kept per build for the replacement path. */
+interface TopologyParts {
+  readonly sites: ReadonlyMap<string, SiteInfo>;
+  readonly servers: ReadonlyMap<string, ServerInfo>;
+  readonly databases: ReadonlyMap<string, DatabaseInfo>;
+  readonly hostToSite: ReadonlyMap<string, string>;
+  readonly dbIndex: ReadonlyMap<string, DatabaseInfo>;
+  readonly problems: readonly Problem[];
+}
+
+function serverInfoOf(s: ClientAccessServer, list: readonly VirtualDirectoryInfo[]): ServerInfo {
+  const version = Number(s.spec.exchangeVersion) as VersionNumber;
+  return Object.freeze({
+    name: s.metadata.name,
+    site: s.spec.site,
+    fqdn: s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
+    exchangeVersion: s.spec.exchangeVersion,
+    version,
+    versionClass: versionClassOf(version),
+    clientAccess: s.spec.roles.includes("ClientAccess"),
+    mailbox: s.spec.roles.includes("Mailbox"),
+    address: s.spec.address ?? s.spec.fqdn.toLowerCase().replace(/\.$/, ""),
+    internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
+    maintenance: s.spec.maintenance,
+    insecureSkipVerify: s.spec.tls.insecureSkipVerify,
+    vdirs: sortedMap(new Map(list.map((v) => [v.service, v] as const))),
+  });
+}
+
+/** The Topology over its parts: content version, look-ups. */
+function assemble(p: TopologyParts): Topology {
+  const { sites, servers, databases, hostToSite, dbIndex } = p;
   // Names, FQDNs, and NetBIOS names (first FQDN label) where that label is unambiguous. Built on
   // the first findServer call: the decision engine looks servers up, the xDS change path does not.
   let serverIndexCache: Map<string, ServerInfo> | undefined;
@@ -403,11 +615,11 @@ export function buildTopology(input: readonly ApiObject[]): Topology {
 
   const topology: Topology = {
     version,
-    sites: sortedMap(sites),
-    servers: sortedMap(servers),
-    databases: sortedMap(databases),
-    hostToSite: sortedMap(hostToSite),
-    problems: Object.freeze(problems),
+    sites,
+    servers,
+    databases,
+    hostToSite,
+    problems: p.problems,
     findDatabase: (name) => dbIndex.get(commonNameOf(name).toLowerCase()) ?? dbIndex.get(name.trim().toLowerCase()),
     findServer: (name) => serverIndex().get(commonNameOf(name).toLowerCase()),
     siteForHost: (host) => hostToSite.get(normaliseHost(host)),
@@ -425,6 +637,15 @@ export function normaliseHost(host: string): string {
   const colon = h.lastIndexOf(":");
   if (colon >= 0 && h.indexOf(":") === colon) h = h.slice(0, colon);
   return h.replace(/\.$/, "");
+}
+
+function databaseInfoOf(d: MailboxDatabase): DatabaseInfo {
+  return Object.freeze({
+    name: d.metadata.name,
+    databaseName: d.spec.databaseName ?? d.metadata.name,
+    activeServer: d.spec.activeServer,
+    servers: Object.freeze([...d.spec.servers].sort()),
+  });
 }
 
 function vdirInfo(v: VirtualDirectory): VirtualDirectoryInfo {
