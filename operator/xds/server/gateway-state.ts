@@ -36,9 +36,7 @@ interface Chunk {
   readonly bytes: Buffer;
 }
 let lastChunks: Chunk[] = [];
-// The "objects" array of the last message, reused as is while the same list is in force (a health
-// change re-sends the state without touching the objects).
-let lastObjects: { list: readonly ApiObject[]; bytes: Buffer } | undefined;
+const COMMA = Buffer.from(",");
 
 function objectJson(o: ApiObject): string {
   let j = OBJECT_JSON.get(o);
@@ -46,47 +44,48 @@ function objectJson(o: ApiObject): string {
   return j;
 }
 
-function objectsJson(objects: readonly ApiObject[]): Buffer {
-  if (lastObjects?.list === objects) return lastObjects.bytes;
+/** The "objects" array's JSON as runs of objects, separated by commas. */
+function objectChunks(objects: readonly ApiObject[]): Buffer[] {
   const chunks: Chunk[] = [];
   for (let start = 0, c = 0; start < objects.length; start += CHUNK, c++) {
-    const run = objects.slice(start, start + CHUNK);
+    const end = Math.min(objects.length, start + CHUNK);
     const prev = lastChunks[c];
-    if (prev && prev.objects.length === run.length && prev.objects.every((o, i) => o === run[i])) {
+    if (prev && prev.objects.length === end - start && prev.objects.every((o, i) => o === objects[start + i])) {
       chunks.push(prev);
       continue;
     }
+    const run = objects.slice(start, end);
     chunks.push({ objects: run, bytes: Buffer.from(run.map(objectJson).join(",")) });
   }
   lastChunks = chunks;
-  const parts: Buffer[] = [Buffer.from("[")];
-  const comma = Buffer.from(",");
+  const parts: Buffer[] = [];
   chunks.forEach((c, i) => {
-    if (i > 0) parts.push(comma);
+    if (i > 0) parts.push(COMMA);
     parts.push(c.bytes);
   });
-  parts.push(Buffer.from("]"));
-  const bytes = Buffer.concat(parts);
-  lastObjects = { list: objects, bytes };
-  return bytes;
+  return parts;
 }
 
 /**
  * The xDS resource carrying the objects a Topology was built from plus the health down-list. The
  * bytes are the canonical JSON of a GatewayStateMessage (keys sorted), assembled from per-object
- * pieces: the same as canonicalJson(message).
+ * pieces: the same as canonicalJson(message). They are assembled (one copy of some MB on a large
+ * organisation) when first read, i.e. when a sidecar is subscribed; the version needs no bytes.
  */
 export function gatewayStateResource(objects: readonly ApiObject[], topologyVersion: string, down: readonly string[]): XdsResource {
   const sortedDown = [...new Set(down)].sort();
-  const encoded = Buffer.concat([
-    Buffer.from(`{"apiVersion":"casgateway.io/v1alpha1","down":${canonicalJson(sortedDown)},"objects":`),
-    objectsJson(objects),
-    Buffer.from(`,"topologyVersion":${JSON.stringify(topologyVersion)}}`),
-  ]);
+  let bytes: Buffer | undefined;
   return {
     name: GATEWAY_STATE_NAME,
     typeUrl: GATEWAY_STATE_TYPE_URL,
-    encoded,
+    get encoded(): Buffer {
+      bytes ??= Buffer.concat([
+        Buffer.from(`{"apiVersion":"casgateway.io/v1alpha1","down":${canonicalJson(sortedDown)},"objects":[`),
+        ...objectChunks(objects),
+        Buffer.from(`],"topologyVersion":${JSON.stringify(topologyVersion)}}`),
+      ]);
+      return bytes;
+    },
     version: gatewayStateVersion(topologyVersion, sortedDown),
   };
 }
