@@ -130,10 +130,11 @@ export class ControlPlane {
   private publish(cause: "topology" | "health"): void {
     const topology = this.topology!;
     const t = this.translation;
-    const resources: XdsResource[] = t ? [...t.clusters, ...t.endpoints, ...t.listeners, ...t.routes, ...t.secrets] : [];
-    resources.push(gatewayStateResource(this.objects, topology.version, this.down));
-    // The previous snapshot lets unchanged resources (same objects from the translator's caches) be matched by identity.
-    const snapshot = new Snapshot(resources, topology.version, this.view?.snapshot);
+    // The translator's lists go in as they are (sorted, marked so); the previous snapshot lets
+    // unchanged resources (same objects from the translator's caches) be matched by identity.
+    const lists: (readonly XdsResource[])[] = t ? [t.clusters, t.endpoints, t.listeners, t.routes, t.secrets] : [];
+    lists.push([gatewayStateResource(this.objects, topology.version, this.down)]);
+    const snapshot = new Snapshot({ lists }, topology.version, this.view?.snapshot);
     this.view = {
       objects: this.objects,
       topology,

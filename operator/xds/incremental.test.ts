@@ -11,7 +11,7 @@ import { parseManifestText } from "../provider/manifests.js";
 import { buildTopology, canonicalJson } from "../topology/build.js";
 import { GatewayStateMessage, gatewayStateResource } from "./server/gateway-state.js";
 import { Snapshot } from "./server/snapshot.js";
-import type { XdsResource } from "./server/resources.js";
+import { isMarkedSortedByName, markSortedByName, type XdsResource } from "./server/resources.js";
 import { translate, translateFromScratch, type EnvoyResources } from "./translate/index.js";
 import { GOLDEN_BASE_OPTIONS, IN } from "./translate/testing.js";
 
@@ -122,7 +122,8 @@ describe("incremental change path == build from scratch", () => {
           const topo = buildTopology(objects);
           const tr = translate(topo, GOLDEN_BASE_OPTIONS);
           const gs = gatewayStateResource(objects, topo.version, down);
-          const snap = new Snapshot([...served(tr), gs], topo.version, prevSnap);
+          // As the control plane gives them: the translator's marked sorted lists, then the state.
+          const snap = new Snapshot({ lists: [tr.clusters, tr.endpoints, tr.listeners, tr.routes, tr.secrets, [gs]] }, topo.version, prevSnap);
           prevSnap = snap;
           // From scratch: deep copies (no identity shared) and no translator cache.
           const copies = structuredClone(objects);
@@ -151,5 +152,21 @@ describe("incremental change path == build from scratch", () => {
       }),
       { numRuns: 25 },
     );
+  });
+});
+
+describe("Snapshot from lists", () => {
+  const r = (name: string, typeUrl = "t/a"): XdsResource => ({ name, typeUrl, encoded: Buffer.from(name), version: "" });
+  it("takes a marked list as its type's group, and copies it when another part adds to the type", () => {
+    const tr = translate(buildTopology(BASE), GOLDEN_BASE_OPTIONS);
+    expect(isMarkedSortedByName(tr.clusters)).toBe(true);
+    const marked = markSortedByName([r("b"), r("d")].map((x) => ({ ...x, version: x.name })));
+    const before = [...marked];
+    const snap = new Snapshot({ lists: [marked, [r("c"), r("a")], [r("z", "t/b")]] }, "v");
+    expect([...snap.resources("t/a").keys()]).toEqual(["a", "b", "c", "d"]);
+    expect(marked).toEqual(before);
+    const flat = new Snapshot([...marked, r("c"), r("a"), r("z", "t/b")], "v");
+    expect(snap.version("t/a")).toBe(flat.version("t/a"));
+    expect(() => new Snapshot({ lists: [marked, [r("b")]] }, "v")).toThrow(/duplicate t\/a resource "b"/);
   });
 });

@@ -62,6 +62,16 @@ export const SHORT_TYPE: Readonly<Record<string, string>> = {
 };
 export const shortType = (typeUrl: string): string => SHORT_TYPE[typeUrl] ?? typeUrl.replace(/^type\.googleapis\.com\//, "");
 
+// Lists known to hold one type's resources sorted by name, without duplicates, each with its
+// version: the translator marks what it returns, so a snapshot takes them without re-checking
+// 10,000 names per change. Marked lists must not be changed afterwards.
+const SORTED_BY_NAME = new WeakSet<readonly XdsResource[]>();
+export function markSortedByName<T extends readonly XdsResource[]>(list: T): T {
+  SORTED_BY_NAME.add(list);
+  return list;
+}
+export const isMarkedSortedByName = (list: readonly XdsResource[]): boolean => SORTED_BY_NAME.has(list);
+
 export function hashHex(...parts: (string | Uint8Array)[]): string {
   const h = createHash("sha256");
   for (const p of parts) {

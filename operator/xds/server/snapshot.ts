@@ -7,7 +7,7 @@
 // shares the previous snapshot's Map and keeps the differences beside it, so a one-resource change
 // costs O(changes) hashing, not a rebuild of a 10,000-entry Map.
 import { createHash } from "node:crypto";
-import { hashHex, resourceVersion, type XdsResource } from "./resources.js";
+import { hashHex, isMarkedSortedByName, resourceVersion, type XdsResource } from "./resources.js";
 
 export interface SnapshotResource extends XdsResource {
   readonly version: string;
@@ -94,6 +94,12 @@ interface TypeEntry {
   readonly changes?: ReadonlyMap<string, SnapshotResource | undefined>;
 }
 
+/**
+ * A snapshot's resources: any iterable, or lists of them, where a list the translator marked
+ * sorted (markSortedByName) is taken as one type's resources without re-checking its order.
+ */
+export type SnapshotInput = Iterable<XdsResource> | { readonly lists: readonly Iterable<XdsResource>[] };
+
 /** Changes between a snapshot and the one it was derived from. */
 export type SnapshotChanges = ReadonlyMap<string, SnapshotResource | undefined>;
 const NO_CHANGES: SnapshotChanges = new Map();
@@ -114,21 +120,31 @@ export class Snapshot {
    *   result is the same with or without it).
    */
   constructor(
-    resources: Iterable<XdsResource>,
+    resources: SnapshotInput,
     readonly topologyVersion: string,
     previous?: Snapshot,
   ) {
     this.from = previous ? new WeakRef(previous) : undefined;
     const groups = new Map<string, SnapshotResource[]>();
-    for (const r of resources) {
+    /** Groups taken as given: one list marked sorted (markSortedByName) per type. */
+    const marked = new Set<string>();
+    const add = (r: XdsResource) => {
       let list = groups.get(r.typeUrl);
       if (!list) groups.set(r.typeUrl, (list = []));
+      else if (marked.delete(r.typeUrl)) groups.set(r.typeUrl, (list = [...list]));
       list.push(r.version ? r : { name: r.name, typeUrl: r.typeUrl, encoded: r.encoded, version: resourceVersion(r) });
+    };
+    for (const part of "lists" in resources ? resources.lists : [resources]) {
+      const first = Array.isArray(part) ? (part as readonly XdsResource[])[0] : undefined;
+      if (first && isMarkedSortedByName(part as readonly XdsResource[]) && !groups.has(first.typeUrl)) {
+        groups.set(first.typeUrl, part as SnapshotResource[]);
+        marked.add(first.typeUrl);
+      } else for (const r of part) add(r);
     }
     for (const [typeUrl, list] of groups) {
       // Sorted by name: deterministic responses and a version that does not depend on input order.
       let sorted = true;
-      for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1]!.name < list[i]!.name;
+      if (!marked.has(typeUrl)) for (let i = 1; i < list.length && sorted; i++) sorted = list[i - 1]!.name < list[i]!.name;
       if (!sorted) {
         list.sort(byNameCmp);
         for (let i = 1; i < list.length; i++)

@@ -322,6 +322,11 @@ export class UpstreamCache {
   private nextId = 1;
   private pools = new Map<string, Built[]>();
   private nextPools = new Map<string, Built[]>();
+  private sites = new Map<string, Built[]>();
+  private nextSites = new Map<string, Built[]>();
+  private collecting: string[] | undefined;
+  /** The pool keys a cached site's pools were made under. */
+  private readonly sitePoolKeys = new WeakMap<Built[], string[]>();
 
   server(s: ServerInfo, make: () => ServerPieces): ServerPieces {
     let p = this.servers.get(s);
@@ -336,12 +341,34 @@ export class UpstreamCache {
   pool(key: string, make: () => Built[]): Built[] {
     const b = this.pools.get(key) ?? make();
     this.nextPools.set(key, b);
+    this.collecting?.push(key);
     return b;
   }
-  /** Pools not used by this translation are dropped. */
+  /** A site's pools, keyed by the site and its members; pools inside are cached too (pool()). */
+  sitePools(key: string, make: () => Built[]): Built[] {
+    let b = this.sites.get(key);
+    if (b) {
+      // Its pools stay cached: a later change to one member rebuilds only the pools it is in.
+      for (const k of this.sitePoolKeys.get(b) ?? []) this.nextPools.set(k, this.pools.get(k)!);
+    } else {
+      const keys: string[] = [];
+      this.collecting = keys;
+      try {
+        b = make();
+      } finally {
+        this.collecting = undefined;
+      }
+      this.sitePoolKeys.set(b, keys);
+    }
+    this.nextSites.set(key, b);
+    return b;
+  }
+  /** Pools and sites not used by this translation are dropped. */
   endTranslation(): void {
     this.pools = this.nextPools;
     this.nextPools = new Map();
+    this.sites = this.nextSites;
+    this.nextSites = new Map();
     // Bound the memo (keys are content: server names, SANs); cached clusters keep the objects they use.
     if (this.memo.size > 200_000) this.memo = new Memo();
   }
@@ -398,11 +425,32 @@ function serverPieces(server: ServerInfo, opts: ResolvedOptions, memo: Memo): Se
 
 export function upstreamClusters(topology: Topology, opts: ResolvedOptions, cache: UpstreamCache = new UpstreamCache()): Built[] {
   const out: Built[] = [];
-  // Pools: site × version class × HTTP service.
-  const pools = new Map<string, { ids: number[]; upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; hc: Obj }>();
   for (const server of topology.servers.values()) {
+    for (const b of cache.server(server, () => serverPieces(server, opts, cache.memo)).built) out.push(b);
+  }
+  // Pools: site × version class × HTTP service. A site's pools depend only on its members (server
+  // info objects, each with its vdirs): a change elsewhere reuses them without regrouping.
+  for (const site of topology.sites.values()) {
+    const members: ServerInfo[] = [];
+    for (const n of site.servers) {
+      const s = topology.servers.get(n);
+      if (s) members.push(s);
+    }
+    if (members.length === 0) continue;
+    const key = `${site.name}|${members.map((s) => cache.id(s)).join(",")}`;
+    for (const b of cache.sitePools(key, () => sitePools(members, opts, cache))) out.push(b);
+  }
+  out.push(...smtpClusters(topology, opts, cache.memo));
+  cache.endTranslation();
+  return out;
+}
+
+/** One site's pool clusters, from its members' pool contributions (in member order). */
+function sitePools(members: readonly ServerInfo[], opts: ResolvedOptions, cache: UpstreamCache): Built[] {
+  const out: Built[] = [];
+  const pools = new Map<string, { ids: number[]; upstreams: Upstream[]; vdirs: VirtualDirectoryInfo[]; hc: Obj }>();
+  for (const server of members) {
     const pieces = cache.server(server, () => serverPieces(server, opts, cache.memo));
-    for (const b of pieces.built) out.push(b);
     if (pieces.pool.length === 0) continue;
     const id = cache.id(server);
     for (const m of pieces.pool) {
@@ -433,8 +481,6 @@ export function upstreamClusters(topology: Topology, opts: ResolvedOptions, cach
     );
     for (const b of built) out.push(b);
   }
-  out.push(...smtpClusters(topology, opts, cache.memo));
-  cache.endTranslation();
   return out;
 }
 
