@@ -72,6 +72,18 @@ export class Memo {
     if (v === undefined) this.m.set(key, (v = deepFreeze(make())));
     return v;
   }
+  private readonly owned = new WeakMap<object, Map<string, unknown>>();
+  /**
+   * Like get, for what is built from one object alone (an Upstream): keyed by its identity and a
+   * constant name, so no key string is built and hashed per call (10,000s per translation).
+   */
+  of<T>(owner: object, name: string, make: () => T): T {
+    let m = this.owned.get(owner);
+    if (!m) this.owned.set(owner, (m = new Map()));
+    let v = m.get(name) as T | undefined;
+    if (v === undefined) m.set(name, (v = deepFreeze(make())));
+    return v;
+  }
 }
 
 /** Frozen values are what the codec memoises (shared, never changed after building). */
@@ -176,7 +188,7 @@ function tcpHealthCheck(expectHex: string | undefined): Obj {
 }
 
 function upstreamTlsSocket(u: Upstream, opts: ResolvedOptions, memo?: Memo): Obj {
-  if (memo) return memo.get(`tls|${u.server.name}|${u.server.insecureSkipVerify}|${u.names.join(",")}`, () => upstreamTlsSocket(u, opts));
+  if (memo) return memo.of(u, "tls", () => upstreamTlsSocket(u, opts));
   const common: Obj = { alpn_protocols: ["http/1.1"] };
   if (!u.server.insecureSkipVerify) {
     // R-GEN-3: validate name and trust; Exchange itself does not, cas-gateway does unless opted out.
@@ -261,7 +273,8 @@ function clusterObjects(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): {
   const multi = ups.length > 1;
   const cla = {
     cluster_name: spec.name,
-    endpoints: [{ lb_endpoints: ups.map((u) => lbEndpoint(u, multi)) }],
+    // Built once per upstream (shared by a server's clusters, see serverPieces) and frozen.
+    endpoints: [{ lb_endpoints: ups.map((u) => memo.of(u, multi ? "endpoint-in-pool" : "endpoint", () => lbEndpoint(u, multi))) }],
   };
   let eds = true;
   for (const u of ups) if (ipKind(u.host) === 0) eds = false;
@@ -290,12 +303,12 @@ function clusterObjects(spec: ClusterSpec, opts: ResolvedOptions, memo: Memo): {
     const u = ups[0];
     if (u?.tls) cluster.transport_socket = upstreamTlsSocket(u, opts, memo);
   } else {
-    // Each server gets its own SNI and certificate names: a transport socket per endpoint.
-    cluster.transport_socket_matches = ups.map((u) => ({
-      name: u.server.name,
-      match: { server: u.server.name },
-      transport_socket: u.tls ? upstreamTlsSocket(u, opts, memo) : rawSocket(),
-    }));
+    // Each server gets its own SNI and certificate names: a transport socket per endpoint, each
+    // entry shared (frozen) by the server's pools of every service.
+    cluster.transport_socket_matches = ups.map((u) => {
+      const socket = u.tls ? upstreamTlsSocket(u, opts, memo) : rawSocket();
+      return memo.of(u, "socket-match", () => ({ name: u.server.name, match: { server: u.server.name }, transport_socket: socket }));
+    });
   }
   if (!eds) cluster.load_assignment = cla;
   return { cluster, cla };
@@ -394,12 +407,22 @@ function serverPieces(server: ServerInfo, opts: ResolvedOptions, memo: Memo): Se
   const pool: PoolMember[] = [];
   const addr = splitAddress(server.address);
   const serverSrc = serverSource(server);
+  // A server's vdirs mostly reach the same host, port and names: one Upstream object for them,
+  // so what is built from it (endpoint, TLS socket) is built and encoded once (Memo.of).
+  const distinct: Upstream[] = [];
+  const shared = (u: Upstream | undefined): Upstream | undefined => {
+    if (!u) return u;
+    const same = distinct.find((d) => d.host === u.host && d.port === u.port && d.tls === u.tls && d.names.length === u.names.length && d.names.every((n, i) => n === u.names[i]));
+    if (same) return same;
+    distinct.push(u);
+    return u;
+  };
   for (const vdir of server.vdirs.values()) {
     if (vdir.service === "Pop3" || vdir.service === "Imap4") {
       built.push(...mailServerCluster(server, vdir, opts, memo));
       continue;
     }
-    const up = httpUpstream(server, vdir, addr);
+    const up = shared(httpUpstream(server, vdir, addr));
     if (!up) continue;
     const hc = hcOf(memo, server, vdir);
     built.push(

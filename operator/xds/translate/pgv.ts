@@ -444,7 +444,6 @@ export class ProtoCodec {
       }
       const src = v as Obj;
       const present: FieldPlan[] = [];
-      let sorted = true;
       for (const k in src) {
         const fv = src[k];
         if (fv === undefined || fv === null) continue;
@@ -455,10 +454,13 @@ export class ProtoCodec {
         }
         if (f.kind === "scalar" && f.oneof === undefined && f.isDefault(fv)) continue; // proto3: defaults are not written
         if (f.kind === "repeated" && (fv as unknown[]).length === 0) continue;
-        if (present.length && present[present.length - 1].id > f.id) sorted = false;
+        // Kept in field-number order as it grows: a handful of fields, often a few out of place;
+        // an insertion here is cheaper than calling sort with a comparator per message.
+        let j = present.length;
         present.push(f);
+        for (; j > 0 && present[j - 1]!.id > f.id; j--) present[j] = present[j - 1]!;
+        present[j] = f;
       }
-      if (!sorted) present.sort((a, b) => a.id - b.id);
       let seenOneofs: string[] | undefined;
       let reported: string[] | undefined;
       for (const f of present) {
