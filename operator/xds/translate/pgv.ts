@@ -243,7 +243,7 @@ class Buf {
   }
   raw(u: Uint8Array): void {
     this.grow(u.length);
-    if (u.length < 256) for (let i = 0; i < u.length; i++) this.buf[this.pos + i] = u[i];
+    if (u.length < 64) for (let i = 0; i < u.length; i++) this.buf[this.pos + i] = u[i];
     else this.buf.set(u, this.pos);
     this.pos += u.length;
   }
@@ -323,6 +323,7 @@ export class ProtoCodec {
     const write = this.writer(type);
     const w = this.w;
     w.start();
+    this.storing = 0; // a previous encode that threw may have left it raised
     let out: Violation[] = [];
     write(json, NO_PATH, out, w);
     if (out.length > 0) {
@@ -512,12 +513,18 @@ export class ProtoCodec {
       }
       const before = out.length;
       const s = w.begin();
+      // Inside a frozen value being memoised, nested frozen values are looked up but not stored:
+      // they are reached again through their (now memoised) parent, so storing each would cost a
+      // WeakMap entry and a copy for nothing. Shared ones met directly elsewhere are stored there.
+      if (memo) this.storing++;
       const res = body(v, at, out, w);
       w.end(s);
-      if (memo && out.length === before) memo.set(v as object, this.lastBody(w, s));
+      if (memo && --this.storing === 0 && out.length === before) memo.set(v as object, this.lastBody(w, s));
       return res;
     };
   }
+  /** Depth of frozen values being memoised (see messageValue). */
+  private storing = 0;
 
   /** The body just written after `start` (adjusted when end() widened the length prefix). */
   private lastBody(w: Buf, rel: number): Uint8Array {
