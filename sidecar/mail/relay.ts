@@ -1,13 +1,14 @@
 // After authentication: bytes both ways with backpressure until either side closes; then the other
 // side is closed too. Client to server (commands) and TLS mailbox connections go through
 // stream.pipe (it pauses the reader when the writer's buffer is full). Server to client over a
-// plain-TCP mailbox connection (the bulk of a fetch) reads into one reused buffer
+// plain-TCP mailbox connection (the bulk of a fetch) reads into pooled, reused buffers
 // (reused-buffer.ts) and writes each read straight to the client: no allocation, no per-chunk
-// stream machinery; the reader is paused whenever a write cannot complete at once, until it has.
+// stream machinery; the reader is paused whenever a write cannot complete at once, until it has,
+// and the buffers go back to the pool once both sockets have closed.
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import { redirectReads } from "./reused-buffer.js";
+import { redirectReads, type RedirectedReads } from "./reused-buffer.js";
 
 export interface RelayResult {
   readonly clientToServer: number;
@@ -31,6 +32,7 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
     // Bytes are counted from the sockets' own counters at the end: no per-chunk work in the relay.
     const read0 = { client: bytesRead(client), server: bytesRead(server) };
     let finished = false;
+    let pooled: RedirectedReads | undefined;
     const totals = (): RelayResult => ({
       clientToServer: clientLeftover.length + bytesRead(client) - read0.client,
       serverToClient: serverLeftover.length + bytesRead(server) - read0.server,
@@ -52,6 +54,8 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
       const both = () => {
         if (++closed === 2) {
           clearTimeout(t);
+          // Both closed: any write still pending was cancelled; nothing refers to the buffers now.
+          pooled?.finish();
           resolve(totals());
         }
       };
@@ -75,7 +79,8 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
     if (serverLeftover.length) client.write(serverLeftover);
     if (clientLeftover.length) server.write(clientLeftover);
     client.pipe(server, { end: false });
-    if (!relayReusedBuffer(server, client)) server.pipe(client, { end: false });
+    pooled = relayReusedBuffer(server, client);
+    if (!pooled) server.pipe(client, { end: false });
     client.resume();
     server.resume();
     // A side that went away while the login was in progress will send no more events.
@@ -84,24 +89,26 @@ export function relay(client: Duplex, clientLeftover: Buffer, server: Duplex, se
 }
 
 /**
- * `from`'s reads (a view of its reused buffer) are written to `to` as they come. A write that
- * does not complete at once still refers to the buffer: pause `from` until it has completed.
+ * `from`'s reads (a view of its pooled buffer) are written to `to` as they come. A write that does
+ * not complete at once still refers to the buffer: pause `from` until it has completed.
  */
-function relayReusedBuffer(from: Duplex, to: Duplex): boolean {
+function relayReusedBuffer(from: Duplex, to: Duplex): RedirectedReads | undefined {
   let waiting = false;
   // One function for every write: Node batches the callbacks of writes that completed at once.
   const written = () => {
     if (waiting && to.writableLength === 0) {
       waiting = false;
+      reads?.released();
       from.resume();
     }
   };
-  return redirectReads(from, (view) => {
-    if (to.destroyed || !to.writable) return;
+  const reads = redirectReads(from, (view) => {
+    if (to.destroyed || !to.writable) return false;
     to.write(view, written);
-    if (to.writableLength > 0) {
-      waiting = true;
-      from.pause();
-    }
+    if (to.writableLength === 0) return false;
+    waiting = true;
+    from.pause();
+    return true;
   });
+  return reads;
 }
