@@ -160,16 +160,17 @@ describe("PooledReads, driven as Node's onread does (buffer() after every callba
   };
   const [S16, S64, S256, S1M] = READ_BUFFER_SIZES;
 
-  it("moves up a size on every full read and down a size on every read that fits the smaller one", () => {
+  it("moves up a size on every full read, and after any other read down to the smallest size at least 4x that read", () => {
     const pool = testPool();
     const r = new PooledReads(pool);
     r.sink = () => false;
     const sizes: number[] = [r.buffer().length];
-    for (const n of [S16, S64, S256, S1M, S1M, 300 * KiB, 100 * KiB, 70 * KiB, 10 * KiB, 20 * KiB, S16 - 1, S16 - 1]) {
+    const reads = [S16, S64, S256, S1M, S1M, 300 * KiB, 64 * KiB, 64 * KiB, S256, 65 * KiB, 16 * KiB, 15 * KiB, 4 * KiB, S16, S64, 100, S16, 3 * KiB];
+    for (const n of reads) {
       read(r, n);
       sizes.push(r.buffer().length);
     }
-    expect(sizes).toEqual([S16, S64, S256, S1M, S1M, S1M, S1M, S256, S256, S64, S64, S16, S16]);
+    expect(sizes).toEqual([S16, S64, S256, S1M, S1M, S1M, S1M, S256, S256, S1M, S1M, S64, S64, S16, S64, S256, S16, S64, S16]);
     expect(pool.stats().lent).toBe(1);
     r.finish();
     r.finish();

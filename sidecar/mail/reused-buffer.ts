@@ -5,8 +5,9 @@
 // process-wide pool by size class (buffer-pool.ts; docs/mail-proxy.md, "Speed").
 //
 // A connection reads into a 16 KiB buffer, moves up a size (x4, up to 1 MiB) when a read fills its
-// buffer and down a size when a read would have fit in the smaller one; the buffer it leaves goes
-// back to the pool. So a connection holds a large buffer only while its reads are large.
+// buffer, and after a read that did not moves down to the smallest size at least 4 times that read;
+// the buffer it leaves goes back to the pool. So a connection holds a large buffer only while its
+// reads are large: at most 4x its last read, or 16 KiB.
 //
 // Until the relay takes over, each read is copied out and emitted as an ordinary 'data' event, so
 // the line reader used for the login replay works unchanged. The relay then installs a sink that
@@ -62,8 +63,14 @@ export class PooledReads implements RedirectedReads {
   private resize(n: number, held: boolean): void {
     const sizes = this.pool.sizes;
     let k = this.k;
-    if (n === sizes[k] && k < sizes.length - 1) k++;
-    else if (k > 0 && n < sizes[k - 1]) k--;
+    if (n === sizes[k]) {
+      if (k < sizes.length - 1) k++;
+    } else {
+      // Down to the smallest size at least 4x this read: a bulk transfer whose reads are smaller
+      // than its buffer (the sender is slower than this side) keeps room for the next burst,
+      // while a protocol reply (< 4 KiB) goes straight back to the smallest size.
+      while (k > 0 && sizes[k - 1] >= 4 * n) k--;
+    }
     // A second change while the first left buffer is still referenced would need a second slot;
     // cannot happen (the sink pauses until released()), but stay on the current buffer if it does.
     if (k === this.k || (held && this.retired)) return;
