@@ -1,7 +1,9 @@
 // POP3/IMAP4 proxy speed, against real Dovecot, with curl (C) as the client so the client is not the
-// bottleneck. The proxy runs as its own process, the real `cas-gateway mail-proxy` command fed from
-// manifest files and a CSV directory; this process only orchestrates (it forks curl, and forking
-// from the proxy's own process would make the proxy's pages fault again on every fork).
+// bottleneck. The proxy runs as its own process, the real `cas-gateway mail-proxy` command as the
+// image runs it: the compiled build (bin/cas-gateway.js -> dist/, rebuilt here when a source is
+// newer) with the image's environment (the Dockerfile's runtime ENV lines: NODE_ENV, glibc malloc
+// settings), fed from manifest files and a CSV directory. This process only orchestrates (it forks
+// curl, and forking from the proxy's own process would make the proxy's pages fault again on every fork).
 //
 // Fetch a 50 MB mailbox over one IMAP connection (curl: one FETCH per message) directly from Dovecot
 // and through the proxy: same client, same URL, same mailbox, alternating, several runs; medians.
@@ -11,10 +13,10 @@
 // same fetch through the simplest Node relay (stream.pipe, no protocol) in its own process.
 // CPU seconds per process (curl, proxy, Dovecot) for each run, from /proc, show where time goes.
 // Also log-in-and-quit connections per second (a separate Node process drives concurrent clients).
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { removeDir, startDovecot, dovecotAvailable, type Dovecot } from "../test/mail/dovecot.js";
 import { USERS, makeMessage, writeMailOrgFiles } from "../test/mail/fixture.js";
 import { median, type BenchRow } from "./types.js";
@@ -98,14 +100,54 @@ interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-async function startProxyProcess(dir: string, east: Dovecot, west: Dovecot): Promise<ProxyProcess> {
+const ROOT = join(import.meta.dirname, "..");
+
+/** Source files of the build (tsconfig.build.json: crds, operator, sidecar, cli; no tests) and the dist/ file each compiles to. */
+function buildSources(dir = ROOT, out: string[] = []): string[] {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (dir !== ROOT || ["crds", "operator", "sidecar", "cli"].includes(e.name)) buildSources(p, out);
+    } else if (dir !== ROOT && e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") && !e.name.endsWith(".d.ts")) out.push(p);
+  }
+  return out;
+}
+
+/** The compiled build the image runs: run `npm run build` when dist/ is missing or older than a source. */
+function ensureBuild(): string {
+  const stale = buildSources().filter((src) => {
+    const js = join(ROOT, "dist", relative(ROOT, src)).replace(/\.ts$/, ".js");
+    return !existsSync(js) || statSync(js).mtimeMs < statSync(src).mtimeMs;
+  });
+  if (stale.length) {
+    process.stderr.write(`bench: mail: dist/ is missing or older than ${stale.length} source file(s) (e.g. ${relative(ROOT, stale[0])}); running npm run build\n`);
+    try {
+      execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (err) {
+      const out = (err as { stdout?: Buffer; stderr?: Buffer }).stdout?.toString() ?? "";
+      throw new Error(`mail bench measures the compiled build, and "npm run build" failed:\n${out.slice(-2000)}`);
+    }
+  }
+  return join(ROOT, "bin", "cas-gateway.js");
+}
+
+/** The runtime stage's ENV lines of the Dockerfile (NODE_ENV, glibc malloc settings): the environment the image runs the proxy with. */
+function imageEnv(): Record<string, string> {
+  const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
+  const env: Record<string, string> = {};
+  for (const m of runtime.matchAll(/^ENV ([A-Z_]+)=(\S+)$/gm)) env[m[1]] = m[2];
+  if (!env.NODE_ENV) throw new Error("mail bench: no ENV NODE_ENV=... in the Dockerfile's runtime stage");
+  return env;
+}
+
+async function startProxyProcess(bin: string, dir: string, east: Dovecot, west: Dovecot): Promise<ProxyProcess & { env: Record<string, string> }> {
   const files = await writeMailOrgFiles(dir, east, west, `"mia","${MIA.user}","${MIA.user}","mia","db-east","SMTP:${MIA.user}"\n`);
+  const env = imageEnv();
   const child: ChildProcess = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
-      "cli/main.ts",
+      bin,
       "mail-proxy",
       "--manifests",
       files.manifests,
@@ -120,7 +162,7 @@ async function startProxyProcess(dir: string, east: Dovecot, west: Dovecot): Pro
       "--log-level",
       "warn",
     ],
-    { stdio: ["ignore", "pipe", "pipe"], cwd: join(import.meta.dirname, "..") },
+    { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT, env: { ...process.env, ...env } },
   );
   let out = "";
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
@@ -137,6 +179,7 @@ async function startProxyProcess(dir: string, east: Dovecot, west: Dovecot): Pro
   return {
     pid: child.pid!,
     imapPort,
+    env,
     async stop() {
       if (child.exitCode !== null) return;
       const gone = new Promise((r) => child.once("exit", r));
@@ -339,7 +382,7 @@ async function fetchAll(
   return r;
 }
 
-function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult): BenchRow[] {
+function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, proxyNote: string): BenchRow[] {
   const total = messages.reduce((a, m) => a + m.length, 0);
   const sizes = messages.map((m) => m.length);
   const mbps = (f: Fetch) => total / f.seconds / MB;
@@ -354,7 +397,7 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult): 
   const shape = `${messages.length} msgs, ${(total / MB).toFixed(1)} MB, sizes ${(Math.min(...sizes) / 1000).toFixed(0)} KB–${(Math.max(...sizes) / MB).toFixed(1)} MB, median ${(median(sizes) / 1000).toFixed(0)} KB`;
   return [
     { suite: "mail", metric: `IMAP fetch ${label} direct from Dovecot (curl)`, value: median(r.direct.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${shape}; ${cpuNote(r.direct)}` },
-    { suite: "mail", metric: `IMAP fetch ${label} through the proxy process (curl)`, value: median(r.proxied.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${cpuNote(r.proxied)}` },
+    { suite: "mail", metric: `IMAP fetch ${label} through the proxy process (curl)`, value: median(r.proxied.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${cpuNote(r.proxied)}; ${proxyNote}` },
     {
       suite: "mail",
       metric: `proxy / direct throughput, ${label}`,
@@ -378,6 +421,7 @@ export default async function bench(): Promise<BenchRow[]> {
   if (!dovecotAvailable()) {
     return [{ suite: "mail", metric: "skipped: Dovecot (dovecot-imapd) is not installed", value: 0, unit: "" }];
   }
+  const bin = ensureBuild();
   const uniform = uniformMailbox();
   const mixed = mixedMailbox();
   const dir = mkdtempSync(join(tmpdir(), "cas-mail-bench-"));
@@ -391,12 +435,13 @@ export default async function bench(): Promise<BenchRow[]> {
     processLimit: 200,
   });
   const west = await startDovecot({ dir: join(dir, "west"), name: "west", users: [{ ...USERS.bob, messages: [] }] });
-  let proxy: ProxyProcess | undefined;
+  let proxy: (ProxyProcess & { env: Record<string, string> }) | undefined;
   let bare: ProxyProcess | undefined;
   try {
-    proxy = await startProxyProcess(join(dir, "proxy"), east, west);
+    proxy = await startProxyProcess(bin, join(dir, "proxy"), east, west);
     bare = await startBareRelay(east.imapPort);
     const pids = { proxy: proxy.pid, dovecot: east.pid, bare: bare.pid };
+    const proxyNote = `proxy: node bin/cas-gateway.js (dist/) with ${Object.entries(proxy.env).map(([k, v]) => `${k}=${v}`).join(" ")}`;
     const ports = { direct: east.imapPort, proxied: proxy.imapPort, bare: bare.imapPort };
     const a = await fetchAll(ports, USERS.alice, uniform, pids, join(dir, "fetched"));
     const m = await fetchAll(ports, MIA, mixed, pids, join(dir, "fetched"));
@@ -412,8 +457,8 @@ export default async function bench(): Promise<BenchRow[]> {
     const cpsProxy = await loadgen(proxy.imapPort, "login");
     const cpsPreAuth = await loadgen(proxy.imapPort, "logout");
     return [
-      ...shapeRows("50 x 1 MB", uniform, a),
-      ...shapeRows("50 MB mixed sizes", mixed, m),
+      ...shapeRows("50 x 1 MB", uniform, a, proxyNote),
+      ...shapeRows("50 MB mixed sizes", mixed, m, proxyNote),
       { suite: "mail", metric: "IMAP FETCH 1:* 50 x 1 MB in one response, direct (Node client)", value: median(sDirect), unit: "MB/s", note: `${RUNS} runs` },
       {
         suite: "mail",
