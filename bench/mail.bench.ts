@@ -10,8 +10,10 @@
 // Two mailbox shapes: 50 messages of 1 MB, and a mix of sizes like a real mailbox (mostly small
 // messages, a few with large attachments), where per-message round trips weigh more.
 // Target: proxy ≥ 0.8 × direct (median of the per-run ratios, on each shape). For comparison, the
-// same fetch through the simplest Node relay (stream.pipe, no protocol) in its own process.
-// CPU seconds per process (curl, proxy, Dovecot) for each run, from /proc, show where time goes.
+// same fetch through two bare Node relays (no protocol) in their own processes: stream.pipe, and
+// the proxy's own data path (onread into a reused buffer), the least a Node hop costs.
+// CPU per process (curl, proxy with user/system split, Dovecot), from /proc, totalled over the
+// runs, shows where time goes.
 // Also log-in-and-quit connections per second (a separate Node process drives concurrent clients).
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
@@ -63,10 +65,10 @@ function statFields(pid: number | "self"): string[] | undefined {
     return undefined;
   }
 }
-/** utime + stime of a process, in seconds. */
-function ownCpu(pid: number): number {
+/** utime and stime of a process (all its threads), in seconds. */
+function ownCpu(pid: number): { user: number; sys: number } {
   const f = statFields(pid);
-  return f ? (Number(f[11]) + Number(f[12])) / TICK : 0;
+  return f ? { user: Number(f[11]) / TICK, sys: Number(f[12]) / TICK } : { user: 0, sys: 0 };
 }
 /** CPU of this process's reaped children (the curl runs). */
 function reapedChildrenCpu(): number {
@@ -88,7 +90,9 @@ function dovecotCpu(master: number): number {
 
 interface Cpu {
   curl: number;
-  proxy: number;
+  /** The process in the path (the mail proxy or a comparison relay): user and system time. */
+  proxyUser: number;
+  proxySys: number;
   dovecot: number;
 }
 
@@ -192,10 +196,14 @@ async function startProxyProcess(bin: string, dir: string, east: Dovecot, west: 
 }
 
 /**
- * For comparison only: the simplest Node relay (stream.pipe both ways, no protocol), in its own
- * process, in front of the same Dovecot. It shows what one more Node hop costs by itself.
+ * For comparison only, each in its own process in front of the same Dovecot, no protocol: what one
+ * more Node hop costs by itself. "pipe": the simplest relay, stream.pipe both ways (a fresh 64 KiB
+ * allocation per read). "onread": the least a Node relay does, the proxy's data path without the
+ * protocol: server-to-client reads into a reused 1 MiB buffer (one per connection, reused across
+ * connections), each written straight to the client, the reader paused while a write is pending.
  */
-const BARE_RELAY = `
+const RELAYS = {
+  pipe: `
 const net = require("node:net");
 const target = Number(process.argv[1]);
 const srv = net.createServer((c) => {
@@ -205,13 +213,36 @@ const srv = net.createServer((c) => {
   c.on("error", () => s.destroy()); s.on("error", () => c.destroy());
 });
 srv.listen(0, "127.0.0.1", () => process.stdout.write(srv.address().port + "\\n"));
-`;
+`,
+  onread: `
+const net = require("node:net");
+const target = Number(process.argv[1]);
+const idle = [];
+const srv = net.createServer((c) => {
+  const buf = idle.pop() ?? Buffer.allocUnsafeSlow(1 << 20);
+  let waiting = false, closed = 0;
+  const written = () => { if (waiting && c.writableLength === 0) { waiting = false; s.resume(); } };
+  const s = net.connect({ port: target, host: "127.0.0.1", onread: { buffer: buf, callback: (n, b) => {
+    c.write(b.subarray(0, n), written);
+    if (c.writableLength > 0) { waiting = true; s.pause(); }
+  } } });
+  c.setNoDelay(true); s.setNoDelay(true);
+  c.pipe(s);
+  s.on("end", () => c.end());
+  const gone = () => { if (++closed === 2) idle.push(buf); };
+  c.on("close", gone); s.on("close", gone);
+  c.on("error", () => s.destroy()); s.on("error", () => c.destroy());
+});
+srv.listen(0, "127.0.0.1", () => process.stdout.write(srv.address().port + "\\n"));
+`,
+};
+type Relay = keyof typeof RELAYS;
 
-async function startBareRelay(target: number): Promise<ProxyProcess> {
-  const child = spawn(process.execPath, ["-e", BARE_RELAY, String(target)], { stdio: ["ignore", "pipe", "inherit"] });
+async function startRelay(relay: Relay, target: number): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, ["-e", RELAYS[relay], String(target)], { stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
-    child.once("exit", () => reject(new Error("bare relay exited")));
+    child.once("exit", () => reject(new Error(`${relay} relay exited`)));
   });
   return {
     pid: child.pid!,
@@ -248,9 +279,11 @@ function curlFetch(port: number, user: { user: string; password: string }, count
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       // Let Dovecot reap the session's imap process so its CPU is counted in this run.
       setTimeout(() => {
+        const proxy = ownCpu(pids.proxy);
         const cpu = {
           curl: reapedChildrenCpu() - c0.curl,
-          proxy: ownCpu(pids.proxy) - c0.proxy,
+          proxyUser: proxy.user - c0.proxy.user,
+          proxySys: proxy.sys - c0.proxy.sys,
           dovecot: dovecotCpu(pids.dovecot) - c0.dovecot,
         };
         resolve({ seconds, cpu });
@@ -355,28 +388,29 @@ function loadgen(port: number, mode: "login" | "logout"): Promise<{ perSecond: n
 
 // ------------------------------------------------------------------ the bench
 
-type Path = "direct" | "proxied" | "bare";
+type Path = "direct" | "proxied" | Relay;
+const PATHS: readonly Path[] = ["direct", "proxied", "pipe", "onread"];
 type ShapeResult = Record<Path, Fetch[]>;
 
 async function fetchAll(
   ports: Record<Path, number>,
   user: { user: string; password: string },
   messages: readonly Buffer[],
-  pids: Record<"proxy" | "dovecot" | "bare", number>,
+  /** The process in each path (direct: none, 0), and Dovecot's master. */
+  pids: Record<Path, number> & { dovecot: number },
   scratch: string,
 ): Promise<ShapeResult> {
   const n = messages.length;
-  const paths: Path[] = ["direct", "proxied", "bare"];
+  const at = (p: Path) => ({ proxy: pids[p], dovecot: pids.dovecot });
   // Check every path delivers the mailbox byte for byte; this also warms them up (Dovecot builds
   // its index on first access; page cache).
-  for (const p of paths) await checkedFetch(ports[p], user, messages, pids, join(scratch, p));
-  const r: ShapeResult = { direct: [], proxied: [], bare: [] };
+  for (const p of PATHS) await checkedFetch(ports[p], user, messages, at(p), join(scratch, p));
+  const r: ShapeResult = { direct: [], proxied: [], pipe: [], onread: [] };
   for (let i = 0; i < RUNS; i++) {
     // Rotate the order, so no path always runs right after the same other one.
-    for (let k = 0; k < paths.length; k++) {
-      const p = paths[(i + k) % paths.length];
-      // The "proxy" CPU column is the process in the path: the mail proxy, or the bare relay.
-      r[p].push(await curlFetch(ports[p], user, n, { proxy: p === "bare" ? pids.bare : pids.proxy, dovecot: pids.dovecot }));
+    for (let k = 0; k < PATHS.length; k++) {
+      const p = PATHS[(i + k) % PATHS.length];
+      r[p].push(await curlFetch(ports[p], user, n, at(p)));
     }
   }
   return r;
@@ -386,18 +420,29 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, p
   const total = messages.reduce((a, m) => a + m.length, 0);
   const sizes = messages.map((m) => m.length);
   const mbps = (f: Fetch) => total / f.seconds / MB;
-  const ratios = r.direct.map((d, i) => mbps(r.proxied[i]) / mbps(d));
+  const ratiosOf = (p: Path) => r.direct.map((d, i) => mbps(r[p][i]) / mbps(d));
+  const ratios = ratiosOf("proxied");
   const ratio = median(ratios);
-  const bareRatios = r.direct.map((d, i) => mbps(r.bare[i]) / mbps(d));
-  const cpu = (fs: Fetch[], k: keyof Cpu) => median(fs.map((f) => (f.cpu[k] / (total / MB)) * 1000));
-  const cpuNote = (fs: Fetch[]) =>
-    `CPU ms/MB: curl ${cpu(fs, "curl").toFixed(1)}, proxy ${cpu(fs, "proxy").toFixed(1)}, dovecot ${cpu(fs, "dovecot").toFixed(1)}; wall ${(
-      median(fs.map((f) => f.seconds)) * 1000
-    ).toFixed(0)} ms`;
+  // CPU per MB over all runs together: /proc counts in 10 ms ticks, too coarse for one 50 MB run.
+  const cpu = (fs: Fetch[], k: keyof Cpu) => (fs.reduce((a, f) => a + f.cpu[k], 0) / ((fs.length * total) / MB)) * 1000;
+  const cpuNote = (fs: Fetch[], who: string) =>
+    `CPU ms/MB (all runs): curl ${cpu(fs, "curl").toFixed(2)}, ${who} ${(cpu(fs, "proxyUser") + cpu(fs, "proxySys")).toFixed(2)} (user ${cpu(fs, "proxyUser").toFixed(2)} + sys ${cpu(fs, "proxySys").toFixed(2)}), dovecot ${cpu(fs, "dovecot").toFixed(2)}; wall ${(median(fs.map((f) => f.seconds)) * 1000).toFixed(0)} ms`;
+  const directNote = (fs: Fetch[]) =>
+    `CPU ms/MB (all runs): curl ${cpu(fs, "curl").toFixed(2)}, dovecot ${cpu(fs, "dovecot").toFixed(2)}; wall ${(median(fs.map((f) => f.seconds)) * 1000).toFixed(0)} ms`;
   const shape = `${messages.length} msgs, ${(total / MB).toFixed(1)} MB, sizes ${(Math.min(...sizes) / 1000).toFixed(0)} KB–${(Math.max(...sizes) / MB).toFixed(1)} MB, median ${(median(sizes) / 1000).toFixed(0)} KB`;
+  const relayRow = (p: Relay, what: string): BenchRow => {
+    const rs = ratiosOf(p);
+    return {
+      suite: "mail",
+      metric: `for comparison: ${what} / direct, ${label}`,
+      value: median(rs),
+      unit: "x",
+      note: `${median(r[p].map(mbps)).toFixed(0)} MB/s; per-run ratios ${rs.map((x) => x.toFixed(2)).join(" ")}; ${cpuNote(r[p], "relay")}`,
+    };
+  };
   return [
-    { suite: "mail", metric: `IMAP fetch ${label} direct from Dovecot (curl)`, value: median(r.direct.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${shape}; ${cpuNote(r.direct)}` },
-    { suite: "mail", metric: `IMAP fetch ${label} through the proxy process (curl)`, value: median(r.proxied.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${cpuNote(r.proxied)}; ${proxyNote}` },
+    { suite: "mail", metric: `IMAP fetch ${label} direct from Dovecot (curl)`, value: median(r.direct.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${shape}; ${directNote(r.direct)}` },
+    { suite: "mail", metric: `IMAP fetch ${label} through the proxy process (curl)`, value: median(r.proxied.map(mbps)), unit: "MB/s", note: `${RUNS} runs; ${cpuNote(r.proxied, "proxy")}; ${proxyNote}` },
     {
       suite: "mail",
       metric: `proxy / direct throughput, ${label}`,
@@ -407,13 +452,8 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, p
       pass: ratio >= 0.8,
       note: `median of per-run ratios ${ratios.map((x) => x.toFixed(2)).join(" ")}; load avg ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`,
     },
-    {
-      suite: "mail",
-      metric: `for comparison: bare Node pipe relay / direct, ${label}`,
-      value: median(bareRatios),
-      unit: "x",
-      note: `${median(r.bare.map(mbps)).toFixed(0)} MB/s; per-run ratios ${bareRatios.map((x) => x.toFixed(2)).join(" ")}; ${cpuNote(r.bare)} (relay in the proxy column)`,
-    },
+    relayRow("pipe", "bare Node pipe relay"),
+    relayRow("onread", "bare Node onread relay (reused 1 MiB buffer)"),
   ];
 }
 
@@ -436,13 +476,14 @@ export default async function bench(): Promise<BenchRow[]> {
   });
   const west = await startDovecot({ dir: join(dir, "west"), name: "west", users: [{ ...USERS.bob, messages: [] }] });
   let proxy: (ProxyProcess & { env: Record<string, string> }) | undefined;
-  let bare: ProxyProcess | undefined;
+  const relays: Partial<Record<Relay, ProxyProcess>> = {};
   try {
     proxy = await startProxyProcess(bin, join(dir, "proxy"), east, west);
-    bare = await startBareRelay(east.imapPort);
-    const pids = { proxy: proxy.pid, dovecot: east.pid, bare: bare.pid };
+    const pipe = (relays.pipe = await startRelay("pipe", east.imapPort));
+    const onread = (relays.onread = await startRelay("onread", east.imapPort));
+    const pids = { direct: 0, proxied: proxy.pid, pipe: pipe.pid, onread: onread.pid, dovecot: east.pid };
     const proxyNote = `proxy: node bin/cas-gateway.js (dist/) with ${Object.entries(proxy.env).map(([k, v]) => `${k}=${v}`).join(" ")}`;
-    const ports = { direct: east.imapPort, proxied: proxy.imapPort, bare: bare.imapPort };
+    const ports = { direct: east.imapPort, proxied: proxy.imapPort, pipe: pipe.imapPort, onread: onread.imapPort };
     const a = await fetchAll(ports, USERS.alice, uniform, pids, join(dir, "fetched"));
     const m = await fetchAll(ports, MIA, mixed, pids, join(dir, "fetched"));
     const sDirect: number[] = [];
@@ -479,7 +520,7 @@ export default async function bench(): Promise<BenchRow[]> {
     ];
   } finally {
     await proxy?.stop();
-    await bare?.stop();
+    await Promise.all(Object.values(relays).map((r) => r.stop()));
     await Promise.all([east.stop(), west.stop()]);
     removeDir(dir);
   }
