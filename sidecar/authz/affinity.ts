@@ -71,8 +71,11 @@ export function cookieValues(header: string | undefined, name: string): string[]
 
 export class AffinitySigner {
   private readonly keyObject: KeyObject;
-  /** Recent Set-Cookie values: same server, host, path and expiry second give the same bytes. */
-  private readonly memo = new Map<string, string>();
+  /**
+   * The last Set-Cookie value per server: the same host, path and expiry second give the same
+   * bytes, so most answers reuse it without a signature (or a key string) being built.
+   */
+  private readonly memo = new Map<string, { host: string; path: string; exp: number; cookie: string }>();
 
   constructor(
     key: Buffer,
@@ -133,14 +136,13 @@ export class AffinitySigner {
   /** Set-Cookie value that pins `server` for this host and service path. */
   setCookie(server: string, host: string, path: string): string {
     const exp = Math.floor(this.now() / 1000) + this.ttlSeconds;
+    const hit = this.memo.get(server);
+    if (hit && hit.exp === exp && hit.path === path && (hit.host === host || hit.host === normHost(host))) return hit.cookie;
     const h = normHost(host);
-    const k = `${server}\n${h}\n${path}\n${exp}`;
-    const hit = this.memo.get(k);
-    if (hit) return hit;
     const value = this.sign({ server, host: h, path, exp });
     const cookie = `${AFFINITY_COOKIE}=${value}; Path=${path}; Max-Age=${this.ttlSeconds}; Secure; HttpOnly; SameSite=Lax`;
     if (this.memo.size >= 1024) this.memo.clear();
-    this.memo.set(k, cookie);
+    this.memo.set(server, { host: h, path, exp, cookie });
     return cookie;
   }
 

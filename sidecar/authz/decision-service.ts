@@ -30,7 +30,8 @@ export interface DecisionEngine {
     topology: Topology,
     directory: DirectoryView,
     health: HealthView,
-    options?: { defaultSite?: string },
+    /** `candidates`: identityCandidates(req), already computed for the look-up (not extracted twice). */
+    options?: { defaultSite?: string; candidates?: readonly { value: string; source: string }[] },
   ): Decision;
 }
 
@@ -60,12 +61,22 @@ export interface Evaluation {
   readonly decision: Decision;
   readonly response: CheckResponseOut;
   readonly requestId: string;
+  /** decision.rules joined as x-cas-rules spells them, when already built. */
+  readonly rulesText?: string;
+}
+
+/** A rendered decision: what the answer is and the rule list as the x-cas-rules header spells it. */
+interface Rendered {
+  readonly name: DecisionName;
+  readonly decision: Decision;
+  readonly response: CheckResponseOut;
+  readonly rulesText: string;
 }
 
 const NOT_FOUND: LookupResult = { status: "not-found" };
+const NO_COOKIES: readonly string[] = Object.freeze([]);
 /** The directory view when the request names no identity. */
 const NO_DIRECTORY: DirectoryView = { find: () => NOT_FOUND };
-const NO_OPTIONS: { defaultSite?: string } = Object.freeze({});
 
 /** The path without its query string (log lines keep no request input we do not need). */
 function pathOnly(path: string): string {
@@ -154,6 +165,11 @@ export class DecisionService {
 
   /** Per-API children: `api` is serialized once into the binding, not formatted on every line. */
   private readonly apiLog: Record<"ext_authz" | "ext_proc", Logger>;
+  /** Decision-line children by rules → decision → site → identity source (see decisionLog). */
+  private readonly lineLoggers: Record<"ext_authz" | "ext_proc", Map<string, Map<string, Map<string | undefined, Map<string | undefined, Logger>>>>> = {
+    ext_authz: new Map(),
+    ext_proc: new Map(),
+  };
 
   constructor(private readonly o: DecisionServiceOptions) {
     this.lookupTimeoutMs = o.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
@@ -206,24 +222,45 @@ export class DecisionService {
 
   private done(ev: Evaluation, mapped: MappedRequest | undefined, started: number, api: "ext_authz" | "ext_proc"): Evaluation {
     const secs = (performance.now() - started) / 1000;
-    this.o.metrics.record(api, ev.name, ev.decision.rules, secs);
-    const r = mapped?.request;
-    this.apiLog[api].info(
-      {
-        rid: ev.requestId,
-        method: r?.method,
-        host: r?.host,
-        // No query string: it is request input we have no reason to keep.
-        path: r ? pathOnly(r.path) : undefined,
-        decision: ev.name,
-        rules: ev.decision.rules.join(","),
-        site: ev.decision.outcome === "local" || ev.decision.outcome === "proxy" ? ev.decision.targetSite : undefined,
-        identitySource: ev.decision.identity?.source,
-        ms: Math.round(secs * 10000) / 10,
-      },
-      "decision",
-    );
+    const d = ev.decision;
+    this.o.metrics.record(api, ev.name, d.rules, secs);
+    const log = this.decisionLog(api, ev.name, ev.rulesText ?? d.rules.join(","), d.outcome === "local" || d.outcome === "proxy" ? d.targetSite : undefined, d.identity?.source);
+    if (log.isLevelEnabled("info")) {
+      const r = mapped?.request;
+      log.info(
+        r
+          ? // No query string: it is request input we have no reason to keep.
+            { rid: ev.requestId, method: r.method, host: r.host, path: pathOnly(r.path), ms: Math.round(secs * 10000) / 10 }
+          : { rid: ev.requestId, ms: Math.round(secs * 10000) / 10 },
+        "decision",
+      );
+    }
     return ev;
+  }
+
+  /**
+   * The logger for a decision line: a child per API, decision, rule list, target site and identity
+   * source. Those come from the engine and the topology (few distinct values), so pino serializes
+   * them once per child instead of once per line; the line itself carries only the per-request fields.
+   */
+  private decisionLog(api: "ext_authz" | "ext_proc", decision: string, rules: string, site: string | undefined, identitySource: string | undefined): Logger {
+    // Nested maps, not a joined key: no string is built per request.
+    const byRules = this.lineLoggers[api];
+    let byDecision = byRules.get(rules);
+    if (!byDecision) {
+      if (byRules.size >= 512) byRules.clear();
+      byRules.set(rules, (byDecision = new Map()));
+    }
+    let bySite = byDecision.get(decision);
+    if (!bySite) byDecision.set(decision, (bySite = new Map()));
+    let bySource = bySite.get(site);
+    if (!bySource) bySite.set(site, (bySource = new Map()));
+    let log = bySource.get(identitySource);
+    if (!log) {
+      log = this.apiLog[api].child({ decision, rules, site, identitySource });
+      bySource.set(identitySource, log);
+    }
+    return log;
   }
 
   private errorEvaluation(status: number, reason: string, requestId: string, rules: `R-${string}`[]): Evaluation {
@@ -243,19 +280,25 @@ export class DecisionService {
     const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
     if (pin) req = { ...req, pinnedServer: pin.server };
 
-    const ids: string[] = [];
-    for (const c of this.o.engine.identityCandidates(req)) ids.push(c.value);
-    if (ids.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId);
+    const candidates = this.o.engine.identityCandidates(req);
+    if (candidates.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId, candidates);
     const sync = this.syncDirectory;
-    if (sync) return this.finish(this.applyPolicy(sync, ids), req, mapped, state, requestId);
-    return this.lookup(ids).then((view) => this.finish(view, req, mapped, state, requestId));
+    if (sync) return this.finish(this.applyPolicy(sync, candidates), req, mapped, state, requestId, candidates);
+    return this.lookup(candidates.map((c) => c.value)).then((view) => this.finish(view, req, mapped, state, requestId, candidates));
   }
 
-  private finish(view: DirectoryView, req: ClientRequest, mapped: MappedRequest, state: GatewayState, requestId: string): Evaluation {
+  private finish(
+    view: DirectoryView,
+    req: ClientRequest,
+    mapped: MappedRequest,
+    state: GatewayState,
+    requestId: string,
+    candidates: readonly { value: string; source: string }[],
+  ): Evaluation {
     const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
-    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite } : NO_OPTIONS);
-    const r = this.render(decision, req, mapped, state.topology);
-    return { name: r.name, decision: r.decision, response: r.response, requestId };
+    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates } : { candidates });
+    const r = this.render(decision, req, mapped, state.topology, decision.rules.join(","));
+    return { name: r.name, decision: r.decision, response: r.response, requestId, rulesText: r.rulesText };
   }
 
   /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */
@@ -264,8 +307,9 @@ export class DecisionService {
     return typeof d.find === "function" ? (d as DirectoryView) : undefined;
   }
 
-  private applyPolicy(view: DirectoryView, ids: readonly string[]): DirectoryView {
-    const unavailable = ids.some((id) => view.find(id).status === "unavailable");
+  private applyPolicy(view: DirectoryView, candidates: readonly { value: string }[]): DirectoryView {
+    let unavailable = false;
+    for (const c of candidates) if (view.find(c.value).status === "unavailable") unavailable = true;
     if (!unavailable) return view;
     this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
     if (this.policy === "fail-closed") return view;
@@ -276,7 +320,7 @@ export class DecisionService {
   private async lookup(ids: readonly string[]): Promise<DirectoryView> {
     try {
       const view = await this.deadlines.race(resolveIdentities(this.o.directory, ids), this.lookupTimeoutMs);
-      return this.applyPolicy(view, ids);
+      return this.applyPolicy(view, ids.map((value) => ({ value })));
     } catch (err) {
       this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
       const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";
@@ -290,17 +334,18 @@ export class DecisionService {
     req: ClientRequest,
     mapped: MappedRequest,
     topology: Topology,
-  ): { name: DecisionName; decision: Decision; response: CheckResponseOut } {
+    rules: string,
+  ): Rendered {
     if (d.outcome === "error") {
       const status = d.status >= 400 && d.status < 600 ? d.status : 500;
-      return { name: "error", decision: d, response: pageResponse("error", d.rules, errorPage(status, d.reason), d.reason) };
+      return { name: "error", decision: d, rulesText: rules, response: pageResponse("error", rules, errorPage(status, d.reason), d.reason) };
     }
     if (d.outcome !== "redirect") {
-      const cookies: string[] = [];
+      let cookies: readonly string[] = NO_COOKIES;
       const path = (d.service && AFFINITY_PATHS[d.service]) ?? affinityPathFor(req.path);
-      if (path && d.affinity === "set" && d.targetServer) cookies.push(this.o.affinity.setCookie(d.targetServer, req.host, path));
-      else if (path && d.affinity === "clear") cookies.push(this.o.affinity.clearCookie(path));
-      return { name: d.outcome, decision: d, response: okResponse(d, mapped.casHeadersSent, cookies) };
+      if (path && d.affinity === "set" && d.targetServer) cookies = [this.o.affinity.setCookie(d.targetServer, req.host, path)];
+      else if (path && d.affinity === "clear") cookies = [this.o.affinity.clearCookie(path)];
+      return { name: d.outcome, decision: d, rulesText: rules, response: okResponse(d, mapped.casHeadersSent, cookies, rules) };
     }
     // Redirect: only ever to an origin the topology configures (defence in depth over the engine).
     let target: URL | undefined;
@@ -317,7 +362,7 @@ export class DecisionService {
         rules: [...d.rules, "R-SIDECAR-unconfigured-redirect"],
         trace: [...d.trace, `refused redirect to unconfigured URL ${d.url}`],
       };
-      return this.render(err, req, mapped, topology);
+      return this.render(err, req, mapped, topology, err.rules.join(","));
     }
     const url = target.toString() === d.url ? d.url : target.toString();
     const name = decisionName(d);
@@ -326,27 +371,28 @@ export class DecisionService {
         return {
           name,
           decision: d,
-          response: deniedResponse(name, d.rules, EAS_451_CARRIER_STATUS, { "x-ms-location": url, "cache-control": "no-store" }, "", "redirect-451"),
+          rulesText: rules,
+          response: deniedResponse(name, rules, EAS_451_CARRIER_STATUS, { "x-ms-location": url, "cache-control": "no-store" }, "", "redirect-451"),
         };
       case "silent":
-        return { name, decision: d, response: silent(d.rules, url) };
+        return { name, decision: d, rulesText: rules, response: silent(rules, url) };
       case "manual":
-        return { name, decision: d, response: pageResponse(name, d.rules, manualRedirectPage(url), name) };
+        return { name, decision: d, rulesText: rules, response: pageResponse(name, rules, manualRedirectPage(url), name) };
       case "sso": {
         // Credentials go to HTTPS targets only; without them the user signs in again at the target.
         if (target.protocol !== "https:") {
-          return { name: "redirect-manual", decision: d, response: pageResponse("redirect-manual", d.rules, manualRedirectPage(url), "redirect-manual") };
+          return { name: "redirect-manual", decision: d, rulesText: rules, response: pageResponse("redirect-manual", rules, manualRedirectPage(url), "redirect-manual") };
         }
         const creds = credentialsOf(req);
-        if (!creds) return { name: "redirect-silent", decision: d, response: silent(d.rules, url) };
-        return { name, decision: d, response: pageResponse(name, d.rules, ssoFormPage(url, creds), name) };
+        if (!creds) return { name: "redirect-silent", decision: d, rulesText: rules, response: silent(rules, url) };
+        return { name, decision: d, rulesText: rules, response: pageResponse(name, rules, ssoFormPage(url, creds), name) };
       }
       default:
-        return { name, decision: d, response: pageResponse("error", d.rules, errorPage(500, "Unknown redirect kind"), "error") };
+        return { name, decision: d, rulesText: rules, response: pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error") };
     }
   }
 }
 
-function silent(rules: readonly string[], url: string): CheckResponseOut {
+function silent(rules: string, url: string): CheckResponseOut {
   return deniedResponse("redirect-silent", rules, 302, { location: url, "cache-control": "no-store" }, "", "redirect-silent");
 }

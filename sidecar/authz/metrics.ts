@@ -1,11 +1,12 @@
 // Prometheus metrics of the sidecar, on their own registry (several sidecars can live in one test process).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Registry, collectDefaultMetrics } from "prom-client";
+import { TalliedHistogram, type HistogramSeries } from "./tallied-histogram.js";
 
 export class SidecarMetrics {
   readonly registry: Registry;
   readonly decisions: Counter<"decision">;
   readonly ruleHits: Counter<"decision" | "rule">;
-  readonly duration: Histogram<"api" | "decision">;
+  readonly duration: TalliedHistogram<"api" | "decision">;
   readonly directoryFailures: Counter<"reason">;
   readonly badRequests: Counter<"status">;
 
@@ -17,7 +18,7 @@ export class SidecarMetrics {
    * labels on every inc(), which is measurable at the sidecar's rates.
    */
   private readonly tallies = new Map<string, DecisionTally>();
-  private readonly histograms = new Map<string, Map<string, { observe(v: number): void }>>();
+  private readonly histograms = new Map<string, Map<string, HistogramSeries>>();
 
   /** Count one answer: its decision, each rule applied, and how long it took. */
   record(api: string, decision: string, rules: readonly string[], seconds: number): void {
@@ -42,7 +43,7 @@ export class SidecarMetrics {
     let h = byDecision.get(decision);
     if (!h) {
       if (byDecision.size > 64) byDecision.clear();
-      byDecision.set(decision, (h = this.duration.labels(api, decision)));
+      byDecision.set(decision, (h = this.duration.series(api, decision)));
     }
     h.observe(seconds);
   }
@@ -77,7 +78,7 @@ export class SidecarMetrics {
       registers: [this.registry],
       collect: () => this.flushTallies(),
     });
-    this.duration = new Histogram({
+    this.duration = new TalliedHistogram({
       name: "cas_sidecar_check_duration_seconds",
       help: "Time from CheckRequest/ProcessingRequest received to answer, by API and decision",
       labelNames: ["api", "decision"],

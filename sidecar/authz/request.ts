@@ -181,24 +181,20 @@ export function mapCheckFields(http: CheckFields): MappedRequest {
     body = http.body.slice(0, LIMITS.maxBodyBytes);
   }
 
+  // Optional fields assigned, not spread: a conditional spread builds a throw-away object per request.
   const sa = http.sourceAddress;
-  const request: ClientRequest = {
-    method,
-    host,
-    path,
-    scheme,
-    headers,
-    ...(body !== undefined ? { body } : {}),
-    ...(sa ? { sourceAddress: sa } : {}),
-  };
+  const request: { -readonly [K in keyof ClientRequest]: ClientRequest[K] } = { method, host, path, scheme, headers };
+  if (body !== undefined) request.body = body;
+  if (sa) request.sourceAddress = sa;
   const rid = headers["x-request-id"];
-  return {
+  const mapped: { -readonly [K in keyof MappedRequest]: MappedRequest[K] } = {
     request,
-    ...(rid && rid.length <= 200 ? { requestId: rid } : {}),
     contextExtensions: http.contextExtensions,
     casHeadersSent: casHeadersSent ? [...new Set<string>(casHeadersSent)] : NO_NAMES,
     bodyTruncated,
   };
+  if (rid && rid.length <= 200) mapped.requestId = rid;
+  return mapped;
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);

@@ -63,8 +63,28 @@ export interface CheckResponseOut {
   dynamic_metadata: { readonly fields: Readonly<Record<string, { readonly stringValue: string }>> };
 }
 
-const set = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: OVERWRITE_IF_EXISTS_OR_ADD });
+// Header options are frozen and shared by (key, value): their values come from the topology and the
+// engine (decision names, sites, clusters, rule lists, configured URLs), so few distinct ones exist and
+// an answer is built without allocating them. Bounded per key, in case a value is not so bounded.
+const setOptions = new Map<string, Map<string, HeaderValueOption>>();
+function set(key: string, value: string): HeaderValueOption {
+  let byValue = setOptions.get(key);
+  if (!byValue) setOptions.set(key, (byValue = new Map()));
+  let o = byValue.get(value);
+  if (!o) {
+    if (byValue.size >= 4096) byValue.clear();
+    o = Object.freeze({ header: Object.freeze({ key, value }), append_action: OVERWRITE_IF_EXISTS_OR_ADD }) as HeaderValueOption;
+    byValue.set(value, o);
+  }
+  return o;
+}
 const add = (key: string, value: string): HeaderValueOption => ({ header: { key, value }, append_action: APPEND_IF_EXISTS_OR_ADD });
+
+/** The rule IDs as x-cas-rules spells them: callers that already joined them pass the text. */
+const rulesText = (rules: readonly string[] | string): string => (typeof rules === "string" ? rules : rules.join(","));
+
+const STATUS_OK: CheckResponseOut["status"] = Object.freeze({ code: GRPC_OK });
+const NO_OPTIONS: HeaderValueOption[] = Object.freeze([]) as unknown as HeaderValueOption[];
 
 // One frozen object per decision name: the encoder caches its bytes by identity.
 const metadataObjects = new Map<string, CheckResponseOut["dynamic_metadata"]>();
@@ -94,12 +114,13 @@ export function okResponse(
   d: Decision & { outcome: "local" | "proxy" },
   casHeadersSent: readonly string[],
   setCookies: readonly string[],
+  rules: string = d.rules.join(","),
 ): CheckResponseOut {
   const headers: HeaderValueOption[] = [
     set(CAS_HEADERS.decision, d.outcome),
     set(CAS_HEADERS.targetSite, d.targetSite),
     set(CAS_HEADERS.cluster, d.cluster),
-    set(CAS_HEADERS.rules, d.rules.join(",")),
+    set(CAS_HEADERS.rules, rules),
   ];
   if (d.targetServer) headers.push(set(CAS_HEADERS.targetServer, d.targetServer));
   if (d.rewrite) headers.push(set(CAS_HEADERS.rewrite, d.rewrite));
@@ -114,11 +135,11 @@ export function okResponse(
     remove = cached;
   } else remove = toRemove(new Set(headers.map((h) => h.header.key)), casHeadersSent);
   return {
-    status: { code: GRPC_OK },
+    status: STATUS_OK,
     ok_response: {
       headers,
       headers_to_remove: remove,
-      response_headers_to_add: setCookies.map((c) => add("set-cookie", c)),
+      response_headers_to_add: setCookies.length ? setCookies.map((c) => add("set-cookie", c)) : NO_OPTIONS,
     },
     dynamic_metadata: metadata(d.outcome),
   };
@@ -127,13 +148,13 @@ export function okResponse(
 /** Denied answer (redirect or error): Envoy sends this response to the client itself. */
 export function deniedResponse(
   name: DecisionName,
-  rules: readonly string[],
+  rules: readonly string[] | string,
   status: number,
   extraHeaders: Readonly<Record<string, string>>,
   body: string,
   message: string,
 ): CheckResponseOut {
-  const headers = [set(CAS_HEADERS.decision, name), set(CAS_HEADERS.rules, rules.join(","))];
+  const headers = [set(CAS_HEADERS.decision, name), set(CAS_HEADERS.rules, rulesText(rules))];
   for (const [k, v] of Object.entries(extraHeaders)) headers.push(set(k, v));
   return {
     status: { code: GRPC_PERMISSION_DENIED, message },
@@ -142,6 +163,6 @@ export function deniedResponse(
   };
 }
 
-export function pageResponse(name: DecisionName, rules: readonly string[], page: Page, message: string): CheckResponseOut {
+export function pageResponse(name: DecisionName, rules: readonly string[] | string, page: Page, message: string): CheckResponseOut {
   return deniedResponse(name, rules, page.status, page.headers, page.body, message);
 }
