@@ -1,5 +1,5 @@
-// Large messages through the proxy's relay fast path (plain-TCP mailbox connection read into one
-// reused buffer, sidecar/mail/reused-buffer.ts), with real Dovecot and real clients: every byte
+// Large messages through the proxy's relay fast path (plain-TCP mailbox connection read into pooled,
+// reused buffers, sidecar/mail/reused-buffer.ts), with real Dovecot and real clients: every byte
 // arrives, over a plain and an implicit-TLS client connection, for IMAP4 and POP3.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dovecotAvailable } from "./dovecot.js";
@@ -8,7 +8,7 @@ import { USERS, makeMessage, pyClient, run, sha256, startMailWorld, type MailWor
 describe.skipIf(!dovecotAvailable())("bulk transfer through the mail proxy", () => {
   let w: MailWorld;
   beforeAll(async () => {
-    // Larger than the relay's biggest read buffer (1 MiB), so it grows and is reused.
+    // Larger than the relay's biggest read buffer (1 MiB), so buffers change size and are reused.
     w = await startMailWorld({ messages: { alice: [makeMessage(1, 3_500_000), makeMessage(2, 200), makeMessage(3, 1_200_000)] } });
   });
   afterAll(async () => {
