@@ -30,8 +30,12 @@ export class DecodedCheckRequest {
   query = "";
   body = "";
   rawBody: Uint8Array | undefined = undefined;
-  /** HttpRequest.headers (map<string,string>; a repeated key keeps the last value, as protobuf maps do). */
-  headers: Map<string, string> | undefined = undefined;
+  /**
+   * HttpRequest.headers (map<string,string>; a repeated key keeps the last value, as protobuf maps
+   * do), as a null-prototype record this request owns: request mapping may adopt it in place.
+   */
+  headers: Record<string, string> | undefined = undefined;
+  readonly headersOwned = true;
   /** HttpRequest.header_map.headers, when Envoy sends that form instead. */
   headerList: WireHeader[] | undefined = undefined;
   sourceAddress = "";
@@ -263,7 +267,7 @@ function readHttp(end: number, out: DecodedCheckRequest, I: Ids): void {
     const wire = tag % 8;
     const id = (tag - wire) / 8;
     if (wire !== LEN) skip(wire, e);
-    else if (id === H.headers) readMapEntry(e, (out.headers ??= new Map()));
+    else if (id === H.headers) readMapEntry(e, (out.headers ??= Object.create(null) as Record<string, string>));
     else if (id === H.method) out.method = readString(e);
     else if (id === H.path) out.path = readString(e);
     else if (id === H.host) out.host = readString(e);

@@ -31,7 +31,7 @@ export interface DecisionEngine {
     directory: DirectoryView,
     health: HealthView,
     /** `candidates`: identityCandidates(req), already computed for the look-up (not extracted twice). */
-    options?: { defaultSite?: string; candidates?: readonly { value: string; source: string }[] },
+    options?: { defaultSite?: string; candidates?: readonly { value: string; source: string }[]; trace?: boolean },
   ): Decision;
 }
 
@@ -296,7 +296,8 @@ export class DecisionService {
     candidates: readonly { value: string; source: string }[],
   ): Evaluation {
     const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
-    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates } : { candidates });
+    // No human trace on the hot path: nothing here reads it (`cas-gateway explain` builds one).
+    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates, trace: false } : { candidates, trace: false });
     const r = this.render(decision, req, mapped, state.topology, decision.rules.join(","));
     return { name: r.name, decision: r.decision, response: r.response, requestId, rulesText: r.rulesText };
   }

@@ -100,8 +100,10 @@ export interface CheckFields {
   readonly query: string;
   readonly body: string;
   readonly rawBody?: Uint8Array | undefined;
-  /** A map (as check-codec decodes it: fast to walk) or a plain record. */
+  /** A map or a plain record (check-codec decodes a null-prototype record). */
   readonly headers?: ReadonlyMap<string, string> | Readonly<Record<string, string>> | undefined;
+  /** The headers record belongs to this request (a fresh decode): mapping may use it in place. */
+  readonly headersOwned?: boolean;
   readonly headerList?: readonly { key: string; value?: string | undefined; raw_value?: Uint8Array | readonly number[] | undefined }[] | undefined;
   readonly sourceAddress: string;
   readonly contextExtensions: Readonly<Record<string, string>>;
@@ -141,22 +143,29 @@ function hasEntries(o: Readonly<Record<string, string>> | undefined): o is Reado
 export function mapCheckFields(http: CheckFields): MappedRequest {
   if (!http.hasHttp) throw new BadRequestError(400, "CheckRequest carries no attributes.request.http");
 
-  const hc = new HeaderCollector();
   // Envoy sends either the headers map or (encode_raw_headers) header_map.
   const hs = http.headers;
-  if (hs instanceof Map && hs.size > 0) for (const [k, v] of hs as ReadonlyMap<string, string>) hc.add(k, v);
-  else if (!(hs instanceof Map) && hasEntries(hs as Readonly<Record<string, string>> | undefined)) {
-    const rec = hs as Readonly<Record<string, string>>;
-    for (const k in rec) hc.add(k, rec[k]!);
-  }
-  else if (http.headerList) {
-    for (const h of http.headerList) {
-      const raw = h.raw_value instanceof Uint8Array && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString("latin1") : "";
-      hc.add(h.key, h.value || raw);
+  const adopted = http.headersOwned && !(hs instanceof Map) && hs ? adoptHeaders(hs as Record<string, string>) : undefined;
+  let headers: Record<string, string>;
+  let casHeadersSent: string[] | undefined;
+  if (adopted) {
+    headers = adopted.headers;
+    casHeadersSent = adopted.cas;
+  } else {
+    const hc = new HeaderCollector();
+    if (hs instanceof Map && hs.size > 0) for (const [k, v] of hs as ReadonlyMap<string, string>) hc.add(k, v);
+    else if (!(hs instanceof Map) && hasEntries(hs as Readonly<Record<string, string>> | undefined)) {
+      const rec = hs as Readonly<Record<string, string>>;
+      for (const k in rec) hc.add(k, rec[k]!);
+    } else if (http.headerList) {
+      for (const h of http.headerList) {
+        const raw = h.raw_value instanceof Uint8Array && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString("latin1") : "";
+        hc.add(h.key, h.value || raw);
+      }
     }
+    headers = hc.headers;
+    casHeadersSent = hc.cas;
   }
-  const headers = hc.headers;
-  const casHeadersSent = hc.cas;
 
   const method = http.method.toUpperCase();
   if (!METHOD_RE.test(method)) throw new BadRequestError(400, "missing or invalid HTTP method");
@@ -198,6 +207,32 @@ export function mapCheckFields(http: CheckFields): MappedRequest {
 }
 
 const NO_NAMES: readonly string[] = Object.freeze([]);
+
+/**
+ * Envoy's usual headers map, used in place: when every name is already a lower-case token (or a
+ * pseudo-header), HeaderCollector would copy it unchanged but for dropping the pseudo-headers and the
+ * x-cas-* names, so those are deleted from the record instead of copying the rest. Same limits, same
+ * result; undefined (HeaderCollector decides) when any name needs lower-casing or is not a token.
+ */
+function adoptHeaders(rec: Record<string, string>): { headers: Record<string, string>; cas: string[] | undefined } | undefined {
+  let count = 0;
+  let bytes = 0;
+  let drop: string[] | undefined;
+  let cas: string[] | undefined;
+  for (const k in rec) {
+    if (++count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
+    bytes += k.length + rec[k]!.length;
+    if (bytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
+    if (k.charCodeAt(0) === 58 /* : */) (drop ??= []).push(k);
+    else if (!HEADER_NAME_RE.test(k)) return undefined;
+    else if (k.startsWith("x-cas-")) {
+      (drop ??= []).push(k);
+      (cas ??= []).push(k);
+    }
+  }
+  if (drop) for (const k of drop) delete rec[k];
+  return { headers: rec, cas };
+}
 
 /** Lower-cases, bounds and merges request headers; client-sent x-cas-* names are set aside. */
 class HeaderCollector {

@@ -108,9 +108,20 @@ export interface PickOptions {
   readonly combined?: boolean;
 }
 
+/**
+ * A trace line: a constant string, or a function that builds it from the decision's values. The
+ * function runs at once when the decision is traced and never otherwise, so a decision made without
+ * a trace (the sidecar's hot path) builds none of its text.
+ */
+export type TraceLine = string | (() => string);
+
+/** The trace of an untraced decision. */
+const NO_TRACE: string[] = Object.freeze([]) as unknown as string[];
+
 export class Ctx {
   readonly rules: RuleId[] = [];
-  readonly trace: string[] = [];
+  /** The human trace, or the shared empty list when this decision is not traced. */
+  readonly trace: string[];
   identity?: IdentityCandidate;
   mailbox?: MailboxRecord;
   active?: ServerInfo;
@@ -125,14 +136,18 @@ export class Ctx {
     readonly health: HealthView,
     readonly service: Service,
     readonly local: SiteIndex,
-  ) {}
-
-  rule(id: RuleId, line: string): void {
-    if (!this.rules.includes(id)) this.rules.push(id);
-    this.trace.push(`${id}: ${line}`);
+    /** Build the human trace (explain, tests); the sidecar decides without one. */
+    readonly tracing = true,
+  ) {
+    this.trace = tracing ? [] : NO_TRACE;
   }
-  note(line: string): void {
-    this.trace.push(line);
+
+  rule(id: RuleId, line: TraceLine): void {
+    if (!this.rules.includes(id)) this.rules.push(id);
+    if (this.tracing) this.trace.push(`${id}: ${typeof line === "string" ? line : line()}`);
+  }
+  note(line: TraceLine): void {
+    if (this.tracing) this.trace.push(typeof line === "string" ? line : line());
   }
   /** Record a rule ID without its own trace line (it is explained by a neighbouring line). */
   tag(id: RuleId): void {
@@ -171,7 +186,7 @@ export class Ctx {
     return ordered.length ? vdirOf(ordered[0], svc) : undefined;
   }
 
-  error(status: number, reason: string, rule?: RuleId, line?: string): ErrorDecision {
+  error(status: number, reason: string, rule?: RuleId, line?: TraceLine): ErrorDecision {
     if (rule) this.rule(rule, line ?? reason);
     else if (line) this.note(line);
     const d: { -readonly [K in keyof ErrorDecision]: ErrorDecision[K] } = { outcome: "error", status, reason, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
@@ -196,8 +211,9 @@ export class Ctx {
       const c = bestConnection(t.server.vdirs.get(this.service)?.internalConnectionSettings ?? []);
       if (c) mailBackend = { host: c.hostname, port: c.port, encryption: c.encryption };
     }
-    if (t.server?.insecureSkipVerify && outcome === "proxy") {
-      this.rule("R-GEN-3", `certificate validation is switched off for ${t.server.name} (tls.insecureSkipVerify), as Exchange does`);
+    const server = t.server;
+    if (server?.insecureSkipVerify && outcome === "proxy") {
+      this.rule("R-GEN-3", () => `certificate validation is switched off for ${server.name} (tls.insecureSkipVerify), as Exchange does`);
     }
     // Built field by field (no spreads): this runs on every request.
     const d: { -readonly [K in keyof RouteDecision]: RouteDecision[K] } = {
@@ -242,7 +258,7 @@ export class Ctx {
         502,
         "No server is set up to open your mailbox with this application. Contact your administrator.",
         "R-GEN-2",
-        `no Exchange ${cls} client access server with a ${svc} directory in site ${siteName}; never sent to an older one`,
+        () => `no Exchange ${cls} client access server with a ${svc} directory in site ${siteName}; never sent to an older one`,
       );
     }
     const eligible: ServerInfo[] = [];
@@ -268,7 +284,7 @@ export class Ctx {
           502,
           "Your mailbox cannot be reached securely from here. Contact your administrator.",
           "R-GEN-3",
-          `POP3/IMAP4 credentials are proxied only over TLS: no ${cls} server in site ${siteName} offers an encrypted ${svc} endpoint`,
+          () => `POP3/IMAP4 credentials are proxied only over TLS: no ${cls} server in site ${siteName} offers an encrypted ${svc} endpoint`,
         );
       }
       if (noHttps > 0 && noIwa === 0) {
@@ -276,15 +292,15 @@ export class Ctx {
           502,
           "Your mailbox cannot be reached securely from here. Contact your administrator.",
           "R-GEN-3",
-          `cross-site traffic is HTTPS only: the ${svc} InternalUrl of every ${cls} server in site ${siteName} is http`,
+          () => `cross-site traffic is HTTPS only: the ${svc} InternalUrl of every ${cls} server in site ${siteName} is http`,
         );
       }
-      if (basic > 0) this.rule("R-GEN-7", `the ${svc} directories in site ${siteName} accept only Basic authentication, which cannot be proxied`);
+      if (basic > 0) this.rule("R-GEN-7", () => `the ${svc} directories in site ${siteName} accept only Basic authentication, which cannot be proxied`);
       return this.error(
         403,
         "Your mailbox cannot be opened from this address. Use the address your organisation gave for your mailbox.",
         o.iwaRule ?? "R-GEN-7",
-        `no ${cls} ${svc} directory in site ${siteName} accepts Integrated Windows authentication, which proxying needs`,
+        () => `no ${cls} ${svc} directory in site ${siteName} accepts Integrated Windows authentication, which proxying needs`,
       );
     }
     const usable: ServerInfo[] = [];
@@ -302,31 +318,31 @@ export class Ctx {
         503,
         "The server that holds your mailbox is not available right now. Try again in a few minutes.",
         undefined,
-        `no usable ${cls} ${svc} server in site ${siteName}`,
+        () => `no usable ${cls} ${svc} server in site ${siteName}`,
       );
     }
     const pin = this.pinned();
     // R-LB-1: a combined CAS+Mailbox server holding the active copy is the target.
     const a = this.active;
     if (o.combined !== false && a && a.clientAccess && a.mailbox && a.site === siteName && usable.includes(a)) {
-      this.rule("R-LB-1", `${a.name} holds the active copy and has the Client Access role: it is the target`);
+      this.rule("R-LB-1", () => `${a.name} holds the active copy and has the Client Access role: it is the target`);
       const affinity: Affinity = o.mode === "sticky" ? (pin?.name === a.name ? "keep" : "set") : pin ? "clear" : "none";
       return { site: siteName, cls, server: a, affinity };
     }
     if (o.mode === "pool") {
-      this.rule("R-LB-6", `pool of ${usable.length} usable ${cls} server(s) of site ${siteName} only`);
+      this.rule("R-LB-6", () => `pool of ${usable.length} usable ${cls} server(s) of site ${siteName} only`);
       return { site: siteName, cls, affinity: "none" };
     }
     if (o.mode === "sticky") {
       if (pin && usable.includes(pin)) {
-        this.rule("R-LB-2", `affinity pin to ${pin.name} kept: it is usable, in site ${siteName} and runs ${cls}`);
+        this.rule("R-LB-2", () => `affinity pin to ${pin.name} kept: it is usable, in site ${siteName} and runs ${cls}`);
         return { site: siteName, cls, server: pin, affinity: "keep" };
       }
       const key = this.affinityKey ?? "";
       const chosen = rendezvous(key, usable);
       this.rule(
         "R-LB-2",
-        pin
+        () => pin
           ? `pin to ${pin.name} cannot be kept (${pin.site !== siteName || pin.versionClass !== cls || !pin.vdirs.has(svc) ? "not a " + cls + " " + svc + " server of site " + siteName : this.whyUnusable(pin, svc)}): moved to ${chosen.name}; the user may sign in again`
           : `new affinity to ${chosen.name} (rendezvous hash of ${this.identity ? "the identity" : "the client address"} over ${usable.length} usable server(s))`,
       );
@@ -347,16 +363,16 @@ export class Ctx {
     if (a && a.site === site.info.name && a.vdirs.has(svc)) {
       const why = this.ineligible(a, svc, o);
       if (why === undefined && this.usable(a, svc)) {
-        this.rule("R-2013-2", `routed to ${a.name}, the server holding the active copy of the database`);
-        this.rule("R-2013-1", `no session affinity for a 2013+ mailbox${pin ? " (existing pin cleared)" : ""}`);
-        this.rule("R-2013-3", `cluster ${serverClusterName(a.name, svc)} is a shared, pooled upstream for every user of ${a.name}`);
+        this.rule("R-2013-2", () => `routed to ${a.name}, the server holding the active copy of the database`);
+        this.rule("R-2013-1", () => `no session affinity for a 2013+ mailbox${pin ? " (existing pin cleared)" : ""}`);
+        this.rule("R-2013-3", () => `cluster ${serverClusterName(a.name, svc)} is a shared, pooled upstream for every user of ${a.name}`);
         return { site: site.info.name, cls: "2013+", server: a, affinity };
       }
-      this.note(`active server ${a.name} cannot take it (${why ?? this.whyUnusable(a, svc)})`);
+      this.note(() => `active server ${a.name} cannot take it (${why ?? this.whyUnusable(a, svc)})`);
     }
     const p = this.pick(site, "2013+", { mode: "pool", crossSite: o.crossSite, requireIwa: o.requireIwa, iwaRule: o.iwaRule, combined: false }, svc);
     if (isError(p)) return p;
-    this.rule("R-2013-1", `any 2013+ server may take a 2013+ mailbox's request; no affinity${pin ? " (existing pin cleared)" : ""}`);
+    this.rule("R-2013-1", () => `any 2013+ server may take a 2013+ mailbox's request; no affinity${pin ? " (existing pin cleared)" : ""}`);
     return { site: p.site, cls: p.cls, affinity };
   }
 
@@ -367,30 +383,30 @@ export class Ctx {
         502,
         "No server is set up to open your mailbox with this application. Contact your administrator.",
         "R-GEN-2",
-        `${s.name} has no ${svc} directory`,
+        () => `${s.name} has no ${svc} directory`,
       );
     }
     const why = this.ineligible(s, svc, o);
     if (why === "no-iwa") {
       if (basicOnly(s.vdirs.get(svc)?.internalAuthenticationMethods ?? [])) {
-        this.rule("R-GEN-7", `${s.name}'s ${svc} directory accepts only Basic authentication, which cannot be proxied`);
+        this.rule("R-GEN-7", () => `${s.name}'s ${svc} directory accepts only Basic authentication, which cannot be proxied`);
       }
       return this.error(
         403,
         "Your mailbox cannot be opened from this address. Use the address your organisation gave for your mailbox.",
         o.iwaRule ?? "R-GEN-7",
-        `${s.name}'s ${svc} directory does not accept Integrated Windows authentication`,
+        () => `${s.name}'s ${svc} directory does not accept Integrated Windows authentication`,
       );
     }
     if (why !== undefined) {
-      return this.error(502, "Your mailbox cannot be reached securely from here. Contact your administrator.", "R-GEN-3", `${s.name}'s ${svc} endpoint is not encrypted`);
+      return this.error(502, "Your mailbox cannot be reached securely from here. Contact your administrator.", "R-GEN-3", () => `${s.name}'s ${svc} endpoint is not encrypted`);
     }
     if (!this.usable(s, svc)) {
       return this.error(
         503,
         "The server that holds your mailbox is not available right now. Try again in a few minutes.",
         undefined,
-        `${s.name} is ${this.whyUnusable(s, svc)}`,
+        () => `${s.name} is ${this.whyUnusable(s, svc)}`,
       );
     }
     const site = s.site;
@@ -417,7 +433,7 @@ export class Ctx {
       }
     }
     if (!fallback && looped) {
-      this.note(`${svc} ExternalUrl ${looped} of site ${site.info.name} is a host name of the receiving site: redirecting there would loop, so it is not used`);
+      this.note(() => `${svc} ExternalUrl ${looped} of site ${site.info.name} is a host name of the receiving site: redirecting there would loop, so it is not used`);
     }
     return fallback;
   }

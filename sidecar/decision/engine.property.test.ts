@@ -271,6 +271,21 @@ describe("decision engine properties", () => {
       { numRuns: 100 },
     );
   });
+
+  it("deciding without a trace (the sidecar) gives the same decision, with an empty trace and its text never built", () => {
+    fc.assert(
+      fc.property(scenarioArb, fc.boolean(), (s, down) => {
+        const { topo, dir, d } = run(s);
+        const health = down ? healthFromDown(s.down) : ALL_HEALTHY;
+        const traced = decide(s.request, topo, dir, health, { defaultSite: "s0" });
+        const untraced = decide(s.request, topo, dir, health, { defaultSite: "s0", trace: false });
+        expect(untraced).toEqual({ ...traced, trace: [] });
+        expect(traced.trace.length).toBeGreaterThan(0);
+        if (down) expect(traced).toEqual(d); // run() decides with the scenario's down list
+      }),
+      { numRuns: 400 },
+    );
+  });
 });
 
 export type { Decision };

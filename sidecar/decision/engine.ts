@@ -5,7 +5,7 @@
 import type { Service } from "../../crds/index.js";
 import type { DatabaseInfo, ServerInfo, Topology } from "../../operator/topology/types.js";
 import type { DirectoryView } from "../directory/types.js";
-import { Ctx, isError } from "./context.js";
+import { Ctx, isError, type TraceLine } from "./context.js";
 import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
@@ -27,6 +27,11 @@ export interface EngineOptions {
    * identities): saves extracting the identities twice. Must be for this same request.
    */
   readonly candidates?: readonly IdentityCandidate[];
+  /**
+   * Build the human trace (default true: explain, tests). The sidecar passes false: the rules are
+   * the same, the trace is empty and none of its text is built (Ctx's TraceLine).
+   */
+  readonly trace?: boolean;
 }
 
 const STICKY: ReadonlySet<Service> = new Set<Service>(["Owa", "Ecp", "Ews"]);
@@ -40,7 +45,7 @@ export function decide(
 ): Decision {
   try {
     const d = decideUnsafe(req, topology, directory, health, options);
-    (d.trace as string[]).push(finalLine(d));
+    if (options.trace !== false) (d.trace as string[]).push(finalLine(d));
     return d;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
@@ -89,10 +94,12 @@ function pathOnly(path: string): string {
   return q < 0 ? path : path.slice(0, q);
 }
 
-function early(status: number, reason: string, rule: `R-${string}`, trace: string[], line: string): ErrorDecision {
-  trace.push(`${rule}: ${line}`);
+function early(status: number, reason: string, rule: `R-${string}`, trace: string[], line: TraceLine): ErrorDecision {
+  if (trace !== NO_TRACE) trace.push(`${rule}: ${typeof line === "string" ? line : line()}`);
   return { outcome: "error", status, reason, rules: [rule], trace };
 }
+
+const NO_TRACE: string[] = Object.freeze([]) as unknown as string[];
 
 function decideUnsafe(
   req: ClientRequest,
@@ -103,8 +110,11 @@ function decideUnsafe(
 ): Decision {
   const index = topologyIndex(topology);
   const svc = serviceForRequest(req);
-  const trace: string[] = [];
-  if (req.mail) trace.push(`request: ${req.mail.protocol} login (${req.mail.mechanism || "?"}) → service ${req.mail.protocol}`);
+  const tracing = options.trace !== false;
+  const trace: string[] = tracing ? [] : NO_TRACE;
+  if (!tracing) {
+    /* no trace */
+  } else if (req.mail) trace.push(`request: ${req.mail.protocol} login (${req.mail.mechanism || "?"}) → service ${req.mail.protocol}`);
   else trace.push(`request: ${req.method} ${pathOnly(req.path)} → service ${svc ?? "(none)"}`);
   if (!svc) {
     return early(404, "There is no Exchange application at this address.", "R-2013-4", trace,
@@ -116,12 +126,12 @@ function decideUnsafe(
   const local = siteName === undefined ? undefined : index.sites.get(siteName);
   if (!local) {
     return early(421, "This address is not served by this gateway.", "R-ENG-UNKNOWN-SITE", trace,
-      `host ${req.host} belongs to no site${options.defaultSite ? ` and the default site ${options.defaultSite} does not exist` : " and no default site is set"}`);
+      () => `host ${req.host} belongs to no site${options.defaultSite ? ` and the default site ${options.defaultSite} does not exist` : " and no default site is set"}`);
   }
-  const ctx = new Ctx(req, topology, index, health, svc, local);
-  ctx.trace.push(trace[0]);
-  ctx.note(`receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
-  if (index.siteCount === 1) ctx.rule("R-GEN-1", `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
+  const ctx = new Ctx(req, topology, index, health, svc, local, tracing);
+  if (tracing) ctx.trace.push(trace[0]!);
+  ctx.note(() => `receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
+  if (index.siteCount === 1) ctx.rule("R-GEN-1", () => `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
 
   if (svc === "Oab") {
     ctx.rule("R-OAB-1", "the Offline Address Book is never proxied between sites: served locally");
@@ -135,15 +145,15 @@ function decideUnsafe(
     if (r.status === "found") {
       ctx.identity = c;
       ctx.mailbox = r.mailbox;
-      ctx.note(`identity ${c.value} from ${c.source}: mailbox ${r.mailbox.primarySmtpAddress}`);
+      ctx.note(() => `identity ${c.value} from ${c.source}: mailbox ${r.mailbox.primarySmtpAddress}`);
       break;
     }
     if (r.status === "unavailable") {
       ctx.identity = c;
       return ctx.error(503, "The mailbox directory cannot be reached right now. Try again in a few minutes.", "R-ENG-DIRECTORY-UNAVAILABLE",
-        `identity ${c.value} from ${c.source}: the directory is unavailable (${r.reason})`);
+        () => `identity ${c.value} from ${c.source}: the directory is unavailable (${r.reason})`);
     }
-    ctx.note(`identity ${c.value} from ${c.source}: no such mailbox`);
+    ctx.note(() => `identity ${c.value} from ${c.source}: no such mailbox`);
   }
   if (!ctx.mailbox) {
     if (candidates.length === 0) {
@@ -161,21 +171,21 @@ function decideUnsafe(
   const active = db ? topology.servers.get(db.activeServer) : m.homeServer ? index.findServer(m.homeServer) : undefined;
   if (!active) {
     return ctx.error(502, "Your mailbox could not be located. Contact your administrator.", "R-ENG-UNKNOWN-DATABASE",
-      `database ${m.database} of ${m.primarySmtpAddress} is not in the topology`);
+      () => `database ${m.database} of ${m.primarySmtpAddress} is not in the topology`);
   }
   const mailboxSite = index.sites.get(active.site);
   if (!mailboxSite) {
     return ctx.error(502, "Your mailbox could not be located. Contact your administrator.", "R-ENG-UNKNOWN-DATABASE",
-      `site ${active.site} of server ${active.name} is not in the topology`);
+      () => `site ${active.site} of server ${active.name} is not in the topology`);
   }
   ctx.active = active;
   ctx.version = active.version;
   ctx.cls = active.versionClass;
   ctx.mailboxSite = mailboxSite;
-  ctx.note(db ? databaseLine(db, active) : `database (home server ${m.homeServer}): active copy on ${active.name}, site ${active.site}, Exchange ${active.version}`);
+  ctx.note(() => db ? databaseLine(db, active) : `database (home server ${m.homeServer}): active copy on ${active.name}, site ${active.site}, Exchange ${active.version}`);
   if (active.version !== 2003 && mailboxSite.info.casServers.length === 0) {
     return ctx.error(502, "No server is set up to open your mailbox. Contact your administrator.", "R-GEN-6",
-      `site ${active.site} has Mailbox servers but no Client Access server`);
+      () => `site ${active.site} has Mailbox servers but no Client Access server`);
   }
 
   switch (svc) {
@@ -197,7 +207,7 @@ function decideUnsafe(
     case "PowerShell":
       return decidePowerShell(ctx);
     default:
-      return ctx.error(404, "There is no Exchange application at this address.", "R-2013-4", `service ${svc} is not a client protocol`);
+      return ctx.error(404, "There is no Exchange application at this address.", "R-2013-4", () => `service ${svc} is not a client protocol`);
   }
 }
 
@@ -208,16 +218,16 @@ function localDefault(ctx: Ctx, sticky: boolean): Decision {
   const si = serviceIndex(L, svc);
   const pin = ctx.pinned();
   if (pin && pin.vdirs.has(svc) && ctx.usable(pin) && (pin.clientAccess || pin.version === 2003) && ctx.service !== "Oab") {
-    ctx.rule("R-LB-5", `verified affinity pin (cookie) to ${pin.name} honoured`);
+    ctx.rule("R-LB-5", () => `verified affinity pin (cookie) to ${pin.name} honoured`);
     return ctx.route({ site: pin.site, cls: pin.versionClass, server: pin, affinity: "keep" });
   }
   const cls = si.classes[0];
   if (!cls) {
-    return ctx.error(502, "This application is not offered at this address.", undefined, `site ${L.info.name} has no ${svc} directory`);
+    return ctx.error(502, "This application is not offered at this address.", undefined, () => `site ${L.info.name} has no ${svc} directory`);
   }
   const mail = svc === "Pop3" || svc === "Imap4";
   const mode = mail ? "server" : sticky && cls !== "2013+" && ctx.affinityKey !== undefined ? "sticky" : "pool";
-  if (mode === "sticky" && !ctx.identity) ctx.rule("R-LB-5", `affinity by client address ${ctx.req.sourceAddress}`);
+  if (mode === "sticky" && !ctx.identity) ctx.rule("R-LB-5", () => `affinity by client address ${ctx.req.sourceAddress}`);
   const t = ctx.pick(L, cls, { mode, crossSite: false, requireIwa: false, combined: false });
   if (isError(t)) return t;
   const affinity = mode === "pool" && pin ? "clear" : t.affinity;

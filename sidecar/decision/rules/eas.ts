@@ -19,13 +19,13 @@ export function decideEas(ctx: Ctx): Decision {
   if (v === 2003) {
     const a = ctx.active;
     if (!a) return ctx.error(502, "Your mailbox could not be located. Contact your administrator.");
-    ctx.rule("R-EAS-1", `Exchange 2003 mailbox: proxied directly to ${a.name}'s /Microsoft-Server-ActiveSync, which must use Integrated Windows authentication`);
+    ctx.rule("R-EAS-1", () => `Exchange 2003 mailbox: proxied directly to ${a.name}'s /Microsoft-Server-ActiveSync, which must use Integrated Windows authentication`);
     const t = noRetry(ctx, ctx.pickServer(a, { crossSite, requireIwa: true, iwaRule: "R-EAS-1" }));
     return isError(t) ? t : ctx.route(t);
   }
 
   if (v === 2007) {
-    ctx.rule("R-EAS-2", `Exchange 2007 mailbox: proxied to a 2007 CAS of site ${S.info.name} at its InternalUrl's /Proxy, whatever its ExternalUrl`);
+    ctx.rule("R-EAS-2", () => `Exchange 2007 mailbox: proxied to a 2007 CAS of site ${S.info.name} at its InternalUrl's /Proxy, whatever its ExternalUrl`);
     const t = noRetry(ctx, ctx.pick(S, "2007", { mode: "pool", crossSite, requireIwa: true, iwaRule: "R-EAS-2" }));
     if (isError(t)) return t;
     if (!t.server) ctx.rule("R-LB-3", "the target's InternalUrl pool is used round robin");
@@ -33,7 +33,7 @@ export function decideEas(ctx: Ctx): Decision {
   }
 
   if (!crossSite) {
-    ctx.rule("R-EAS-3", `Exchange ${v} mailbox in the receiving site ${ctx.local.info.name}: served locally`);
+    ctx.rule("R-EAS-3", () => `Exchange ${v} mailbox in the receiving site ${ctx.local.info.name}: served locally`);
     const t = noRetry(ctx, targetInMailboxSite(ctx, "pool"));
     if (isError(t)) return t;
     if (!t.server) ctx.rule("R-LB-3", "ActiveSync is stateless: round robin over the pool");
@@ -42,15 +42,15 @@ export function decideEas(ctx: Ctx): Decision {
 
   const ext = ctx.externalUrlIn(S, ctx.cls ?? "2010");
   if (ext && !S.info.internetFacing) {
-    ctx.rule("R-GEN-4", `site ${S.info.name} is not internet facing: reached only by proxy, never by redirect`);
+    ctx.rule("R-GEN-4", () => `site ${S.info.name} is not internet facing: reached only by proxy, never by redirect`);
   }
   if (ext && S.info.internetFacing) {
-    ctx.rule("R-GEN-5", `site ${S.info.name}'s ActiveSync directory has an ExternalUrl and ActiveSync can be redirected`);
-    ctx.rule("R-EAS-4", `mailbox in site ${S.info.name}: HTTP 451 with X-MS-Location ${ext.url}; the device reconfigures itself`);
+    ctx.rule("R-GEN-5", () => `site ${S.info.name}'s ActiveSync directory has an ExternalUrl and ActiveSync can be redirected`);
+    ctx.rule("R-EAS-4", () => `mailbox in site ${S.info.name}: HTTP 451 with X-MS-Location ${ext.url}; the device reconfigures itself`);
     return ctx.redirect("eas451", ext.url);
   }
-  if (!ext) ctx.rule("R-GEN-5", `no ActiveSync ExternalUrl in site ${S.info.name}: proxy`);
-  ctx.rule("R-EAS-5", `proxied to the target CAS's InternalUrl /Proxy in site ${S.info.name}, which must use Integrated Windows authentication`);
+  if (!ext) ctx.rule("R-GEN-5", () => `no ActiveSync ExternalUrl in site ${S.info.name}: proxy`);
+  ctx.rule("R-EAS-5", () => `proxied to the target CAS's InternalUrl /Proxy in site ${S.info.name}, which must use Integrated Windows authentication`);
   const t = noRetry(ctx, targetInMailboxSite(ctx, "pool", { requireIwa: true, iwaRule: "R-EAS-5" }));
   if (isError(t)) return t;
   if (!t.server) ctx.rule("R-LB-3", "the target's InternalUrl pool is used round robin; an unanswered request fails (R-EAS-6)");

@@ -29,7 +29,7 @@ export function decideOwa(ctx: Ctx): Decision {
       404,
       "The Exchange Control Panel is not available for your mailbox.",
       "R-GEN-2",
-      `ECP exists from Exchange 2010; the mailbox is on Exchange ${v}`,
+      () => `ECP exists from Exchange 2010; the mailbox is on Exchange ${v}`,
     );
   }
 
@@ -39,20 +39,20 @@ export function decideOwa(ctx: Ctx): Decision {
     // site's first OWA directory, newest first, that sets it.
     const rx = serviceIndex(L, "Owa").ordered.map((s) => s.vdirs.get("Owa")).find((d) => d?.exchange2003Url) ?? ctx.receivingDir();
     if (rx?.exchange2003Url) {
-      ctx.rule("R-OWA-6", `Exchange 2003 mailbox: the receiving OWA directory (${rx.name}) sets exchange2003Url`);
+      ctx.rule("R-OWA-6", () => `Exchange 2003 mailbox: the receiving OWA directory (${rx.name}) sets exchange2003Url`);
       return ctx.redirect("silent", rx.exchange2003Url);
     }
     return ctx.error(
       403,
       "Your mailbox is on an older Exchange server that this address cannot open. Contact your administrator.",
       "R-OWA-6",
-      `Exchange 2003 mailbox and the receiving OWA directory of site ${L.info.name} has no exchange2003Url`,
+      () => `Exchange 2003 mailbox and the receiving OWA directory of site ${L.info.name} has no exchange2003Url`,
     );
   }
 
   if (ctx.sameSite) {
     if (v === 2007 && !isEcp) return owa2007SameSite(ctx);
-    ctx.rule(isEcp ? "R-ECP-1" : "R-OWA-1", `Exchange ${v} mailbox in the receiving site ${L.info.name}: served locally`);
+    ctx.rule(isEcp ? "R-ECP-1" : "R-OWA-1", () => `Exchange ${v} mailbox in the receiving site ${L.info.name}: served locally`);
     const t = targetInMailboxSite(ctx, "sticky");
     return isError(t) ? t : ctx.route(t);
   }
@@ -61,9 +61,9 @@ export function decideOwa(ctx: Ctx): Decision {
   const direct = isEcp ? ecpNavigatedDirectly(ctx.req.headers["referer"]) : true;
   if (isEcp) {
     if (direct) {
-      ctx.rule("R-ECP-2", `ECP was navigated to directly (${ctx.req.headers["referer"] ? "Referer outside /owa and /ecp" : "no Referer"}): follows R-OWA-2`);
+      ctx.rule("R-ECP-2", () => `ECP was navigated to directly (${ctx.req.headers["referer"] ? "Referer outside /owa and /ecp" : "no Referer"}): follows R-OWA-2`);
     } else {
-      ctx.rule("R-ECP-1", `ECP opened from OWA or Outlook for a mailbox in site ${S.info.name}: proxied there`);
+      ctx.rule("R-ECP-1", () => `ECP opened from OWA or Outlook for a mailbox in site ${S.info.name}: proxied there`);
       const t = targetInMailboxSite(ctx, "sticky", { requireIwa: true, iwaRule: "R-OWA-5" });
       if (!isError(t)) return ctx.route(t);
       // Proxying is impossible (no IWA on the target); a configured ExternalUrl still gets the user there.
@@ -76,17 +76,17 @@ export function decideOwa(ctx: Ctx): Decision {
   const ruleCross = v === 2007 && !isEcp ? "R-OWA-8" : "R-OWA-2";
   const ext = ctx.externalUrlIn(S, ctx.cls ?? "2010");
   if (ext && !S.info.internetFacing) {
-    ctx.rule("R-GEN-4", `site ${S.info.name} is not internet facing: reached only by proxy, never by redirect`);
+    ctx.rule("R-GEN-4", () => `site ${S.info.name} is not internet facing: reached only by proxy, never by redirect`);
   }
   if (ext && S.info.internetFacing) {
-    ctx.rule("R-GEN-5", `site ${S.info.name}'s ${svc} directory has an ExternalUrl and ${svc} can be redirected`);
+    ctx.rule("R-GEN-5", () => `site ${S.info.name}'s ${svc} directory has an ExternalUrl and ${svc} can be redirected`);
     return crossSiteRedirect(ctx, ruleCross, ext.url, ext.dir.externalAuthenticationMethods);
   }
   // R-OWA-4 / R-OWA-8: no ExternalUrl → proxy to the InternalUrl if the target uses IWA; else R-OWA-5.
-  if (!ext) ctx.rule("R-GEN-5", `no ${svc} ExternalUrl in site ${S.info.name}: proxy`);
+  if (!ext) ctx.rule("R-GEN-5", () => `no ${svc} ExternalUrl in site ${S.info.name}: proxy`);
   const t = targetInMailboxSite(ctx, "sticky", { requireIwa: true, iwaRule: "R-OWA-5" });
   if (isError(t)) return t;
-  ctx.rule(v === 2007 && !isEcp ? "R-OWA-8" : "R-OWA-4", `proxied to the ${svc} InternalUrl in site ${S.info.name}, which accepts Integrated Windows authentication`);
+  ctx.rule(v === 2007 && !isEcp ? "R-OWA-8" : "R-OWA-4", () => `proxied to the ${svc} InternalUrl in site ${S.info.name}, which accepts Integrated Windows authentication`);
   return ctx.route(t);
 }
 
@@ -102,7 +102,7 @@ function crossSiteRedirect(ctx: Ctx, rule: "R-OWA-2" | "R-OWA-8", url: string, t
   const type = rx?.crossSiteRedirectType ?? "Manual";
   const S = ctx.mailboxSite ?? ctx.local;
   if (rule === "R-OWA-8") ctx.rule("R-OWA-8", `Exchange 2007 mailbox in another site with an OWA ExternalUrl: redirect as R-OWA-2`);
-  ctx.rule("R-OWA-2", `mailbox in site ${S.info.name}, whose ${ctx.service} ExternalUrl is ${url}; receiving directory ${rx?.name ?? "(none)"} crossSiteRedirectType ${type}`);
+  ctx.rule("R-OWA-2", () => `mailbox in site ${S.info.name}, whose ${ctx.service} ExternalUrl is ${url}; receiving directory ${rx?.name ?? "(none)"} crossSiteRedirectType ${type}`);
   if (type === "Manual") return ctx.redirect("manual", url);
   let kind: RedirectKind = "silent";
   const rxFba = rx !== undefined && (usesFba(rx.externalAuthenticationMethods) || usesFba(rx.internalAuthenticationMethods));
@@ -143,7 +143,7 @@ function owa2007SameSite(ctx: Ctx): Decision {
       502,
       "No server is set up to open your mailbox with this application. Contact your administrator.",
       "R-GEN-2",
-      `Exchange 2007 mailbox in site ${L.info.name}, which has no Exchange 2007 CAS with an OWA directory`,
+      () => `Exchange 2007 mailbox in site ${L.info.name}, which has no Exchange 2007 CAS with an OWA directory`,
     );
   }
   const usable = cas2007.filter((s) => ctx.usable(s));
@@ -164,7 +164,7 @@ function owa2007SameSite(ctx: Ctx): Decision {
       const sso = step.match && usesFba(auth) && usesFba(rxAuth) && pw;
       ctx.rule(
         "R-OWA-7",
-        `Exchange 2007 mailbox in the receiving site: step (${step.tag}) ${s.name} ${step.tag === "a" || step.tag === "b" ? "ExternalUrl" : "InternalUrl"}` +
+        () => `Exchange 2007 mailbox in the receiving site: step (${step.tag}) ${s.name} ${step.tag === "a" || step.tag === "b" ? "ExternalUrl" : "InternalUrl"}` +
           (step.match ? ` whose authentication equals the receiving directory's (${rxAuth.join(", ")})` : " (the user signs in again)") +
           (sso ? "; both FBA: single sign-on" : ""),
       );
