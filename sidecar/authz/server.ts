@@ -109,7 +109,12 @@ export class SidecarServer {
   async start(port = 0, host = "127.0.0.1"): Promise<number> {
     const svc = await this.decisionService();
     const envoy = loadEnvoyServices();
-    const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+    const server = new grpc.Server({
+      "grpc.max_receive_message_length": 4 * 1024 * 1024,
+      // Nothing here serves grpc.channelz.v1, so grpc-js's per-call channelz bookkeeping would
+      // never be read; off, it costs nothing on every Check (about 1 us per call measured).
+      "grpc.enable_channelz": 0,
+    });
     server.addService(sidecarAuthorizationService(), {
       Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const ev = svc.evaluateAny(call.request, "ext_authz");
