@@ -143,6 +143,7 @@ export class SidecarServer {
 
   async stop(): Promise<void> {
     this.unsubscribe?.();
+    this.service?.flushDecisionLines();
     const s = this.server;
     this.server = undefined;
     if (!s) return;

@@ -37,6 +37,9 @@ const basic = (user: string) => `Basic ${Buffer.from(`${user}:S3cret-pw`).toStri
 
 async function logged(rid: string, init: Parameters<typeof envoyCheckRequest>[0]): Promise<Record<string, unknown>> {
   await svc.evaluateAny(envoyCheckRequest({ ...init, requestId: rid }), "ext_authz");
+  // Lines are written in a batch at the end of the event-loop turn.
+  expect(lines.find((l) => l.rid === rid)).toBeUndefined();
+  await new Promise((r) => setImmediate(r));
   const line = lines.find((l) => l.rid === rid && l.msg === "decision");
   if (!line) throw new Error(`no decision line for ${rid}`);
   return line;
@@ -82,5 +85,12 @@ describe("decision log line", () => {
     expect(none).toMatchObject({ decision: "error" });
     expect(none.identitySource).toBeUndefined();
     expect(none.rules).toContain("R-2013-4");
+  });
+
+  it("lines queued in one turn come out in order, and flushDecisionLines writes them at once", async () => {
+    const rids = Array.from({ length: 600 }, (_, i) => `rid-order-${i}`);
+    for (const rid of rids) void svc.evaluateAny(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", requestId: rid }), "ext_authz");
+    svc.flushDecisionLines();
+    expect(lines.filter((l) => typeof l.rid === "string" && (l.rid as string).startsWith("rid-order-")).map((l) => l.rid)).toEqual(rids);
   });
 });
