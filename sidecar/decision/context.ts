@@ -120,8 +120,14 @@ const NO_TRACE: string[] = Object.freeze([]) as unknown as string[];
 
 export class Ctx {
   readonly rules: RuleId[] = [];
-  /** The human trace, or the shared empty list when this decision is not traced. */
-  readonly trace: string[];
+  /**
+   * The human trace, or the shared (frozen) empty list when this decision is not traced. Read-only
+   * outside Ctx: lines go through rule() and note(), which know whether to build them.
+   */
+  private readonly lines: string[];
+  get trace(): readonly string[] {
+    return this.lines;
+  }
   identity?: IdentityCandidate;
   mailbox?: MailboxRecord;
   active?: ServerInfo;
@@ -139,15 +145,15 @@ export class Ctx {
     /** Build the human trace (explain, tests); the sidecar decides without one. */
     readonly tracing = true,
   ) {
-    this.trace = tracing ? [] : NO_TRACE;
+    this.lines = tracing ? [] : NO_TRACE;
   }
 
   rule(id: RuleId, line: TraceLine): void {
     if (!this.rules.includes(id)) this.rules.push(id);
-    if (this.tracing) this.trace.push(`${id}: ${typeof line === "string" ? line : line()}`);
+    if (this.tracing) this.lines.push(`${id}: ${typeof line === "string" ? line : line()}`);
   }
   note(line: TraceLine): void {
-    if (this.tracing) this.trace.push(typeof line === "string" ? line : line());
+    if (this.tracing) this.lines.push(typeof line === "string" ? line : line());
   }
   /** Record a rule ID without its own trace line (it is explained by a neighbouring line). */
   tag(id: RuleId): void {
@@ -189,13 +195,13 @@ export class Ctx {
   error(status: number, reason: string, rule?: RuleId, line?: TraceLine): ErrorDecision {
     if (rule) this.rule(rule, line ?? reason);
     else if (line) this.note(line);
-    const d: { -readonly [K in keyof ErrorDecision]: ErrorDecision[K] } = { outcome: "error", status, reason, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
+    const d: { -readonly [K in keyof ErrorDecision]: ErrorDecision[K] } = { outcome: "error", status, reason, rules: this.rules, trace: this.lines, service: this.service, receivingSite: this.local.info.name };
     if (this.identity) d.identity = { value: this.identity.value, source: this.identity.source };
     return d;
   }
 
   redirect(kind: RedirectKind, url: string): RedirectDecision {
-    const d: { -readonly [K in keyof RedirectDecision]: RedirectDecision[K] } = { outcome: "redirect", kind, url, rules: this.rules, trace: this.trace, service: this.service, receivingSite: this.local.info.name };
+    const d: { -readonly [K in keyof RedirectDecision]: RedirectDecision[K] } = { outcome: "redirect", kind, url, rules: this.rules, trace: this.lines, service: this.service, receivingSite: this.local.info.name };
     if (this.identity) d.identity = { value: this.identity.value, source: this.identity.source };
     return d;
   }
@@ -222,7 +228,7 @@ export class Ctx {
       cluster,
       affinity: t.affinity,
       rules: this.rules,
-      trace: this.trace,
+      trace: this.lines,
       service: this.service,
       receivingSite: this.local.info.name,
     };

@@ -129,7 +129,7 @@ function decideUnsafe(
       () => `host ${req.host} belongs to no site${options.defaultSite ? ` and the default site ${options.defaultSite} does not exist` : " and no default site is set"}`);
   }
   const ctx = new Ctx(req, topology, index, health, svc, local, tracing);
-  if (tracing) ctx.trace.push(trace[0]!);
+  if (tracing) ctx.note(trace[0]!);
   ctx.note(() => `receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
   if (index.siteCount === 1) ctx.rule("R-GEN-1", () => `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
 

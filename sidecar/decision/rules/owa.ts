@@ -92,7 +92,7 @@ export function decideOwa(ctx: Ctx): Decision {
 
 function retryAsRedirect(ctx: Ctx, url: string, targetAuth: Parameters<typeof usesFba>[0]): Decision {
   const S = ctx.mailboxSite ?? ctx.local;
-  ctx.trace.push(`proxying is impossible, and site ${S.info.name} has an ECP ExternalUrl: redirect instead (docs/decisions.md)`);
+  ctx.note(() => `proxying is impossible, and site ${S.info.name} has an ECP ExternalUrl: redirect instead (docs/decisions.md)`);
   return crossSiteRedirect(ctx, "R-OWA-2", url, targetAuth);
 }
 
