@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { envoyCheckRequest } from "../../test/sidecar/envoy-request.js";
 import { checkCodec, deserializeCheckResponse, loadEnvoyServices, serializeCheckRequest } from "../envoy-protos.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./check-codec.js";
-import { BadRequestError, mapCheckRequest, type MappedRequest } from "./request.js";
+import { BadRequestError, LIMITS, mapCheckRequest, type MappedRequest } from "./request.js";
 import {
   APPEND_IF_EXISTS_OR_ADD,
   OVERWRITE_IF_EXISTS_OR_ADD,
@@ -90,6 +90,25 @@ describe("check-codec: CheckRequest decoding", () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it("header limits: every way a request is mapped (decoded record used in place, plain object, header_map) accepts the limit and refuses one past it with 431", () => {
+    // envoyCheckRequest's own headers (pseudo-headers included) count towards both limits.
+    const base = Object.keys((envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/" }).attributes as { request: { http: { headers: object } } }).request.http.headers);
+    const withCount = (n: number) =>
+      envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: Object.fromEntries(Array.from({ length: n - base.length }, (_, i) => [`x-h${i}`, "v"])) });
+    const bytesOf = (req: Record<string, unknown>) =>
+      Object.entries((req.attributes as { request: { http: { headers: Record<string, string> } } }).request.http.headers).reduce((a, [k, v]) => a + k.length + v.length, 0);
+    const withBytes = (n: number) => {
+      const probe = envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: { "x-big": "" } });
+      return envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: { "x-big": "a".repeat(n - bytesOf(probe)) } });
+    };
+    const paths = (req: Record<string, unknown>) => [mapOrError(decodeCheckRequest(serializeCheckRequest(req))), mapOrError(req), mapOrError(withHeaderMap(req))];
+    for (const r of paths(withCount(LIMITS.maxHeaderCount))) expect(typeof r).toBe("object");
+    expect(paths(withCount(LIMITS.maxHeaderCount + 1))).toEqual(Array(3).fill("431 too many request headers"));
+    expect(bytesOf(withBytes(LIMITS.maxHeaderBytes))).toBe(LIMITS.maxHeaderBytes);
+    for (const r of paths(withBytes(LIMITS.maxHeaderBytes))) expect(typeof r).toBe("object");
+    expect(paths(withBytes(LIMITS.maxHeaderBytes + 1))).toEqual(Array(3).fill("431 request headers too large"));
   });
 
   it("malformed wire data throws (grpc-js answers INTERNAL), never hangs or returns garbage silently", () => {

@@ -67,13 +67,6 @@ export interface Evaluation {
   readonly rulesText?: string;
 }
 
-/** A rendered decision: what the answer is and the rule list as the x-cas-rules header spells it. */
-interface Rendered {
-  readonly name: DecisionName;
-  readonly decision: Decision;
-  readonly response: CheckResponseOut;
-  readonly rulesText: string;
-}
 
 const NOT_FOUND: LookupResult = { status: "not-found" };
 const NO_COOKIES: readonly string[] = Object.freeze([]);
@@ -229,15 +222,15 @@ export class DecisionService {
     const log = this.decisionLog(api, ev.name, ev.rulesText ?? d.rules.join(","), d.outcome === "local" || d.outcome === "proxy" ? d.targetSite : undefined, d.identity?.source);
     if (log.isLevelEnabled("info")) {
       const r = mapped?.request;
-      this.lineLoggersQueued.push(log);
-      this.lineFields.push(
+      this.queuedLoggers.push(log);
+      this.queuedFields.push(
         r
           ? // No query string: it is request input we have no reason to keep.
             { rid: ev.requestId, method: r.method, host: r.host, path: pathOnly(r.path), ms: Math.round(secs * 10000) / 10 }
           : { rid: ev.requestId, ms: Math.round(secs * 10000) / 10 },
       );
-      if (this.lineFields.length === 1) setImmediate(this.writeLines);
-      else if (this.lineFields.length >= MAX_QUEUED_LINES) this.writeLines();
+      if (this.queuedFields.length === 1) setImmediate(this.writeLines);
+      else if (this.queuedFields.length >= MAX_QUEUED_LINES) this.writeLines();
     }
     return ev;
   }
@@ -248,11 +241,11 @@ export class DecisionService {
    * more code than ours, and formatting lines one at a time pays for bringing pino's back into the
    * CPU caches on every line. Lines wait at most until the end of the turn that decided them.
    */
-  private readonly lineLoggersQueued: Logger[] = [];
-  private readonly lineFields: object[] = [];
+  private readonly queuedLoggers: Logger[] = [];
+  private readonly queuedFields: object[] = [];
   private readonly writeLines = (): void => {
-    const loggers = this.lineLoggersQueued;
-    const fields = this.lineFields;
+    const loggers = this.queuedLoggers;
+    const fields = this.queuedFields;
     for (let i = 0; i < fields.length; i++) loggers[i]!.info(fields[i], "decision");
     loggers.length = 0;
     fields.length = 0;
@@ -323,8 +316,10 @@ export class DecisionService {
     const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
     // No human trace on the hot path: nothing here reads it (`cas-gateway explain` builds one).
     const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates, trace: false } : { candidates, trace: false });
-    const r = this.render(decision, req, mapped, state.topology, decision.rules.join(","));
-    return { name: r.name, decision: r.decision, response: r.response, requestId, rulesText: r.rulesText };
+    const rules = decision.rules.join(",");
+    const r = this.render(decision, req, mapped, state.topology, rules);
+    // render() answers with another decision only when it refuses an unconfigured redirect.
+    return { name: r.name, decision: r.decision, response: r.response, requestId, rulesText: r.decision === decision ? rules : undefined };
   }
 
   /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */
@@ -335,7 +330,12 @@ export class DecisionService {
 
   private applyPolicy(view: DirectoryView, candidates: readonly { value: string }[]): DirectoryView {
     let unavailable = false;
-    for (const c of candidates) if (view.find(c.value).status === "unavailable") unavailable = true;
+    for (const c of candidates) {
+      if (view.find(c.value).status === "unavailable") {
+        unavailable = true;
+        break;
+      }
+    }
     if (!unavailable) return view;
     this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
     if (this.policy === "fail-closed") return view;
@@ -361,17 +361,17 @@ export class DecisionService {
     mapped: MappedRequest,
     topology: Topology,
     rules: string,
-  ): Rendered {
+  ): { name: DecisionName; decision: Decision; response: CheckResponseOut } {
     if (d.outcome === "error") {
       const status = d.status >= 400 && d.status < 600 ? d.status : 500;
-      return { name: "error", decision: d, rulesText: rules, response: pageResponse("error", rules, errorPage(status, d.reason), d.reason) };
+      return { name: "error", decision: d, response: pageResponse("error", rules, errorPage(status, d.reason), d.reason) };
     }
     if (d.outcome !== "redirect") {
       let cookies: readonly string[] = NO_COOKIES;
       const path = (d.service && AFFINITY_PATHS[d.service]) ?? affinityPathFor(req.path);
       if (path && d.affinity === "set" && d.targetServer) cookies = [this.o.affinity.setCookie(d.targetServer, req.host, path)];
       else if (path && d.affinity === "clear") cookies = [this.o.affinity.clearCookie(path)];
-      return { name: d.outcome, decision: d, rulesText: rules, response: okResponse(d, mapped.casHeadersSent, cookies, rules) };
+      return { name: d.outcome, decision: d, response: okResponse(d, mapped.casHeadersSent, cookies, rules) };
     }
     // Redirect: only ever to an origin the topology configures (defence in depth over the engine).
     let target: URL | undefined;
@@ -397,24 +397,23 @@ export class DecisionService {
         return {
           name,
           decision: d,
-          rulesText: rules,
           response: deniedResponse(name, rules, EAS_451_CARRIER_STATUS, { "x-ms-location": url, "cache-control": "no-store" }, "", "redirect-451"),
         };
       case "silent":
-        return { name, decision: d, rulesText: rules, response: silent(rules, url) };
+        return { name, decision: d, response: silent(rules, url) };
       case "manual":
-        return { name, decision: d, rulesText: rules, response: pageResponse(name, rules, manualRedirectPage(url), name) };
+        return { name, decision: d, response: pageResponse(name, rules, manualRedirectPage(url), name) };
       case "sso": {
         // Credentials go to HTTPS targets only; without them the user signs in again at the target.
         if (target.protocol !== "https:") {
-          return { name: "redirect-manual", decision: d, rulesText: rules, response: pageResponse("redirect-manual", rules, manualRedirectPage(url), "redirect-manual") };
+          return { name: "redirect-manual", decision: d, response: pageResponse("redirect-manual", rules, manualRedirectPage(url), "redirect-manual") };
         }
         const creds = credentialsOf(req);
-        if (!creds) return { name: "redirect-silent", decision: d, rulesText: rules, response: silent(rules, url) };
-        return { name, decision: d, rulesText: rules, response: pageResponse(name, rules, ssoFormPage(url, creds), name) };
+        if (!creds) return { name: "redirect-silent", decision: d, response: silent(rules, url) };
+        return { name, decision: d, response: pageResponse(name, rules, ssoFormPage(url, creds), name) };
       }
       default:
-        return { name, decision: d, rulesText: rules, response: pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error") };
+        return { name, decision: d, response: pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error") };
     }
   }
 }

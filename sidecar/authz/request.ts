@@ -215,14 +215,11 @@ const NO_NAMES: readonly string[] = Object.freeze([]);
  * result; undefined (HeaderCollector decides) when any name needs lower-casing or is not a token.
  */
 function adoptHeaders(rec: Record<string, string>): { headers: Record<string, string>; cas: string[] | undefined } | undefined {
-  let count = 0;
-  let bytes = 0;
+  const budget = new HeaderBudget();
   let drop: string[] | undefined;
   let cas: string[] | undefined;
   for (const k in rec) {
-    if (++count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
-    bytes += k.length + rec[k]!.length;
-    if (bytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
+    budget.take(k, rec[k]!);
     if (k.charCodeAt(0) === 58 /* : */) (drop ??= []).push(k);
     else if (!HEADER_NAME_RE.test(k)) return undefined;
     else if (k.startsWith("x-cas-")) {
@@ -234,18 +231,27 @@ function adoptHeaders(rec: Record<string, string>): { headers: Record<string, st
   return { headers: rec, cas };
 }
 
+/** The request header limits, counted over every header (pseudo-headers included): 431 past either. */
+class HeaderBudget {
+  private count = 0;
+  private bytes = 0;
+
+  take(name: string, value: string): void {
+    if (++this.count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
+    this.bytes += name.length + value.length;
+    if (this.bytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
+  }
+}
+
 /** Lower-cases, bounds and merges request headers; client-sent x-cas-* names are set aside. */
 class HeaderCollector {
   readonly headers: Record<string, string> = Object.create(null) as Record<string, string>;
   cas: string[] | undefined;
-  private bytes = 0;
-  private count = 0;
+  private readonly budget = new HeaderBudget();
 
   add(name: string, value: string): void {
     const k = name.toLowerCase();
-    if (++this.count > LIMITS.maxHeaderCount) throw new BadRequestError(431, "too many request headers");
-    this.bytes += k.length + value.length;
-    if (this.bytes > LIMITS.maxHeaderBytes) throw new BadRequestError(431, "request headers too large");
+    this.budget.take(k, value);
     if (k.startsWith("x-cas-")) {
       (this.cas ??= []).push(k);
       return;

@@ -115,8 +115,11 @@ export interface PickOptions {
  */
 export type TraceLine = string | (() => string);
 
-/** The trace of an untraced decision. */
-const NO_TRACE: string[] = Object.freeze([]) as unknown as string[];
+/** The text of a trace line (builds it when it is a function). */
+export const traceText = (line: TraceLine): string => (typeof line === "string" ? line : line());
+
+/** The trace of an untraced decision: shared and frozen, so a stray write fails loudly. */
+export const NO_TRACE: string[] = Object.freeze([]) as unknown as string[];
 
 export class Ctx {
   readonly rules: RuleId[] = [];
@@ -150,10 +153,10 @@ export class Ctx {
 
   rule(id: RuleId, line: TraceLine): void {
     if (!this.rules.includes(id)) this.rules.push(id);
-    if (this.tracing) this.lines.push(`${id}: ${typeof line === "string" ? line : line()}`);
+    if (this.tracing) this.lines.push(`${id}: ${traceText(line)}`);
   }
   note(line: TraceLine): void {
-    if (this.tracing) this.lines.push(typeof line === "string" ? line : line());
+    if (this.tracing) this.lines.push(traceText(line));
   }
   /** Record a rule ID without its own trace line (it is explained by a neighbouring line). */
   tag(id: RuleId): void {

@@ -5,7 +5,7 @@
 import type { Service } from "../../crds/index.js";
 import type { DatabaseInfo, ServerInfo, Topology } from "../../operator/topology/types.js";
 import type { DirectoryView } from "../directory/types.js";
-import { Ctx, isError, type TraceLine } from "./context.js";
+import { Ctx, isError, NO_TRACE, traceText, type TraceLine } from "./context.js";
 import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
@@ -94,12 +94,18 @@ function pathOnly(path: string): string {
   return q < 0 ? path : path.slice(0, q);
 }
 
-function early(status: number, reason: string, rule: `R-${string}`, trace: string[], line: TraceLine): ErrorDecision {
-  if (trace !== NO_TRACE) trace.push(`${rule}: ${typeof line === "string" ? line : line()}`);
-  return { outcome: "error", status, reason, rules: [rule], trace };
+/** The first trace line: the request and its service. */
+function requestLine(req: ClientRequest, svc: Service | undefined): string {
+  return req.mail
+    ? `request: ${req.mail.protocol} login (${req.mail.mechanism || "?"}) → service ${req.mail.protocol}`
+    : `request: ${req.method} ${pathOnly(req.path)} → service ${svc ?? "(none)"}`;
 }
 
-const NO_TRACE: string[] = Object.freeze([]) as unknown as string[];
+/** An answer before the receiving site is known; `first` is the request line, undefined when untraced. */
+function early(status: number, reason: string, rule: `R-${string}`, first: string | undefined, line: TraceLine): ErrorDecision {
+  const trace = first === undefined ? NO_TRACE : [first, `${rule}: ${traceText(line)}`];
+  return { outcome: "error", status, reason, rules: [rule], trace };
+}
 
 function decideUnsafe(
   req: ClientRequest,
@@ -111,13 +117,8 @@ function decideUnsafe(
   const index = topologyIndex(topology);
   const svc = serviceForRequest(req);
   const tracing = options.trace !== false;
-  const trace: string[] = tracing ? [] : NO_TRACE;
-  if (!tracing) {
-    /* no trace */
-  } else if (req.mail) trace.push(`request: ${req.mail.protocol} login (${req.mail.mechanism || "?"}) → service ${req.mail.protocol}`);
-  else trace.push(`request: ${req.method} ${pathOnly(req.path)} → service ${svc ?? "(none)"}`);
   if (!svc) {
-    return early(404, "There is no Exchange application at this address.", "R-2013-4", trace,
+    return early(404, "There is no Exchange application at this address.", "R-2013-4", tracing ? requestLine(req, svc) : undefined,
       "the front door serves Exchange's HTTP(S) applications, POP3 and IMAP4; this path is none of them");
   }
 
@@ -125,11 +126,11 @@ function decideUnsafe(
   const siteName = hostSite ?? options.defaultSite;
   const local = siteName === undefined ? undefined : index.sites.get(siteName);
   if (!local) {
-    return early(421, "This address is not served by this gateway.", "R-ENG-UNKNOWN-SITE", trace,
+    return early(421, "This address is not served by this gateway.", "R-ENG-UNKNOWN-SITE", tracing ? requestLine(req, svc) : undefined,
       () => `host ${req.host} belongs to no site${options.defaultSite ? ` and the default site ${options.defaultSite} does not exist` : " and no default site is set"}`);
   }
   const ctx = new Ctx(req, topology, index, health, svc, local, tracing);
-  if (tracing) ctx.note(trace[0]!);
+  if (tracing) ctx.note(requestLine(req, svc));
   ctx.note(() => `receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
   if (index.siteCount === 1) ctx.rule("R-GEN-1", () => `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
 
