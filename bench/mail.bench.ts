@@ -21,6 +21,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { removeDir, startDovecot, dovecotAvailable, type Dovecot } from "../test/mail/dovecot.js";
 import { USERS, makeMessage, writeMailOrgFiles } from "../test/mail/fixture.js";
+import { imageRuntimeEnv } from "./image-env.js";
 import { median, type BenchRow } from "./types.js";
 
 const RUNS = 11;
@@ -135,19 +136,10 @@ function ensureBuild(): string {
   return join(ROOT, "bin", "cas-gateway.js");
 }
 
-/** The runtime stage's ENV lines of the Dockerfile (NODE_ENV, glibc malloc settings): the environment the image runs the proxy with. */
-function imageEnv(): Record<string, string> {
-  const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
-  const runtime = dockerfile.slice(dockerfile.lastIndexOf("\nFROM "));
-  const env: Record<string, string> = {};
-  for (const m of runtime.matchAll(/^ENV ([A-Z_]+)=(\S+)$/gm)) env[m[1]] = m[2];
-  if (!env.NODE_ENV) throw new Error("mail bench: no ENV NODE_ENV=... in the Dockerfile's runtime stage");
-  return env;
-}
-
 async function startProxyProcess(bin: string, dir: string, east: Dovecot, west: Dovecot): Promise<ProxyProcess & { env: Record<string, string> }> {
   const files = await writeMailOrgFiles(dir, east, west, `"mia","${MIA.user}","${MIA.user}","mia","db-east","SMTP:${MIA.user}"\n`);
-  const env = imageEnv();
+  const env = imageRuntimeEnv();
+  if (!env.NODE_ENV) throw new Error("mail bench: no ENV NODE_ENV=... in the Dockerfile's runtime stage");
   const child: ChildProcess = spawn(
     process.execPath,
     [

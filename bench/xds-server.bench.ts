@@ -16,21 +16,14 @@
 // The control plane process gets the image's glibc malloc settings (Dockerfile ENV MALLOC_*); the
 // client, standing in for Envoy, runs with glibc's defaults.
 import { fork, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { shortType } from "../operator/xds/server/resources.js";
 import type { ChildMessage } from "./xds-control-plane-child.js";
+import { imageMallocEnv } from "./image-env.js";
 import { startAdsClient, type Received } from "./xds-client.js";
 import { generateOrganisation } from "./xds-org-generator.js";
 import { median, percentile, type BenchRow } from "./types.js";
-
-/** The image's glibc malloc settings (the Dockerfile's `ENV MALLOC_*` lines), which the control plane runs with. */
-export function imageMallocEnv(dockerfile = readFileSync(new URL("../Dockerfile", import.meta.url), "utf8")): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const m of dockerfile.matchAll(/^ENV (MALLOC_[A-Z_]+)=(\S+)$/gm)) env[m[1]!] = m[2]!;
-  return env;
-}
 
 type Ready = Extract<ChildMessage, { ready: true }>;
 type Published = Extract<ChildMessage, { published: number }>;

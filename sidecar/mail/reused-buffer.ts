@@ -33,8 +33,8 @@ export interface RedirectedReads {
 
 /** One connection's read buffers (exported for the tests, which drive it as Node does). */
 export class PooledReads implements RedirectedReads {
+  /** Set when a relay takes the reads over (redirectReads); it then gives the buffers back. */
   sink: ChunkSink | undefined;
-  redirected = false;
   private k = 0;
   private cur: Buffer;
   /** The buffer a class change left while a write still referred to it. */
@@ -103,7 +103,7 @@ export function connectReusingBuffer(opts: Omit<TcpNetConnectOpts, "onread">, po
   r.socket = socket;
   // Not handed to a relay: nothing but this socket used the buffer (reads were copied out).
   socket.once("close", () => {
-    if (!r.redirected) r.finish();
+    if (!r.sink) r.finish();
   });
   reads.set(socket, r);
   return socket;
@@ -114,6 +114,5 @@ export function redirectReads(socket: unknown, sink: ChunkSink): RedirectedReads
   const r = reads.get(socket as Socket);
   if (!r) return undefined;
   r.sink = sink;
-  r.redirected = true;
   return r;
 }
