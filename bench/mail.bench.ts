@@ -456,15 +456,24 @@ async function fetchAll(
   return r;
 }
 
-function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, proxyNote: string): BenchRow[] {
+/** Throughput, per-run ratios to direct, and CPU per MB of one shape's fetches. */
+function shapeStats(messages: readonly Buffer[], r: ShapeResult) {
   const total = messages.reduce((a, m) => a + m.length, 0);
-  const sizes = messages.map((m) => m.length);
   const mbps = (f: Fetch) => total / f.seconds / MB;
-  const ratiosOf = (p: Path) => r.direct.map((d, i) => mbps(r[p][i]) / mbps(d));
+  return {
+    total,
+    mbps,
+    ratiosOf: (p: Path) => r.direct.map((d, i) => mbps(r[p][i]) / mbps(d)),
+    // CPU per MB over all runs together: /proc counts in 10 ms ticks, too coarse for one 50 MB run.
+    cpu: (fs: Fetch[], k: keyof Cpu) => (fs.reduce((a, f) => a + f.cpu[k], 0) / ((fs.length * total) / MB)) * 1000,
+  };
+}
+
+function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, proxyNote: string): BenchRow[] {
+  const { total, mbps, ratiosOf, cpu } = shapeStats(messages, r);
+  const sizes = messages.map((m) => m.length);
   const ratios = ratiosOf("proxied");
   const ratio = median(ratios);
-  // CPU per MB over all runs together: /proc counts in 10 ms ticks, too coarse for one 50 MB run.
-  const cpu = (fs: Fetch[], k: keyof Cpu) => (fs.reduce((a, f) => a + f.cpu[k], 0) / ((fs.length * total) / MB)) * 1000;
   const cpuNote = (fs: Fetch[], who: string) =>
     `CPU ms/MB (all runs): curl ${cpu(fs, "curl").toFixed(2)}, ${who} ${(cpu(fs, "proxyUser") + cpu(fs, "proxySys")).toFixed(2)} (user ${cpu(fs, "proxyUser").toFixed(2)} + sys ${cpu(fs, "proxySys").toFixed(2)}), dovecot ${cpu(fs, "dovecot").toFixed(2)}; wall ${(median(fs.map((f) => f.seconds)) * 1000).toFixed(0)} ms`;
   const directNote = (fs: Fetch[]) =>
@@ -499,11 +508,9 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, p
 
 /** The pinned pass (proxy on a CPU of its own): one ratio row per shape, the relays in its note. */
 function pinnedRow(label: string, messages: readonly Buffer[], r: ShapeResult): BenchRow {
-  const total = messages.reduce((a, m) => a + m.length, 0);
-  const mbps = (f: Fetch) => total / f.seconds / MB;
-  const ratiosOf = (p: Path) => r.direct.map((d, i) => mbps(r[p][i]) / mbps(d));
+  const { mbps, ratiosOf, cpu } = shapeStats(messages, r);
   const ratios = ratiosOf("proxied");
-  const cpuMs = (p: Path, k: keyof Cpu) => (r[p].reduce((a, f) => a + f.cpu[k], 0) / ((r[p].length * total) / MB)) * 1000;
+  const cpuMs = (p: Path, k: keyof Cpu) => cpu(r[p], k);
   return {
     suite: "mail",
     metric: `for comparison: proxy / direct, ${label}, proxy on its own CPU`,
