@@ -67,7 +67,6 @@ export interface Evaluation {
   readonly rulesText?: string;
 }
 
-
 const NOT_FOUND: LookupResult = { status: "not-found" };
 const NO_COOKIES: readonly string[] = Object.freeze([]);
 /** The directory view when the request names no identity. */
@@ -302,7 +301,7 @@ export class DecisionService {
     if (candidates.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId, candidates);
     const sync = this.syncDirectory;
     if (sync) return this.finish(this.applyPolicy(sync, candidates), req, mapped, state, requestId, candidates);
-    return this.lookup(candidates.map((c) => c.value)).then((view) => this.finish(view, req, mapped, state, requestId, candidates));
+    return this.lookup(candidates).then((view) => this.finish(view, req, mapped, state, requestId, candidates));
   }
 
   private finish(
@@ -343,10 +342,10 @@ export class DecisionService {
   }
 
   /** Resolve identities within the deadline; on failure apply the policy. */
-  private async lookup(ids: readonly string[]): Promise<DirectoryView> {
+  private async lookup(candidates: readonly { value: string }[]): Promise<DirectoryView> {
     try {
-      const view = await this.deadlines.race(resolveIdentities(this.o.directory, ids), this.lookupTimeoutMs);
-      return this.applyPolicy(view, ids.map((value) => ({ value })));
+      const view = await this.deadlines.race(resolveIdentities(this.o.directory, candidates.map((c) => c.value)), this.lookupTimeoutMs);
+      return this.applyPolicy(view, candidates);
     } catch (err) {
       this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
       const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";
