@@ -95,8 +95,8 @@ function dovecotCpu(master: number): number {
 
 // ------------------------------------------------------------------ CPU placement
 
-/** A process and its descendants, from the parent links in /proc. */
-function processTree(root: number): number[] {
+/** Processes and their descendants, from the parent links in /proc (read once). */
+function processTree(...roots: number[]): number[] {
   const children = new Map<number, number[]>();
   for (const d of readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
@@ -106,7 +106,7 @@ function processTree(root: number): number[] {
     list.push(Number(d));
     children.set(Number(f[1]), list);
   }
-  const out = [root];
+  const out = [...roots];
   for (let i = 0; i < out.length; i++) out.push(...(children.get(out[i]) ?? []));
   return out;
 }
@@ -122,18 +122,13 @@ function pin(pids: readonly number[], cpuList: string): void {
   }
 }
 
-/** This process's CPU list as taskset prints it ("0,1", "0-3"). */
-function cpuList(): string {
-  const out = execFileSync("taskset", ["-c", "-p", String(process.pid)], { encoding: "utf8" });
-  return out.slice(out.lastIndexOf(":") + 1).trim();
-}
-
-function tasksetAvailable(): boolean {
+/** This process's CPU list as taskset prints it ("0,1", "0-3"); undefined without taskset. */
+function cpuList(): string | undefined {
   try {
-    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
-    return true;
+    const out = execFileSync("taskset", ["-c", "-p", String(process.pid)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return out.slice(out.lastIndexOf(":") + 1).trim();
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -510,7 +505,6 @@ function shapeRows(label: string, messages: readonly Buffer[], r: ShapeResult, p
 function pinnedRow(label: string, messages: readonly Buffer[], r: ShapeResult): BenchRow {
   const { mbps, ratiosOf, cpu } = shapeStats(messages, r);
   const ratios = ratiosOf("proxied");
-  const cpuMs = (p: Path, k: keyof Cpu) => cpu(r[p], k);
   return {
     suite: "mail",
     metric: `for comparison: proxy / direct, ${label}, proxy on its own CPU`,
@@ -519,8 +513,8 @@ function pinnedRow(label: string, messages: readonly Buffer[], r: ShapeResult): 
     note:
       `curl + Dovecot on CPU 0 in every path, the proxy (or relay) on CPU 1; direct ${median(r.direct.map(mbps)).toFixed(0)} MB/s, proxy ${median(r.proxied.map(mbps)).toFixed(0)} MB/s; ` +
       `per-run ratios ${ratios.map((x) => x.toFixed(2)).join(" ")}; relays onread ${median(ratiosOf("onread")).toFixed(2)}, pipe ${median(ratiosOf("pipe")).toFixed(2)}; ` +
-      `CPU ms/MB direct curl ${cpuMs("direct", "curl").toFixed(2)} + dovecot ${cpuMs("direct", "dovecot").toFixed(2)}, ` +
-      `proxied curl ${cpuMs("proxied", "curl").toFixed(2)} + dovecot ${cpuMs("proxied", "dovecot").toFixed(2)} + proxy ${(cpuMs("proxied", "proxyUser") + cpuMs("proxied", "proxySys")).toFixed(2)}`,
+      `CPU ms/MB direct curl ${cpu(r.direct, "curl").toFixed(2)} + dovecot ${cpu(r.direct, "dovecot").toFixed(2)}, ` +
+      `proxied curl ${cpu(r.proxied, "curl").toFixed(2)} + dovecot ${cpu(r.proxied, "dovecot").toFixed(2)} + proxy ${(cpu(r.proxied, "proxyUser") + cpu(r.proxied, "proxySys")).toFixed(2)}`,
   };
 }
 
@@ -568,13 +562,13 @@ export default async function bench(): Promise<BenchRow[]> {
     // Last, so nothing above runs pinned: this process (which forks curl) and Dovecot's processes on
     // CPU 0, the proxy and the relays on CPU 1. This process is set back in `finally`.
     const pinnedRows: BenchRow[] = [];
-    if (cpus().length < 2 || !tasksetAvailable()) {
+    pinnedFrom = cpus().length >= 2 ? cpuList() : undefined;
+    if (pinnedFrom === undefined) {
       pinnedRows.push({ suite: "mail", metric: "skipped: proxy on its own CPU (needs 2 CPUs and taskset)", value: 0, unit: "" });
     } else {
-      pinnedFrom = cpuList();
       pin([process.pid], "0");
       pin(processTree(east.pid), "0");
-      pin([proxy.pid, pipe.pid, onread.pid].flatMap(processTree), "1");
+      pin(processTree(proxy.pid, pipe.pid, onread.pid), "1");
       const pa = await fetchAll(ports, USERS.alice, uniform, pids, join(dir, "fetched"));
       const pm = await fetchAll(ports, MIA, mixed, pids, join(dir, "fetched"));
       pinnedRows.push(pinnedRow("50 x 1 MB", uniform, pa), pinnedRow("50 MB mixed sizes", mixed, pm));
