@@ -18,6 +18,7 @@ import { pino } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { HostPort } from "../flags.js";
 import { openRuntimeState } from "../runtime-state.js";
+import { UsageError } from "../errors.js";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max).optional();
 
@@ -191,7 +192,7 @@ export function register(program: Command): void {
     const parsed = MailProxyFlags.safeParse(raw);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+      throw new UsageError(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
     }
     const running = await startMailProxy(parsed.data, directoryOptionsFromFlags(raw as DirectoryFlags));
     for (const l of running.proxy.addresses()) process.stdout.write(`${l.name} on ${l.host}:${l.port}\n`);

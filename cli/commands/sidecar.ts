@@ -19,6 +19,7 @@ import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { HostPort } from "../flags.js";
 import { openRuntimeState } from "../runtime-state.js";
+import { UsageError } from "../errors.js";
 
 const SidecarFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory").optional(),
@@ -118,7 +119,7 @@ export function register(program: Command): void {
     const parsed = SidecarFlags.safeParse(raw);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+      throw new UsageError(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
     }
     const running = await startSidecar(parsed.data, directoryOptionsFromFlags(raw as DirectoryFlags));
     process.stdout.write(`sidecar gRPC on ${parsed.data.listen.host}:${running.grpcPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);

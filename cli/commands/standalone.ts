@@ -32,6 +32,7 @@ import {
   type DirectoryOptions,
 } from "../../sidecar/directory/open-directory.js";
 import type { MailboxDirectory } from "../../sidecar/directory/types.js";
+import { UsageError } from "../errors.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
@@ -357,7 +358,7 @@ export function register(program: Command): void {
     const parsed = StandaloneFlags.safeParse(raw);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
+      throw new UsageError(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
     }
     // Logs (JSON) to stderr; stdout keeps the human summary.
     const log = pino({ level: parsed.data.logLevel }, pino.destination(2));
