@@ -1,6 +1,6 @@
 // The decision engine: pure and synchronous over data already looked up (the caller resolves
 // identityCandidates(req) with resolveIdentities() first). Never throws: an internal failure is an
-// `error` decision with status 503. The rules it applies are in ../../../shared/RULES.md and the
+// `error` decision with status 503. The rules it applies are defined in docs/rules.md and the
 // choices it makes where they leave room are in docs/decisions.md.
 import type { Service } from "../../crds/index.js";
 import type { DatabaseInfo, ServerInfo, Topology } from "../../model/topology/types.js";

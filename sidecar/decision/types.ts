@@ -3,7 +3,7 @@
 import type { Service } from "../../crds/index.js";
 import type { RewriteName } from "../../model/topology/names.js";
 
-/** Stable rule IDs from ../shared/RULES.md, plus engine steps that are not rules. */
+/** Stable rule IDs defined in docs/rules.md (Exchange rules and the engine's own R-ENG-* steps). */
 export type RuleId = `R-${string}`;
 
 /** One client request, as the gateway sees it (HTTP from Envoy's CheckRequest, or a mail login). */
