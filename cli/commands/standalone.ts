@@ -17,7 +17,7 @@ import { z } from "zod";
 import { ControlPlane, type DownListSource } from "../../operator/controlplane.js";
 import { HealthProber } from "../../operator/health/prober.js";
 import { FileProvider } from "../../operator/provider/file-provider.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { bootstrap, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
@@ -31,7 +31,7 @@ import {
   type DirectoryFlags,
   type DirectoryOptions,
 } from "../../sidecar/directory/open-directory.js";
-import type { MailboxDirectory } from "../../sidecar/directory/types.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 

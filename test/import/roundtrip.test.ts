@@ -11,7 +11,7 @@ import { runImport } from "../../cli/commands/import.js";
 import { runValidate } from "../../cli/commands/validate.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { decide } from "../../sidecar/decision/engine.js";
-import { healthFromDown } from "../../sidecar/health.js";
+import { healthFromDown } from "../../model/health.js";
 import type { ClientRequest, Decision } from "../../sidecar/decision/types.js";
 import { CONTOSO_DIR, CONTOSO_IMPORT_ARGS, EXPORTS_DIR, exportsOf, readContoso } from "./example-exports.js";
 
