@@ -17,14 +17,14 @@ import { z } from "zod";
 import { ControlPlane, type DownListSource } from "../../operator/controlplane.js";
 import { HealthProber } from "../../operator/health/prober.js";
 import { FileProvider } from "../../operator/provider/file-provider.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { bootstrap, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { MailProxy } from "../../sidecar/mail/index.js";
 import { directoryOptionsFromFlags, isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
-import type { MailboxDirectory } from "../../sidecar/directory/types.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
 import { addOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);

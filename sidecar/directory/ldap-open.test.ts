@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CachedDirectory } from "./cached-directory.js";
-import { CsvDirectory } from "./csv-directory.js";
+import { CsvDirectory } from "../../model/directory/csv-directory.js";
 import { DirectoryConfigError, openDirectory } from "./open-directory.js";
 
 const CSV = new URL("../../examples/contoso/mailboxes.csv", import.meta.url).pathname;

@@ -8,9 +8,9 @@ import type { Logger } from "pino";
 import { type Registry, register as defaultRegistry } from "prom-client";
 import { z } from "zod";
 import { CachedDirectory } from "./cached-directory.js";
-import { loadCsvDirectory } from "./csv-directory.js";
+import { loadCsvDirectory } from "../../model/directory/csv-directory.js";
 import { LdapDirectory } from "./ldap-directory.js";
-import type { MailboxDirectory } from "./types.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
 
 const ms = (max: number) => z.number().int().nonnegative().max(max);
 

@@ -2,10 +2,11 @@
 // let the decision engine choose the target (R-POP-1..5, R-GEN-2, health), connect to the target's
 // internalConnectionSettings and replay the authentication there.
 import type { Logger } from "pino";
-import type { Topology } from "../../operator/topology/types.js";
-import type { ClientRequest, Decision, HealthView, RouteDecision } from "../decision/types.js";
-import { resolveIdentities, type DirectoryView, type MailboxDirectory } from "../directory/types.js";
-import type { StateSource } from "../state.js";
+import type { Topology } from "../../model/topology/types.js";
+import type { HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision, RouteDecision } from "../decision/types.js";
+import { resolveIdentities, type DirectoryView, type MailboxDirectory } from "../../model/directory/types.js";
+import type { StateSource } from "../../model/state.js";
 import { imapBackendLogin, pop3BackendLogin, type BackendLogin, type BackendTarget } from "./backend.js";
 import type { MailProtocol } from "./config.js";
 import type { LoginOutcome } from "./metrics.js";

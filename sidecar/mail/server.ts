@@ -7,8 +7,8 @@ import { createServer as createNetServer, type Server, type Socket } from "node:
 import type { Duplex } from "node:stream";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
 import { pino, type Logger } from "pino";
-import type { MailboxDirectory } from "../directory/types.js";
-import type { StateSource } from "../state.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
+import type { StateSource } from "../../model/state.js";
 import { MailLimits, MailListener, MailPolicy, type MailListenerInput } from "./config.js";
 import { RELAY_HIGH_WATER_MARK } from "./backend.js";
 import { LineConnection } from "./connection.js";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { MailProxyFlags, startMailProxy } from "../../cli/commands/mail-proxy.js";
 import { StandaloneFlags, startStandalone } from "../../cli/commands/standalone.js";
-import { gatewayStateResource } from "../../operator/xds/server/gateway-state.js";
+import { gatewayStateResource } from "../../model/gateway-state.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { Snapshot } from "../../operator/xds/server/snapshot.js";
 import { dovecotAvailable, freePort } from "./dovecot.js";

@@ -8,8 +8,8 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TYPE_URLS } from "../../operator/xds/server/resources.js";
-import { GATEWAY_STATE_TYPE_URL } from "../../operator/xds/server/gateway-state.js";
-import { decodeEnvoy } from "../../operator/xds/server/protos.js";
+import { GATEWAY_STATE_TYPE_URL } from "../../model/gateway-state.js";
+import { decodeEnvoy } from "../../model/ads-protos.js";
 import { adsClient, TestStream, type SotwResponse } from "./ads-test-client.js";
 
 let dir: string;
