@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { k8sName } from "../../crds/index.js";
 import { formatProblem, importToDirectory, type ImportOptions } from "../../importer/index.js";
+import { addOptions, defineOptions, flagName } from "../options/index.js";
 
 const Pair = (what: string) =>
   z
@@ -26,15 +27,28 @@ const MailEndpoint = z
   })
   .refine((m) => m.port >= 1 && m.port <= 65535, "port must be 1-65535");
 
-export const ImportFlags = z.object({
-  from: z.string().min(1, "--from needs the directory of exports"),
-  out: z.string().min(1, "--out needs a directory"),
-  namespace: k8sName.optional(),
-  hostname: z.array(Pair("SITE=HOST, e.g. usa=mail.contoso.com")).default([]),
-  serverSite: z.array(Pair("SERVER=SITE, e.g. E2003=USA")).default([]),
-  exchange2003Pop3: MailEndpoint.optional(),
-  exchange2003Imap4: MailEndpoint.optional(),
+/** The command's options, defined once (cli/options/define.ts): flags, help and schema together. */
+export const importOptions = defineOptions("import", {
+  from: { flags: "-f, --from <dir>", help: "directory of the exports (<cmdlet>.xml files, as scripts/Export-CasTopology.ps1 writes them)", required: true, schema: z.string().min(1, "needs the directory of exports") },
+  out: { flags: "-o, --out <dir>", help: "directory to write the manifests to (replaced as a whole; created when missing)", required: true, schema: z.string().min(1, "needs a directory") },
+  namespace: { flags: "-n, --namespace <ns>", help: "metadata.namespace of every object", schema: k8sName.optional() },
+  hostname: {
+    flags: "--hostname <site=host>",
+    help: "a front-door host name of a site beyond its ExternalUrl hosts (repeatable)",
+    repeatable: true,
+    schema: z.array(Pair("SITE=HOST, e.g. usa=mail.contoso.com")).default([]),
+  },
+  serverSite: {
+    flags: "--server-site <server=site>",
+    help: "the site of a server whose export names none, e.g. Exchange 2003 (repeatable)",
+    repeatable: true,
+    schema: z.array(Pair("SERVER=SITE, e.g. E2003=USA")).default([]),
+  },
+  exchange2003Pop3: { flags: "--exchange2003-pop3 <port:enc>", help: "POP3 of every Exchange 2003 server, which no cmdlet exports, e.g. 995:SSL", schema: MailEndpoint.optional() },
+  exchange2003Imap4: { flags: "--exchange2003-imap4 <port:enc>", help: "IMAP4 of every Exchange 2003 server, e.g. 993:SSL", schema: MailEndpoint.optional() },
 });
+
+export const ImportFlags = z.object(importOptions.shape);
 export type ImportFlags = z.input<typeof ImportFlags>;
 
 export interface ImportRun {
@@ -46,7 +60,7 @@ export interface ImportRun {
 export async function runImport(raw: ImportFlags): Promise<ImportRun> {
   const parsed = ImportFlags.safeParse(raw);
   if (!parsed.success) {
-    const msg = parsed.error.issues.map((i) => `--${String(i.path[0] ?? "").replace(/[A-Z0-9]+/g, (c) => `-${c.toLowerCase()}`)}: ${i.message}`);
+    const msg = parsed.error.issues.map((i) => `${flagName(String(i.path[0] ?? ""))}: ${i.message}`);
     return { exitCode: 2, stdout: "", stderr: `${msg.join("\n")}\n` };
   }
   const f = parsed.data;
@@ -78,25 +92,16 @@ export async function runImport(raw: ImportFlags): Promise<ImportRun> {
   return { exitCode: 0, stdout: summary, stderr: warn };
 }
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command("import")
     .description(
-      "Turn Exchange Management Shell exports (Export-Clixml of Get-ExchangeServer, Get-*VirtualDirectory, Get-OutlookAnywhere, Get-PopSettings, Get-ImapSettings, Get-MailboxDatabase, Get-ADSite; scripts/Export-CasTopology.ps1 writes them) into casgateway.io manifests: one file per site plus databases.yaml. Nothing is written when any export has an error.",
-    )
-    .requiredOption("-f, --from <dir>", "directory of the exports (<cmdlet>.xml files)")
-    .requiredOption("-o, --out <dir>", "directory to write the manifests to (replaced as a whole; created when missing)")
-    .option("-n, --namespace <ns>", "metadata.namespace of every object")
-    .option("--hostname <site=host>", "a front-door host name of a site beyond its ExternalUrl hosts (repeatable)", collect, [])
-    .option("--server-site <server=site>", "the site of a server whose export names none, e.g. Exchange 2003 (repeatable)", collect, [])
-    .option("--exchange2003-pop3 <port:enc>", "POP3 of every Exchange 2003 server, which no cmdlet exports, e.g. 995:SSL")
-    .option("--exchange2003-imap4 <port:enc>", "IMAP4 of every Exchange 2003 server, e.g. 993:SSL")
-    .action(async (opts: ImportFlags) => {
-      const r = await runImport(opts);
-      if (r.stderr) process.stderr.write(r.stderr);
-      if (r.stdout) process.stdout.write(r.stdout);
-      process.exitCode = r.exitCode;
-    });
+      "Turn Exchange Management Shell exports (Export-Clixml of Get-ExchangeServer, Get-*VirtualDirectory, Get-OutlookAnywhere, Get-PopSettings, Get-ImapSettings, Get-MailboxDatabase, Get-ADSite; scripts/Export-CasTopology.ps1 writes them) into casgateway.io manifests: one file per site plus databases.yaml. Nothing is written when any export has an error. docs/import.md.",
+    );
+  addOptions(cmd, importOptions).action(async (opts: ImportFlags) => {
+    const r = await runImport(opts);
+    if (r.stderr) process.stderr.write(r.stderr);
+    if (r.stdout) process.stdout.write(r.stdout);
+    process.exitCode = r.exitCode;
+  });
 }
