@@ -225,27 +225,69 @@ function nodeAt(doc: Document.Parsed, path: readonly string[]): Node | undefined
 
 const MANIFEST_RE = /\.(ya?ml|json)$/i;
 
-/** Every *.yaml, *.yml and *.json file below dir (recursively, sorted, hidden entries skipped). */
-export async function listManifestFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
+export interface ManifestListing {
+  /** Manifest files, sorted (paths as reached from dir, symbolic links not resolved). */
+  readonly files: string[];
+  /** Broken links and link loops, one error each. */
+  readonly problems: ManifestError[];
+}
+
+/**
+ * Every *.yaml, *.yml and *.json file below dir (recursively, sorted, hidden entries skipped).
+ * Symbolic links are followed, as a Kubernetes ConfigMap volume needs (`x.yaml -> ..data/x.yaml`,
+ * `..data -> ..2026_12_05_...`: the hidden entries themselves are reached only through the links); a
+ * link that leads back into a directory being walked is a loop, refused with an error.
+ */
+export async function listManifestTree(dir: string): Promise<ManifestListing> {
+  const files: string[] = [];
+  const problems: ManifestError[] = [];
+  const problem = (file: string, message: string) => problems.push({ file, line: 1, column: 1, field: "(file)", message });
+  const walk = async (d: string, ancestors: ReadonlyMap<string, string>) => {
     const entries = await readdir(d, { withFileTypes: true });
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       if (e.name.startsWith(".")) continue;
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && MANIFEST_RE.test(e.name)) out.push(p);
+      let isDir = e.isDirectory();
+      let isFile = e.isFile();
+      if (e.isSymbolicLink()) {
+        try {
+          const s = await stat(p);
+          isDir = s.isDirectory();
+          isFile = s.isFile();
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (code === "ELOOP") problem(p, "symbolic link loop");
+          else if (MANIFEST_RE.test(e.name)) problem(p, `broken symbolic link (${code ?? String(err)})`);
+          continue;
+        }
+      }
+      if (isDir) {
+        const s = await stat(p);
+        const id = `${s.dev}:${s.ino}`;
+        const seen = ancestors.get(id);
+        if (seen !== undefined) {
+          problem(p, `symbolic link loop: leads back to ${seen}`);
+          continue;
+        }
+        await walk(p, new Map(ancestors).set(id, p));
+      } else if (isFile && MANIFEST_RE.test(e.name)) files.push(p);
     }
   };
-  await walk(dir);
-  return out;
+  const top = await stat(dir);
+  await walk(dir, new Map([[`${top.dev}:${top.ino}`, dir]]));
+  return { files, problems };
+}
+
+/** Every manifest file below dir (see listManifestTree; broken links and loops left out). */
+export async function listManifestFiles(dir: string): Promise<string[]> {
+  return (await listManifestTree(dir)).files;
 }
 
 /** Read and validate every manifest file below dir. Paths in errors are relative to dir's parent-less form given. */
 export async function loadManifestDir(dir: string, opts: ManifestOptions = {}): Promise<ManifestSet> {
-  const files = await listManifestFiles(dir);
+  const { files, problems } = await listManifestTree(dir);
   const objects: SourcedObject[] = [];
-  const errors: ManifestError[] = [];
+  const errors: ManifestError[] = [...problems];
   for (const f of files) {
     const display = join(dir, relative(dir, f));
     let text: string;
