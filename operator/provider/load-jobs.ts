@@ -1,5 +1,5 @@
 // What the file provider asks its worker threads (load-worker.ts) and what they answer.
-import type { CsvDirectoryParts } from "../../sidecar/directory/csv-directory.js";
+import type { CsvDirectoryParts } from "../../model/directory/csv-directory.js";
 import type { ManifestDirRead, ReadManifestOptions } from "./read-manifests.js";
 
 export type LoadJob =

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { parentPort } from "node:worker_threads";
-import { CsvDirectoryError, loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import { CsvDirectoryError, loadCsvDirectory } from "../../model/directory/csv-directory.js";
 import { readManifestDir } from "./read-manifests.js";
 import type { CsvJobResult, LoadJob, WorkerReply } from "./load-jobs.js";
 

@@ -3,7 +3,7 @@
 // stamped (size, mtime) so the provider can tell whether the files changed while they were read.
 import { readFile, stat } from "node:fs/promises";
 import type { ApiObject } from "../../crds/index.js";
-import { buildTopology } from "../topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { listManifestTree, parseManifestText, type ManifestError, type ManifestSet, type SourcedObject } from "./manifests.js";
 import { locateProblem } from "./organisation.js";
 
