@@ -17,6 +17,7 @@ import {
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
+import { drainedRoute } from "../../sidecar/drain/envoy-drain.js";
 import { HostPort } from "../flags.js";
 import { openRuntimeState } from "../runtime-state.js";
 
@@ -36,6 +37,7 @@ const SidecarFlags = z.object({
   down: z.array(z.string().min(1)),
   extProcBufferedBody: z.boolean().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+  drainedFile: z.string().min(1).optional(),
 }).refine((f) => (f.manifests === undefined) !== (f.xds === undefined), {
   message: "give exactly one of --manifests (standalone) or --xds (state from the control plane)",
   path: ["manifests"],
@@ -80,7 +82,13 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
     ...(flags.extProcBufferedBody ? { extProcBufferedBody: true } : {}),
   });
   const grpcPort = await server.start(flags.listen.port, flags.listen.host);
-  const admin = new AdminServer({ registry: metrics.registry, ready: () => server.ready(), host: flags.admin.host, port: flags.admin.port });
+  const admin = new AdminServer({
+    registry: metrics.registry,
+    ready: () => server.ready(),
+    host: flags.admin.host,
+    port: flags.admin.port,
+    ...(flags.drainedFile ? { routes: new Map([["/shutdown/drained", drainedRoute(flags.drainedFile)]]) } : {}),
+  });
   const { port: adminPort } = await admin.start();
   logger.info({ grpcPort, adminPort, source: flags.manifests ? "files" : `xds ${flags.xds}` }, "sidecar started");
   return {
@@ -113,7 +121,8 @@ export function register(program: Command): void {
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
-    .option("--log-level <level>", "pino log level", "info");
+    .option("--log-level <level>", "pino log level", "info")
+    .option("--drained-file <file>", "serve GET /shutdown/drained on the admin port: waits until `cas-gateway envoy-drain` has written this file (the gateway pod's preStop hooks)");
   addDirectoryFlags(cmd, { required: true }).action(async (raw: Record<string, unknown>) => {
     const parsed = SidecarFlags.safeParse(raw);
     if (!parsed.success) {
