@@ -8,10 +8,11 @@ import { register as render } from "./render.js";
 import { register as operator } from "./operator.js";
 import { register as standalone } from "./standalone.js";
 import { register as importExports } from "./import.js";
+import { register as envoyDrain } from "./envoy-drain.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator, standalone, importExports];
+const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator, standalone, importExports, envoyDrain];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);
