@@ -1,5 +1,7 @@
 // `cas-gateway explain --manifests DIR --directory FILE --url URL [--user U] [--header 'K: V']...
 //   [--method M] [--body-file F] [--site NAME] [--down server[/Service]]... [--pin SERVER] [--json]`
+// Or `cas-gateway explain --gateway http://HOST:ADMINPORT --url URL ...`: the running gateway decides
+// (POST /explain), against what it has in force.
 // Runs the decision engine on one request and prints the decision, the numbered trace and the rules:
 // what an administrator runs to answer "why did this user get that page?".
 // pop3://host and imap://host URLs explain a POP3/IMAP4 login (--user is the login name).
@@ -24,8 +26,18 @@ const HeaderFlag = z
 const DownFlag = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(\/[A-Za-z0-9]+)?$/, "must be server or server/Service");
 
 export const ExplainFlags = z.object({
-  manifests: z.string().min(1, "--manifests needs a directory"),
-  directory: z.string().min(1, "--directory needs the mailbox CSV file"),
+  manifests: z.string().min(1, "--manifests needs a directory").optional(),
+  directory: z.string().min(1, "--directory needs the mailbox CSV file").optional(),
+  gateway: z
+    .string()
+    .refine((u) => {
+      try {
+        return ["http:", "https:"].includes(new URL(u).protocol);
+      } catch {
+        return false;
+      }
+    }, "--gateway must be the admin address of a running gateway, e.g. http://127.0.0.1:9902")
+    .optional(),
   url: z
     .string()
     .min(1)
@@ -119,6 +131,15 @@ export async function runExplain(raw: ExplainFlags): Promise<ExplainResult> {
     return { exitCode: 2, stdout: "", stderr: `${msg}\n` };
   }
   const flags = parsed.data;
+  if (flags.gateway) {
+    if (flags.manifests || flags.directory || flags.down.length > 0) {
+      return { exitCode: 2, stdout: "", stderr: "--gateway asks the running gateway, which uses its own configuration, directory and health: leave out --manifests, --directory and --down\n" };
+    }
+    return explainRemote(flags.gateway, flags);
+  }
+  if (!flags.manifests || !flags.directory) {
+    return { exitCode: 2, stdout: "", stderr: "either --gateway http://HOST:PORT (a running gateway's admin port) or both --manifests DIR and --directory FILE\n(run 'cas-gateway explain --help' for the options)\n" };
+  }
   const org = await loadOrganisation(flags.manifests, flags.directory);
   let stderr = "";
   if (!org.directory) {
@@ -153,14 +174,62 @@ export async function runExplain(raw: ExplainFlags): Promise<ExplainResult> {
   return { exitCode: 0, stdout, stderr, decision };
 }
 
+/** Ask a running gateway (POST /explain on its admin port): the configuration, directory, health and pins in force there. */
+async function explainRemote(gateway: string, flags: z.output<typeof ExplainFlags>): Promise<ExplainResult> {
+  let body: string | undefined;
+  if (flags.bodyFile) {
+    try {
+      body = await readFile(flags.bodyFile, "utf8");
+    } catch (err) {
+      return { exitCode: 2, stdout: "", stderr: `--body-file ${flags.bodyFile}: ${err instanceof Error ? err.message : String(err)}\n` };
+    }
+  }
+  const query = {
+    url: flags.url,
+    ...(flags.user ? { user: flags.user } : {}),
+    header: flags.header.map(([k, v]) => `${k}: ${v}`),
+    ...(flags.method ? { method: flags.method } : {}),
+    ...(flags.site ? { site: flags.site } : {}),
+    ...(flags.pin ? { pin: flags.pin } : {}),
+    ...(flags.mechanism ? { mechanism: flags.mechanism } : {}),
+    ...(flags.sourceIp ? { sourceIp: flags.sourceIp } : {}),
+    ...(body !== undefined ? { body } : {}),
+  };
+  const url = new URL("/explain", gateway);
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(query), signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    const why = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+    return { exitCode: 1, stdout: "", stderr: `--gateway ${gateway}: cannot reach the gateway's admin port (${why}); is it running, and is this its --admin-port?\n` };
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { exitCode: 1, stdout: "", stderr: `--gateway ${gateway}: ${url.href} answered ${res.status} without JSON: ${text.slice(0, 200)}\n` };
+  }
+  if (!res.ok) {
+    const err = (json as { error?: string }).error ?? text;
+    return { exitCode: res.status === 400 ? 2 : 1, stdout: "", stderr: `--gateway ${gateway}: ${err}\n` };
+  }
+  const answer = z.object({ topologyVersion: z.string().nullable(), down: z.array(z.string()), text: z.string(), decision: z.unknown() }).safeParse(json);
+  if (!answer.success) return { exitCode: 1, stdout: "", stderr: `--gateway ${gateway}: unexpected answer from ${url.href}\n` };
+  const a = answer.data;
+  const stderr = `running gateway ${gateway}: topology version ${a.topologyVersion ?? "(none yet)"}; down: ${a.down.length ? a.down.join(", ") : "none"}\n`;
+  return { exitCode: 0, stdout: flags.json ? `${JSON.stringify(a.decision, null, 2)}\n` : a.text, stderr, decision: a.decision as Decision };
+}
+
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function register(program: Command): void {
   program
     .command("explain")
     .description("Decide one request the way the gateway would, and print the decision with its trace and rule IDs.")
-    .requiredOption("-m, --manifests <dir>", "directory of casgateway.io manifests (YAML)")
-    .requiredOption("-d, --directory <file>", "mailbox directory: Get-Mailbox | Export-Csv file")
+    .option("-m, --manifests <dir>", "directory of casgateway.io manifests (YAML); with --directory, instead of --gateway")
+    .option("-d, --directory <file>", "mailbox directory: Get-Mailbox | Export-Csv file")
+    .option("--gateway <url>", "ask a running gateway instead (its admin address, e.g. http://127.0.0.1:9902): the configuration, directory, health and pins in force there")
     .requiredOption("-u, --url <url>", "request URL, e.g. https://mail.contoso.com/owa/ (pop3://host or imap://host for a mail login)")
     .option("--user <user>", "authenticate as this user (Basic credentials; the POP3/IMAP4 login name)")
     .option("-H, --header <header>", "request header 'Name: value' (repeatable)", collect, [])

@@ -26,6 +26,8 @@ import { MailProxy } from "../../sidecar/mail/index.js";
 import { directoryOptionsFromFlags, isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
 import type { MailboxDirectory } from "../../model/directory/types.js";
 import { addOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
+import { answerExplain, readJsonBody, type ExplainContext } from "../admin/explain-endpoint.js";
+import { databaseViews } from "../admin/databases.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
@@ -280,6 +282,8 @@ export async function startStandalone(
         topologyProblems: v?.topology.problems ?? [],
         translationProblems: v?.translationProblems ?? [],
         down: v?.down ?? [],
+        // Where each database is active and where its copies are, with what is down (after a failover).
+        databases: v ? databaseViews(v.topology, v.down ?? []) : [],
         snapshot: v
           ? Object.fromEntries(
               v.snapshot.typeUrls().map((t) => [
@@ -298,8 +302,12 @@ export async function startStandalone(
     };
     const admin = http.createServer((req, res) => {
       const path = (req.url ?? "/").split("?")[0];
-      if (req.method !== "GET" && req.method !== "HEAD") {
-        res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+      if (path === "/explain" && req.method === "POST") {
+        void serveExplain(req, res, { service: () => authz.decisionService(), down: () => cp.current()?.down ?? [] });
+        return;
+      }
+      if (path === "/explain" || (req.method !== "GET" && req.method !== "HEAD")) {
+        res.writeHead(405, { allow: path === "/explain" ? "POST" : "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
         return;
       }
       if (path === "/healthz") res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
@@ -314,7 +322,7 @@ export async function startStandalone(
         );
       } else if (path === "/config_dump") {
         res.writeHead(200, { "content-type": "application/json" }).end(`${JSON.stringify(configDump(), null, 2)}\n`);
-      } else res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz /readyz /metrics /config_dump\n");
+      } else res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz /readyz /metrics /config_dump, POST /explain\n");
     });
     await new Promise<void>((resolve, reject) => {
       admin.once("error", reject);
@@ -362,6 +370,19 @@ export async function startStandalone(
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+/** POST /explain: JSON in, JSON out (cli/admin/explain-endpoint.ts). */
+async function serveExplain(req: http.IncomingMessage, res: http.ServerResponse, ctx: ExplainContext): Promise<void> {
+  const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(`${JSON.stringify(body, null, 2)}\n`);
+  try {
+    const body = await readJsonBody(req);
+    if (!body.ok) return void send(400, { error: body.error });
+    const r = await answerExplain(body.value, ctx);
+    send(r.status, r.body);
+  } catch (err) {
+    send(500, { error: err instanceof Error ? err.message : String(err) });
   }
 }
 

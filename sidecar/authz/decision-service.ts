@@ -68,6 +68,14 @@ export interface Evaluation {
   readonly rulesText?: string;
 }
 
+export interface Explanation {
+  readonly decision: Decision;
+  /** The state decided against (absent while the gateway is starting). */
+  readonly state?: GatewayState;
+  /** The server of a verified affinity cookie sent with the request. */
+  readonly pinnedServer?: string;
+}
+
 const NOT_FOUND: LookupResult = { status: "not-found" };
 const NO_COOKIES: readonly string[] = Object.freeze([]);
 /** The directory view when the request names no identity. */
@@ -303,6 +311,25 @@ export class DecisionService {
     const sync = this.syncDirectory;
     if (sync) return this.finish(this.applyPolicy(sync, candidates), req, mapped, state, requestId, candidates);
     return this.lookup(candidates).then((view) => this.finish(view, req, mapped, state, requestId, candidates));
+  }
+
+  /**
+   * "Why did this user get that?" against what is in force now: the same state (topology, health),
+   * directory (with its deadline and failure policy), verified affinity pin and receiving site as a
+   * Check, with the numbered trace on. Answers nothing to the client and writes no decision line.
+   */
+  async explain(request: ClientRequest, defaultSite?: string): Promise<Explanation> {
+    const state = this.o.state.current();
+    if (!state) return { decision: this.errorEvaluation(503, "The gateway is starting; try again shortly", "explain", ["R-SIDECAR-not-ready"]).decision };
+    let req = request;
+    const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
+    if (pin) req = { ...req, pinnedServer: pin.server };
+    const candidates = this.o.engine.identityCandidates(req);
+    const sync = this.syncDirectory;
+    const view = candidates.length === 0 ? NO_DIRECTORY : sync ? this.applyPolicy(sync, candidates) : await this.lookup(candidates);
+    const site = defaultSite ?? this.o.defaultSite;
+    const decision = this.o.engine.decide(req, state.topology, view, state.health, { candidates, trace: true, ...(site ? { defaultSite: site } : {}) });
+    return { decision, state, ...(pin ? { pinnedServer: pin.server } : {}) };
   }
 
   private finish(
