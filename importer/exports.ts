@@ -110,6 +110,7 @@ export function classifyExports(files: ReadonlyMap<string, Uint8Array>): ExportS
     values.forEach((v, i) => {
       const index = i + 1;
       if (v === null || typeof v !== "object") {
+        if (!named) return; // a file of something else: ignored below
         errors.push({ file, object: `object ${index}`, message: `is a ${v === null ? "null" : typeof v} value, not an Exchange object` });
         fileFailed = true;
         return;

@@ -25,10 +25,11 @@ export function formatProblem(p: ExportProblem): string {
 /** Read and map the exports in `from`; nothing is written. */
 export async function importExports(from: string, opts: ImportOptions = {}): Promise<ImportOutcome> {
   const set = await readExportDir(from);
-  const r = mapExports(set, opts);
-  if (set.objects.length === 0 && r.errors.length === 0) {
-    return { ...r, files: new Map(), errors: [{ file: from, object: "", message: "no export of a cmdlet cas-gateway import reads (Get-ExchangeServer.xml, Get-OwaVirtualDirectory.xml, ...)" }] };
+  if (set.objects.length === 0 && set.errors.length === 0) {
+    const error = { file: from, object: "", message: "no export of a cmdlet cas-gateway import reads (Get-ExchangeServer.xml, Get-OwaVirtualDirectory.xml, ...)" };
+    return { objects: [], files: new Map(), errors: [error], warnings: set.warnings };
   }
+  const r = mapExports(set, opts);
   return { ...r, files: r.errors.length > 0 ? new Map() : renderManifests(r.objects) };
 }
 

@@ -238,23 +238,33 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
   const serverSiteOpt = new Map((opts.serverSites ?? []).map(([srv, site]) => [srv.toLowerCase(), site]));
   const usedServerSiteOpt = new Set<string>();
   const k8sServerNames = new Map<string, string>();
+  const failedServers = new Set<string>(); // exported, but with an error already reported
   for (const s of by("Get-ExchangeServer")) {
+    const before = errors.length;
+    try {
+      mapServer(s);
+    } finally {
+      const n = s.optionalString("Name");
+      if (errors.length > before && n) failedServers.add(n.toLowerCase());
+    }
+  }
+  function mapServer(s: Source): void {
     const exchangeName = s.requiredString("Name");
     const fqdn = s.requiredString("Fqdn");
     const display = s.requiredString("AdminDisplayVersion");
     const roleValue = s.required("ServerRole");
     const siteValue = s.required("Site");
-    if (!exchangeName || !fqdn || !display || roleValue === undefined || siteValue === undefined) continue;
+    if (!exchangeName || !fqdn || !display || roleValue === undefined || siteValue === undefined) return;
     const key = exchangeName.toLowerCase();
     if (servers.has(key) || skippedServers.has(key)) {
       s.error(`server ${exchangeName} is exported twice`);
-      continue;
+      return;
     }
     const v = exchangeVersionOf(display);
     if ("unsupported" in v) {
       skippedServers.set(key, `runs Exchange ${v.unsupported}, which cas-gateway does not route to`);
       warnings.push({ file: s.file, object: s.label, message: `not imported: AdminDisplayVersion ${display} is Exchange ${v.unsupported}; cas-gateway knows 2003, 2007, 2010, 2013, 2016 and 2019` });
-      continue;
+      return;
     }
     const version = v.version;
     const exchangeRoles = (listForm(roleValue).length > 1 ? listForm(roleValue).map((x) => stringForm(x) ?? "") : (stringForm(roleValue) ?? "").split(","))
@@ -272,7 +282,7 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
     if (roles.size === 0) {
       skippedServers.set(key, `has neither the ClientAccess nor the Mailbox role (${exchangeRoles.join(", ") || "None"})`);
       warnings.push({ file: s.file, object: s.label, message: `not imported: ServerRole ${exchangeRoles.join(", ") || "None"} has neither ClientAccess nor Mailbox` });
-      continue;
+      return;
     }
     let siteRef = stringForm(siteValue)?.trim() ?? "";
     const optSite = serverSiteOpt.get(key);
@@ -284,24 +294,24 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
     }
     if (!siteRef) {
       s.error(`has no Site (Exchange ${version} servers may not say); name it with --server-site ${exchangeName}=SITE`);
-      continue;
+      return;
     }
     const site = siteFor(s, siteRef);
-    if (!site) continue;
+    if (!site) return;
     const name = k8sNameOf(exchangeName);
     if (!name) {
       s.error(`server name "${exchangeName}" has no Kubernetes form`);
-      continue;
+      return;
     }
     const clash = k8sServerNames.get(name);
     if (clash) {
       s.error(`servers ${clash} and ${exchangeName} both become ${name}`);
-      continue;
+      return;
     }
     k8sServerNames.set(name, exchangeName);
     if (!HOSTNAME_RE.test(fqdn)) {
       s.error(`Fqdn "${fqdn}" is not a DNS host name`);
-      continue;
+      return;
     }
     servers.set(key, {
       name,
@@ -323,6 +333,7 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
     const leaf = leafOfReference(ref);
     const rec = servers.get(leaf.toLowerCase());
     if (rec) return rec;
+    if (failedServers.has(leaf.toLowerCase())) return undefined;
     const skipped = skippedServers.get(leaf.toLowerCase());
     if (skipped) {
       warnings.push({ file: s.file, object: s.label, message: `not imported: its ${what} ${leaf} ${skipped}` });
