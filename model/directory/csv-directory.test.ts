@@ -208,10 +208,25 @@ describe("text-backed rows", () => {
     expect(d.databases().get("DB0")).toBe(Math.ceil(6000 / 7));
     expect(d.recordsInDatabase("DB3").map((r) => r.primarySmtpAddress).slice(0, 2)).toEqual(["u3@x.com", "u10@x.com"]);
   });
-  it("a later row with the same key wins", () => {
-    const d = parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName"\n"a@x.com","DB1","same"\n"b@x.com","DB2","same"\n`);
-    expect(d.find("same")).toMatchObject({ mailbox: { primarySmtpAddress: "b@x.com" } });
-    expect(d.find("a@x.com")).toMatchObject({ mailbox: { primarySmtpAddress: "a@x.com" } });
+  it("a key on two rows is an error naming both lines, not a silent split (issue 20, finding 8)", () => {
+    // Before: the address went to the last row and the sam name to the first, silently.
+    const e = thrown(() =>
+      parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName","EmailAddresses"\n"a@x.com","DB1","same",""\n"b@x.com","DB2","same","smtp:A@x.com"\n`, "m.csv"),
+    );
+    expect(e.message).toBe('m.csv:3: (duplicate): "same" is also on line 2: an address, UPN, sam name or ExchangeGuid belongs to one mailbox (and 1 more duplicate key)');
+    expect(thrown(() => parseCsvDirectory(`"PrimarySmtpAddress","Database"\n"a@x.com","DB1"\n"c@x.com","DB1"\n"A@X.com","DB2"\n`, "m.csv")).line).toBe(4);
+  });
+  it("one sam name in two domains is allowed (DOMAIN\\sam tells them apart)", () => {
+    const d = parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName","Domain"\n"a@x.com","DB1","same","EAST"\n"b@x.com","DB2","same","WEST"\n`);
+    expect(d.find("east\\same")).toMatchObject({ mailbox: { primarySmtpAddress: "a@x.com" } });
+    expect(d.find("WEST\\same")).toMatchObject({ mailbox: { primarySmtpAddress: "b@x.com" } });
+  });
+  it("parts() and fromParts() rebuild the same directory without parsing again", () => {
+    const d = parseCsvDirectory(TEXT, "mailboxes.csv");
+    const copy = CsvDirectory.fromParts(structuredClone(d.parts()));
+    expect(copy.size).toBe(2);
+    for (const id of ["alice@contoso.com", "CONTOSO\\alice", "bob", "9f9d51bc-70ef-21ca-5c14-f307980a29d8", "nobody"]) expect(copy.find(id)).toEqual(d.find(id));
+    expect(copy.databases()).toEqual(d.databases());
   });
 });
 
