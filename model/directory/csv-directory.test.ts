@@ -146,6 +146,15 @@ describe("CSV syntax (PapaParse underneath)", () => {
     const e = thrown(() => parseCsvDirectory(`${H}"a@x.com","DB"x,"",""\n`, "s.csv"));
     expect([e.line, e.field]).toEqual([2, "(csv)"]);
   });
+  it("a file delimited by ';' (Export-Csv -UseCulture) or tabs says which delimiter was expected and which was found", () => {
+    for (const [sep, name] of [[";", '";"'], ["\t", "a tab"]] as const) {
+      for (const header of [`"PrimarySmtpAddress"${sep}"Database"`, `PrimarySmtpAddress${sep}Database`]) {
+        const e = thrown(() => parseCsvDirectory(`#TYPE x\r\n${header}\r\n"a@x.com"${sep}"DB"\r\n`, "s.csv"));
+        expect([e.line, e.field]).toEqual([2, "(csv)"]);
+        expect(e.message).toContain(`expected "," as the delimiter (Export-Csv's default) but the header is delimited by ${name}; export again without -UseCulture/-Delimiter, or convert the file to commas`);
+      }
+    }
+  });
   it("an empty file or one with only the #TYPE line has no header: the required column is missing", () => {
     expect(thrown(() => parseCsvDirectory("", "e.csv")).field).toBe("PrimarySmtpAddress");
     expect(thrown(() => parseCsvDirectory("#TYPE x\r\n", "e.csv")).line).toBe(2);

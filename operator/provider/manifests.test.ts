@@ -40,6 +40,20 @@ describe("parseManifestText", () => {
     expect(parseManifestText(text, "m.yaml").objects).toEqual([]);
   });
 
+  it("a database whose activeServer is not one of its servers lists them", () => {
+    const db = `apiVersion: casgateway.io/v1alpha1
+kind: MailboxDatabase
+metadata:
+  name: db1
+spec:
+  activeServer: mbx03
+  servers: [mbx01, mbx02]
+`;
+    expect(errs(db)).toEqual([
+      'm.yaml:6:17: MailboxDatabase/db1: spec.activeServer: activeServer must be one of servers: "mbx03" is not in [mbx01, mbx02]; add it to servers or pick one of them',
+    ]);
+  });
+
   it("schema errors carry the line and column of the offending value", () => {
     expect(errs(CAS.replace('"2010"', '"2005"'))).toEqual([
       'm.yaml:8:20: ClientAccessServer/cas01: spec.exchangeVersion: Invalid option: expected one of "2003"|"2007"|"2010"|"2013"|"2016"|"2019"',
