@@ -9,8 +9,8 @@ import { API_GROUP, API_VERSION_NAME, KINDS, KIND_PLURALS, KIND_SCHEMAS, type Ap
 import { findUnknownFields, unknownFieldMessage } from "../../crds/unknown-fields.js";
 import type { ManifestError } from "../provider/manifests.js";
 import type { Provider, ProviderSnapshot } from "../provider/types.js";
-import type { Problem } from "../topology/types.js";
-import { CsvDirectoryError, parseCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import type { Problem } from "../../model/topology/types.js";
+import { CsvDirectoryError, parseCsvDirectory } from "../../model/directory/csv-directory.js";
 import { Informer, type InformerOptions, type RawObject } from "./informer.js";
 import { KubeRest } from "./rest.js";
 

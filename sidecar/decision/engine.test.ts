@@ -3,15 +3,16 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
-import { buildTopology } from "../../operator/topology/build.js";
-import type { Topology } from "../../operator/topology/types.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { Topology } from "../../model/topology/types.js";
 import type { ApiObject } from "../../crds/index.js";
-import type { DirectoryView } from "../directory/types.js";
-import { healthFromDown } from "../health.js";
+import type { DirectoryView } from "../../model/directory/types.js";
+import { healthFromDown } from "../../model/health.js";
 import { decide, type EngineOptions } from "./engine.js";
 import { buildNtlmAuthenticate } from "./ntlm.js";
 import { basic, buildOrg, directoryOf, httpReq, mailbox, mailReq, vd } from "./test-org.js";
-import { ALL_HEALTHY, type ClientRequest, type Decision, type HealthView } from "./types.js";
+import { ALL_HEALTHY, type HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision } from "./types.js";
 
 const EXAMPLE = new URL("../../examples/contoso/", import.meta.url).pathname;
 let contoso: Topology;
