@@ -22,7 +22,46 @@ const BootstrapOptionsSchema = z.object({
   nodeCluster: z.string().min(1, "node cluster is required"),
   xds: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }),
   adminPort: z.number().int().min(1).max(65535).optional(),
+  readyPort: z.number().int().min(1).max(65535).optional(),
 });
+
+/** The name of the bootstrap's static readiness listener. */
+export const READY_LISTENER = "cas-gateway/ready";
+
+function readyListener(port: number): Record<string, unknown> {
+  return {
+    name: READY_LISTENER,
+    address: { socket_address: { address: "0.0.0.0", port_value: port } },
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: {
+              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+              stat_prefix: "ready",
+              route_config: {
+                name: READY_LISTENER,
+                virtual_hosts: [{ name: "ready", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 404 } }] }],
+              },
+              http_filters: [
+                {
+                  name: "envoy.filters.http.health_check",
+                  typed_config: {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
+                    pass_through_mode: false,
+                    headers: [{ name: ":path", string_match: { exact: "/ready" } }],
+                  },
+                },
+                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
 
 export function bootstrap(input: BootstrapOptions): Bootstrap {
   const parsed = BootstrapOptionsSchema.safeParse(input);
@@ -42,6 +81,7 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
       lds_config: adsConfigSource(),
     },
     static_resources: {
+      ...(options.readyPort !== undefined ? { listeners: [readyListener(options.readyPort)] } : {}),
       clusters: [
         {
           name: XDS_CLUSTER,

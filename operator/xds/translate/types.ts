@@ -131,4 +131,11 @@ export interface BootstrapOptions {
   readonly xds: SocketAddr;
   /** Admin interface; always on loopback (default 127.0.0.1:9901). */
   readonly adminPort?: number;
+  /**
+   * A static listener on 0.0.0.0:readyPort answering GET /ready (Envoy's health_check filter, not
+   * passed through): 200 while Envoy serves, 503 once /healthcheck/fail or a drain began. Envoy
+   * starts listeners only after its first configuration arrived, so it is also the startup signal.
+   * The kubelet probes it over HTTP; the admin port stays on loopback.
+   */
+  readonly readyPort?: number;
 }
