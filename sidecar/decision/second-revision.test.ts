@@ -43,7 +43,7 @@ function org(opts: { aOwa?: Partial<VdirSpec>; bEasExt?: string | null; bEasAuth
           vd("Owa", { externalUrl: `https://${B}/owa`, ...FBA }),
           vd("Ecp", { externalUrl: `https://${B}/ecp`, ...FBA }),
           vd("ActiveSync", { externalUrl: opts.bEasExt === undefined ? `https://${B}/Microsoft-Server-ActiveSync` : opts.bEasExt, internalAuth: opts.bEasAuth ?? ["Ntlm"] }),
-          vd("Ews", { nlb: undefined }),
+          vd("Ews"),
         ],
       },
       {
@@ -124,7 +124,7 @@ describe("R-SEC-1, R-SEC-3: attack shapes are refused before anything else", () 
 
 describe("R-EAS-7, R-EAS-8: the protocol version decides the 451", () => {
   it("R-EAS-7: a 14.0+ device (header, base64 byte or nothing named) gets the 451", () => {
-    for (const h of [{ "ms-asprotocolversion": "14.1" }, { "ms-asprotocolversion": "16.1" }, {}]) {
+    for (const h of [{ "ms-asprotocolversion": "14.1" }, { "ms-asprotocolversion": "16.1" }, {}] as Record<string, string>[]) {
       const d = run(eas(A, "bea", h));
       expect(d).toMatchObject({ outcome: "redirect", kind: "eas451", url: `https://${B}/Microsoft-Server-ActiveSync` });
       expect(d.rules).toEqual(expect.arrayContaining(["R-EAS-7", "R-EAS-4", "R-EAS-8"]));
