@@ -7,7 +7,7 @@ import type { Topology } from "../../model/topology/types.js";
 import type { HealthView } from "../../model/health.js";
 import type { ClientRequest, Decision } from "../decision/types.js";
 import type { DirectoryView, LookupResult, MailboxDirectory } from "../../model/directory/types.js";
-import { resolveIdentities } from "../../model/directory/types.js";
+import { directoryDeadlineMs, resolveIdentities } from "../../model/directory/types.js";
 import type { GatewayState, StateSource } from "../../model/state.js";
 import { AFFINITY_PATHS, AffinitySigner, affinityPathFor } from "./affinity.js";
 import type { SidecarMetrics } from "./metrics.js";
@@ -345,7 +345,10 @@ export class DecisionService {
   /** Resolve identities within the deadline; on failure apply the policy. */
   private async lookup(candidates: readonly { value: string }[]): Promise<DirectoryView> {
     try {
-      const view = await this.deadlines.race(resolveIdentities(this.o.directory, candidates.map((c) => c.value)), this.lookupTimeoutMs);
+      // The directory gets most of the deadline and answers from its cache when its backend misses
+      // that (a hung LDAP server); the race below is the last resort for directories that cannot.
+      const lookups = resolveIdentities(this.o.directory, candidates.map((c) => c.value), { deadlineMs: directoryDeadlineMs(this.lookupTimeoutMs) });
+      const view = await this.deadlines.race(lookups, this.lookupTimeoutMs);
       return this.applyPolicy(view, candidates);
     } catch (err) {
       this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
