@@ -271,7 +271,7 @@ export class DecisionRenderer {
         if (target.protocol !== "https:") return answer("redirect-manual", pageResponse("redirect-manual", rules, manualRedirectPage(url), "redirect-manual"));
         const creds = credentialsOf(request);
         if (!creds) return answer("redirect-silent", silent(rules, url));
-        return answer(name, pageResponse(name, rules, ssoFormPage(url, creds), name));
+        return answer(name, pageResponse(name, rules, ssoFormPage(url, creds, undefined, d.ssoPostUrl), name));
       }
       default:
         return answer(name, pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error"));
