@@ -14,6 +14,7 @@ const REPO = join(CHART_DIR, "..", "..");
 const XDS_HOST = "cas-gateway-xds-placeholder";
 const XDS_PORT = 18000;
 const ADMIN_PORT = 9901;
+const READY_PORT = 19001;
 
 /** Generated file (relative to the chart) → expected content. */
 export function expectedGeneratedFiles(): Map<string, string> {
@@ -22,12 +23,13 @@ export function expectedGeneratedFiles(): Map<string, string> {
   for (const f of readdirSync(crdDir).filter((n) => /^casgateway\.io_.*\.yaml$/.test(n)).sort()) {
     out.set(join("crds", f), readFileSync(join(crdDir, f), "utf8"));
   }
-  const b = bootstrap({ nodeId: "cas-gateway", nodeCluster: "cas-gateway", xds: { address: XDS_HOST, port: XDS_PORT }, adminPort: ADMIN_PORT });
+  const b = bootstrap({ nodeId: "cas-gateway", nodeCluster: "cas-gateway", xds: { address: XDS_HOST, port: XDS_PORT }, adminPort: ADMIN_PORT, ready: { address: "0.0.0.0", port: READY_PORT } });
   const templated = b.yaml
     .replace(`address: ${XDS_HOST}`, `address: {{ include "cas-gateway.xdsHost" . }}`)
     .replace(`port_value: ${XDS_PORT}`, "port_value: {{ .Values.operator.xdsPort }}")
-    .replace(`port_value: ${ADMIN_PORT}`, "port_value: {{ .Values.gateway.envoy.adminPort }}");
-  if (templated.includes(XDS_HOST) || !templated.includes(".Values.operator.xdsPort") || !templated.includes(".Values.gateway.envoy.adminPort")) {
+    .replace(`port_value: ${ADMIN_PORT}`, "port_value: {{ .Values.gateway.envoy.adminPort }}")
+    .replace(`port_value: ${READY_PORT}`, "port_value: {{ .Values.gateway.envoy.readyPort }}");
+  if (templated.includes(XDS_HOST) || !templated.includes(".Values.operator.xdsPort") || !templated.includes(".Values.gateway.envoy.adminPort") || !templated.includes(".Values.gateway.envoy.readyPort")) {
     throw new Error("bootstrap layout changed: placeholders not found; update charts/cas-gateway/hack/sync.ts");
   }
   out.set(

@@ -22,7 +22,62 @@ const BootstrapOptionsSchema = z.object({
   nodeCluster: z.string().min(1, "node cluster is required"),
   xds: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }),
   adminPort: z.number().int().min(1).max(65535).optional(),
+  ready: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }).optional(),
 });
+
+/** Where the readiness listener answers GET /ready by default (a kubelet probes the pod IP). */
+export const DEFAULT_READY = { address: "0.0.0.0", port: 19001 } as const;
+export const READY_PATH = "/ready";
+export const READY_LISTENER = "cas-gateway/ready";
+
+const T = {
+  hcm: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+  healthCheck: "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
+  router: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+  httpOptions: "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+} as const;
+
+/**
+ * A static listener for probes: the health_check filter (not in pass-through mode) answers GET
+ * /ready itself, 200 while the server is live and 503 once it is draining (shutdown, or
+ * /healthcheck/fail on the admin port), and Envoy opens its listeners only after the initial xDS
+ * fetch has completed, so a 200 also means the configuration arrived. Anything else is a 404.
+ * Unlike the admin port, it exposes nothing but that one answer.
+ */
+function readyListener(at: { address: string; port: number }): Record<string, unknown> {
+  return {
+    name: READY_LISTENER,
+    address: { socket_address: { address: at.address, port_value: at.port } },
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: "envoy.filters.network.http_connection_manager",
+            typed_config: {
+              "@type": T.hcm,
+              stat_prefix: "ready",
+              route_config: {
+                name: "ready",
+                virtual_hosts: [{ name: "ready", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 404 } }] }],
+              },
+              http_filters: [
+                {
+                  name: "envoy.filters.http.health_check",
+                  typed_config: {
+                    "@type": T.healthCheck,
+                    pass_through_mode: false,
+                    headers: [{ name: ":path", string_match: { exact: READY_PATH } }],
+                  },
+                },
+                { name: "envoy.filters.http.router", typed_config: { "@type": T.router } },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
 
 export function bootstrap(input: BootstrapOptions): Bootstrap {
   const parsed = BootstrapOptionsSchema.safeParse(input);
@@ -47,19 +102,24 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
           name: XDS_CLUSTER,
           connect_timeout: "1s",
           type: isIP(xds.address) ? "STATIC" : "STRICT_DNS",
+          // gRPC needs HTTP/2; PING keep-alives find a dead control plane (or a silently dropped
+          // connection through a NAT/conntrack table) in seconds, and TCP keep-alives underneath.
           typed_extension_protocol_options: {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-              "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+              "@type": T.httpOptions,
               explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: "30s", timeout: "5s" } } },
             },
           },
+          upstream_connection_options: { tcp_keepalive: { keepalive_time: 60, keepalive_interval: 10, keepalive_probes: 3 } },
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.address, port_value: xds.port } } } }] }],
           },
         },
       ],
+      listeners: [readyListener(options.ready ?? DEFAULT_READY)],
     },
+    // Loopback only: the admin interface can stop the server and dump secrets' metadata.
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: options.adminPort ?? 9901 } } },
   };
   const { violations } = sharedCodec().encode("envoy.config.bootstrap.v3.Bootstrap", value);
