@@ -10,6 +10,7 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY crds ./crds
+COPY model ./model
 COPY operator ./operator
 COPY sidecar ./sidecar
 COPY cli ./cli

@@ -2,13 +2,14 @@
 // warm CsvDirectory of 10,000 mailboxes. Target: ≥ 300,000 decisions per CPU-second (median of runs).
 import { fileURLToPath } from "node:url";
 import { loadManifestDir } from "../operator/provider/manifests.js";
-import { buildTopology } from "../operator/topology/build.js";
-import { CsvDirectory } from "../sidecar/directory/csv-directory.js";
-import type { MailboxRecord } from "../sidecar/directory/types.js";
+import { buildTopology } from "../model/topology/build.js";
+import { CsvDirectory } from "../model/directory/csv-directory.js";
+import type { MailboxRecord } from "../model/directory/types.js";
 import { decide } from "../sidecar/decision/engine.js";
 import { encodeEasBase64Query } from "../sidecar/decision/eas-query.js";
 import { identityCandidates } from "../sidecar/decision/identity.js";
-import { ALL_HEALTHY, type ClientRequest } from "../sidecar/decision/types.js";
+import { ALL_HEALTHY } from "../model/health.js";
+import type { ClientRequest } from "../sidecar/decision/types.js";
 import { median, type BenchRow } from "./types.js";
 
 const TARGET = 300_000;

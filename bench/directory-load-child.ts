@@ -1,6 +1,6 @@
 // Child process for bench/directory.bench.ts: load one CSV export in a fresh process, as the sidecar
 // does at start, and print what it took as one JSON line.
-import { loadCsvDirectory } from "../sidecar/directory/csv-directory.js";
+import { loadCsvDirectory } from "../model/directory/csv-directory.js";
 
 const file = process.argv[2];
 if (!file) throw new Error("usage: directory-load-child.ts FILE");

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { cpus as cpuList, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
-import { loadCsvDirectory, type CsvDirectory } from "../sidecar/directory/csv-directory.js";
+import { loadCsvDirectory, type CsvDirectory } from "../model/directory/csv-directory.js";
 import { median, type BenchRow } from "./types.js";
 
 const DATABASES = Array.from({ length: 50 }, (_, i) => `DB-${String(i).padStart(2, "0")}`);

@@ -7,7 +7,7 @@ import { buildKubernetesSnapshot, ValidationCache } from "../operator/kubernetes
 import type { RawObject } from "../operator/kubernetes/informer.js";
 import { KubernetesOperator } from "../operator/kubernetes/runtime.js";
 import { computeStatus, indexProblems } from "../operator/status/conditions.js";
-import { buildTopology } from "../operator/topology/build.js";
+import { buildTopology } from "../model/topology/build.js";
 import { KubeApiserverStandin } from "../test/kube-apiserver-standin/server.js";
 import { contosoObjects, standinKubeConfig, waitFor } from "../test/kube-apiserver-standin/helpers.js";
 import { median, type BenchRow } from "./types.js";

@@ -150,12 +150,12 @@ interface ProxyProcess {
 
 const ROOT = join(import.meta.dirname, "..");
 
-/** Source files of the build (tsconfig.build.json: crds, operator, sidecar, cli; no tests) and the dist/ file each compiles to. */
+/** Source files of the build (tsconfig.build.json: crds, model, operator, sidecar, cli; no tests) and the dist/ file each compiles to. */
 function buildSources(dir = ROOT, out: string[] = []): string[] {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      if (dir !== ROOT || ["crds", "operator", "sidecar", "cli"].includes(e.name)) buildSources(p, out);
+      if (dir !== ROOT || ["crds", "model", "operator", "sidecar", "cli"].includes(e.name)) buildSources(p, out);
     } else if (dir !== ROOT && e.name.endsWith(".ts") && !e.name.endsWith(".test.ts") && !e.name.endsWith(".d.ts")) out.push(p);
   }
   return out;

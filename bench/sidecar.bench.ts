@@ -15,9 +15,9 @@ import { loadOrganisation } from "../operator/provider/organisation.js";
 import { BufferedDestination } from "../sidecar/authz/log-destination.js";
 import { createSidecarLogger } from "../sidecar/authz/logging.js";
 import { SidecarServer } from "../sidecar/authz/server.js";
-import { ALL_HEALTHY } from "../sidecar/decision/types.js";
+import { ALL_HEALTHY } from "../model/health.js";
 import { loadEnvoyServices, serializeCheckRequest } from "../sidecar/envoy-protos.js";
-import { SettableStateSource } from "../sidecar/state.js";
+import { SettableStateSource } from "../model/state.js";
 import { envoyCheckRequest } from "../test/sidecar/envoy-request.js";
 import { median, percentile, type BenchRow } from "./types.js";
 

@@ -1,7 +1,7 @@
 // buildTopology on a generated large organisation: 100 sites, 1,000 servers, 10,000 virtual
 // directories (10 services per server), 500 databases. Median of several runs.
 import type { ApiObject, Service } from "../crds/index.js";
-import { buildTopology } from "../operator/topology/build.js";
+import { buildTopology } from "../model/topology/build.js";
 import { median, percentile, type BenchRow } from "./types.js";
 
 const API = "casgateway.io/v1alpha1" as const;

@@ -4,7 +4,7 @@
 // would measure protobufjs, not the server); grpc-js still receives and reassembles every byte.
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
-import { adsService } from "../operator/xds/server/protos.js";
+import { adsService } from "../model/ads-protos.js";
 
 export interface Received {
   readonly typeUrl: string;

@@ -4,7 +4,7 @@
 // Resident memory is reported too.
 import { cpus, loadavg } from "node:os";
 import { KIND_SCHEMAS, type ApiObject, type Service } from "../crds/index.js";
-import { buildTopology } from "../operator/topology/build.js";
+import { buildTopology } from "../model/topology/build.js";
 import { envoyRoot, resetTranslationCaches, translate } from "../operator/xds/translate/index.js";
 import { median, type BenchRow } from "./types.js";
 

@@ -6,11 +6,11 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { formatError } from "../operator/provider/manifests.js";
 import { loadOrganisation } from "../operator/provider/organisation.js";
-import { loadCsvDirectory } from "../sidecar/directory/csv-directory.js";
+import { loadCsvDirectory } from "../model/directory/csv-directory.js";
 import { isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../sidecar/directory/open-directory.js";
-import type { DirectoryView, LookupResult, MailboxDirectory } from "../sidecar/directory/types.js";
-import { healthFromDown } from "../sidecar/health.js";
-import { SettableStateSource, type StateSource } from "../sidecar/state.js";
+import type { DirectoryView, LookupResult, MailboxDirectory } from "../model/directory/types.js";
+import { healthFromDown } from "../model/health.js";
+import { SettableStateSource, type StateSource } from "../model/state.js";
 import { XdsStateSource } from "../sidecar/state-xds-client.js";
 
 export interface RuntimeStateInput {

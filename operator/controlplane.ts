@@ -6,19 +6,19 @@ import { pino, type Logger } from "pino";
 import type { ApiObject } from "../crds/index.js";
 import type { ManifestError } from "./provider/manifests.js";
 import type { Provider, ProviderSnapshot } from "./provider/types.js";
-import { buildTopology } from "./topology/build.js";
-import type { Topology } from "./topology/types.js";
+import { buildTopology } from "../model/topology/build.js";
+import type { Topology } from "../model/topology/types.js";
 import { DEFAULT_GROUP, type SnapshotCache } from "./xds/server/cache.js";
-import { gatewayStateResource, gatewayStateVersion } from "./xds/server/gateway-state.js";
+import { gatewayStateResource, gatewayStateVersion } from "../model/gateway-state.js";
 import type { XdsResource } from "./xds/server/resources.js";
 import { Snapshot } from "./xds/server/snapshot.js";
 import type { EnvoyResources, TranslateOptions, XdsProblem } from "./xds/translate/types.js";
-import { healthFromDown } from "../sidecar/health.js";
-import { SettableStateSource, type StateSource } from "../sidecar/state.js";
+import { healthFromDown } from "../model/health.js";
+import { SettableStateSource, type StateSource } from "../model/state.js";
 
 /** What the control plane needs from a health prober: the current down-list, and changes to it. */
 export interface DownListSource {
-  /** Keys "server" or "server/Service" (sidecar/health.ts). */
+  /** Keys "server" or "server/Service" (model/health.ts). */
   down(): readonly string[];
   subscribe(listener: (down: readonly string[]) => void): () => void;
 }

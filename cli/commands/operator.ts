@@ -12,7 +12,7 @@ import { ControlPlane, type DownListSource } from "../../operator/controlplane.j
 import { HealthProber } from "../../operator/health/prober.js";
 import { KubernetesMetrics } from "../../operator/kubernetes/metrics.js";
 import { KubernetesOperator } from "../../operator/kubernetes/runtime.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { resolveOptions, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
 import { addEnvoyFlags, envoyFlagShape, envoyTranslateOptions, tlsPair } from "../envoy-flags.js";

@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { formatError } from "../../operator/provider/manifests.js";
 import { loadOrganisation, locateProblem } from "../../operator/provider/organisation.js";
-import type { Problem } from "../../operator/topology/types.js";
+import type { Problem } from "../../model/topology/types.js";
 import {
   bootstrap,
   resolveOptions,

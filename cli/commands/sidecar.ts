@@ -7,31 +7,23 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { AdminServer } from "../../operator/admin-server.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
-import { DEFAULT_LOOKUP_TIMEOUT_MS } from "../../sidecar/authz/decision-service.js";
-import {
-  addDirectoryFlags,
-  directoryOptionsFromFlags,
-  type DirectoryFlags,
-  type DirectoryOptions,
-} from "../../sidecar/directory/open-directory.js";
+import { directoryOptionsFromFlags, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { HostPort } from "../flags.js";
+import { addOptions, directoryOptions, parseFlags, sidecarOptions } from "../options/index.js";
 import { openRuntimeState } from "../runtime-state.js";
 
-const SidecarFlags = z.object({
+export const SidecarFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory").optional(),
   xds: z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, "expected HOST:PORT of the control plane's xDS service").optional(),
   nodeId: z.string().min(1).optional(),
   nodeCluster: z.string().min(1),
-  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv) or an ldap(s):// URL"),
+  ...directoryOptions.shape,
+  ...sidecarOptions.shape,
   listen: HostPort,
   admin: HostPort,
-  affinityKeyFile: z.string().min(1).optional(),
-  affinityTtl: z.coerce.number().int().min(60).max(7 * 86400),
-  lookupTimeoutMs: z.coerce.number().int().min(5).max(10_000),
-  onDirectoryFailure: z.enum(["fail-closed", "local"]),
   defaultSite: z.string().min(1).optional(),
   down: z.array(z.string().min(1)),
   extProcBufferedBody: z.boolean().optional(),
@@ -106,22 +98,14 @@ export function register(program: Command): void {
     .option("--node-cluster <name>", "xDS node cluster (the control plane groups nodes by it)", "cas-gateway")
     .option("--listen <host:port>", "gRPC listen address", "127.0.0.1:9001")
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9102")
-    .option("--affinity-key-file <file>", "HMAC key for affinity cookies (>= 32 bytes; a mounted Secret). Without it a random per-process key is used")
-    .option("--affinity-ttl <seconds>", "affinity pin lifetime", "28800")
-    .option("--lookup-timeout-ms <ms>", "directory look-up deadline; keep below Envoy's ext_authz timeout (default 200 ms)", String(DEFAULT_LOOKUP_TIMEOUT_MS))
-    .option("--on-directory-failure <policy>", "fail-closed (503) or local (serve from the receiving site)", "fail-closed")
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
     .option("--log-level <level>", "pino log level", "info");
-  addDirectoryFlags(cmd, { required: true }).action(async (raw: Record<string, unknown>) => {
-    const parsed = SidecarFlags.safeParse(raw);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
-    }
-    const running = await startSidecar(parsed.data, directoryOptionsFromFlags(raw as DirectoryFlags));
-    process.stdout.write(`sidecar gRPC on ${parsed.data.listen.host}:${running.grpcPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);
+  addOptions(cmd, directoryOptions, sidecarOptions).action(async (raw: Record<string, unknown>) => {
+    const flags = parseFlags(SidecarFlags, raw);
+    const running = await startSidecar(flags, directoryOptionsFromFlags(flags));
+    process.stdout.write(`sidecar gRPC on ${flags.listen.host}:${running.grpcPort}, admin on ${flags.admin.host}:${running.adminPort}\n`);
     process.on("SIGHUP", () => void running.reload());
     const stop = () => {
       void running.stop().then(() => process.exit(0));

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import type { Command } from "commander";
@@ -17,42 +17,38 @@ import { z } from "zod";
 import { ControlPlane, type DownListSource } from "../../operator/controlplane.js";
 import { HealthProber } from "../../operator/health/prober.js";
 import { FileProvider } from "../../operator/provider/file-provider.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { bootstrap, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
 import { loadAffinityKey } from "../../sidecar/authz/affinity.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { MailProxy } from "../../sidecar/mail/index.js";
-import {
-  addDirectoryFlags,
-  directoryOptionsFromFlags,
-  isLdapDirectorySpec,
-  openDirectory,
-  type DirectoryFlags,
-  type DirectoryOptions,
-} from "../../sidecar/directory/open-directory.js";
-import type { MailboxDirectory } from "../../sidecar/directory/types.js";
+import { directoryOptionsFromFlags, isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
+import { addOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
 export const StandaloneFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory"),
-  directory: z.string().min(1, "--directory needs a CSV file (Get-Mailbox | Export-Csv) or an ldap(s):// URL"),
+  // The components' own options, as `sidecar` and `mail-proxy` take them (cli/options/).
+  ...directoryOptions.shape,
+  ...sidecarOptions.shape,
+  ...mailProxyOptions.shape,
   site: z.string().min(1).optional(),
   xdsPort: port("--xds-port"),
   authzPort: port("--authz-port"),
   adminPort: port("--admin-port"),
   pop3Port: port("--pop3-port"),
   imap4Port: port("--imap4-port"),
-  envoyAdminPort: port("--envoy-admin-port").refine((p) => p > 0, "--envoy-admin-port must be 1-65535"),
+  envoyAdminPort: port("--envoy-admin-port"),
   httpPort: port("--http-port"),
   httpsPort: port("--https-port"),
   healthChecks: z.boolean(),
   envoy: z.string().min(1),
   bootstrap: z.string().min(1).optional(),
-  affinityKeyFile: z.string().min(1).optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
-});
+}).refine(...mailTlsPair);
 export type StandaloneFlags = z.infer<typeof StandaloneFlags>;
 
 /** Find an executable on PATH. */
@@ -70,8 +66,36 @@ function onPath(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Ports that Envoy binds, not this process: 0 becomes a port that is free on loopback now (all of
+ * them held at once, so they differ), as 0 means "any free port" for the ports this process binds.
+ * The translated listeners and the HTTP->HTTPS redirect then name real ports. Envoy binds them a
+ * moment later; another process could take one in between, which Envoy would report.
+ */
+export async function resolveFreePorts<K extends string>(ports: Record<K, number>): Promise<Record<K, number>> {
+  const held: Server[] = [];
+  try {
+    const out = { ...ports };
+    for (const k of Object.keys(ports) as K[]) {
+      if (ports[k] !== 0) continue;
+      const srv = createServer();
+      held.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once("error", reject);
+        srv.listen(0, "127.0.0.1", () => resolve());
+      });
+      out[k] = (srv.address() as AddressInfo).port;
+    }
+    return out;
+  } finally {
+    await Promise.all(held.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  }
+}
+
 export interface RunningStandalone {
   readonly xdsPort: number;
+  /** Envoy's ports as configured (0 resolved to free ports). */
+  readonly envoyPorts: { readonly http: number; readonly https: number; readonly admin: number };
   readonly authzPort: number;
   readonly adminPort: number;
   readonly mailPorts: readonly { protocol: string; port: number }[];
@@ -106,6 +130,9 @@ export async function startStandalone(
   log: Logger = pino({ level: flags.logLevel }),
   directoryOptions: DirectoryOptions = {},
 ): Promise<RunningStandalone> {
+  // Certificate and CA files are read first: a bad one stops the start with the flag's name.
+  const mailSettings = mailProxySettings(flags);
+  const envoyPorts = await resolveFreePorts({ http: flags.httpPort, https: flags.httpsPort, admin: flags.envoyAdminPort });
   const missing: string[] = [];
   const registries: Registry[] = [];
   const stops: (() => Promise<void> | void)[] = [];
@@ -144,9 +171,9 @@ export async function startStandalone(
     // Ports for Envoy's listeners and the mail proxy; the proxy binds first so port 0 resolves.
     const translateOptions = (authzPort: number, pop3Port: number, imap4Port: number): TranslateOptions => ({
       sidecar: { address: "127.0.0.1", port: authzPort },
-      mailProxy: { address: "127.0.0.1", pop3Port, imap4Port },
+      mailProxy: { address: "127.0.0.1", pop3Port, imap4Port, ...(mailSettings.listener.proxyProtocol ? { proxyProtocol: true } : {}) },
       listenAddress: "127.0.0.1",
-      ports: { http: flags.httpPort, https: flags.httpsPort },
+      ports: { http: envoyPorts.http, https: envoyPorts.https },
       healthChecks: flags.healthChecks,
     });
 
@@ -175,6 +202,9 @@ export async function startStandalone(
       state: cp.state,
       directory,
       logger: log.child({ component: "sidecar" }),
+      lookupTimeoutMs: flags.lookupTimeoutMs,
+      directoryFailurePolicy: flags.onDirectoryFailure,
+      affinityTtlSeconds: flags.affinityTtl,
       ...(flags.affinityKeyFile ? { affinityKey: await loadAffinityKey(flags.affinityKeyFile) } : {}),
       ...(flags.site ? { defaultSite: flags.site } : {}),
     });
@@ -186,11 +216,15 @@ export async function startStandalone(
     try {
       const { decide } = await import("../../sidecar/decision/engine.js");
       const { identityCandidates } = await import("../../sidecar/decision/identity.js");
+      // With --tls-cert/--tls-key (the front-door certificate) the listeners offer STARTTLS/STLS.
       const mail = new MailProxy({
         listeners: [
-          { protocol: "Pop3", port: flags.pop3Port, name: "pop3" },
-          { protocol: "Imap4", port: flags.imap4Port, name: "imap4" },
+          { protocol: "Pop3", host: "127.0.0.1", port: flags.pop3Port, name: "pop3", ...mailSettings.listener },
+          { protocol: "Imap4", host: "127.0.0.1", port: flags.imap4Port, name: "imap4", ...mailSettings.listener },
         ],
+        ...mailSettings.options,
+        lookupTimeoutMs: flags.lookupTimeoutMs,
+        directoryFailurePolicy: flags.onDirectoryFailure,
         state: cp.state,
         directory,
         decide,
@@ -224,7 +258,7 @@ export async function startStandalone(
 
     // Envoy bootstrap pointing at our ADS server.
     const bootstrapFile = flags.bootstrap ?? join(tmpdir(), "cas-gateway-standalone", `envoy-${flags.site ?? "gateway"}.yaml`);
-    const b = bootstrap({ nodeId: `standalone-${flags.site ?? "gateway"}`, nodeCluster: flags.site ?? "standalone", xds: { address: "127.0.0.1", port: xdsPort }, adminPort: flags.envoyAdminPort });
+    const b = bootstrap({ nodeId: `standalone-${flags.site ?? "gateway"}`, nodeCluster: flags.site ?? "standalone", xds: { address: "127.0.0.1", port: xdsPort }, adminPort: envoyPorts.admin });
     await mkdir(dirname(bootstrapFile), { recursive: true });
     await writeFile(bootstrapFile, b.yaml);
 
@@ -323,8 +357,8 @@ export async function startStandalone(
           }),
       );
     }
-    log.info({ xdsPort, authzPort, adminPort, mailPorts, bootstrapFile, envoy: envoyState, missing }, "standalone started");
-    return { xdsPort, authzPort, adminPort, mailPorts, bootstrapFile, envoy: envoyState, missing, stop: stopAll };
+    log.info({ xdsPort, authzPort, adminPort, mailPorts, envoyPorts, bootstrapFile, envoy: envoyState, missing }, "standalone started");
+    return { xdsPort, envoyPorts, authzPort, adminPort, mailPorts, bootstrapFile, envoy: envoyState, missing, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -344,30 +378,26 @@ export function register(program: Command): void {
     .option("--admin-port <n>", "admin HTTP port (/healthz /readyz /metrics /config_dump)", "9902")
     .option("--pop3-port <n>", "mail proxy POP3 port (Envoy forwards POP3 here)", "1110")
     .option("--imap4-port <n>", "mail proxy IMAP4 port (Envoy forwards IMAP4 here)", "1143")
-    .option("--http-port <n>", "Envoy's HTTP listener port", "8080")
-    .option("--https-port <n>", "Envoy's HTTPS listener port (built only with a certificate)", "8443")
-    .option("--envoy-admin-port <n>", "Envoy's admin port (loopback)", "9901")
+    .option("--http-port <n>", "Envoy's HTTP listener port (0: a port free at start)", "8080")
+    .option("--https-port <n>", "Envoy's HTTPS listener port (built only with a certificate; 0: a port free at start)", "8443")
+    .option("--envoy-admin-port <n>", "Envoy's admin port (loopback; 0: a port free at start)", "9901")
     .option("--no-health-checks", "no active health probing (control plane) and no Envoy health checks")
     .option("--envoy <mode>", "off | auto (start envoy if on PATH) | PATH to an envoy binary", "auto")
     .option("--bootstrap <file>", "where to write the Envoy bootstrap (default: $TMPDIR/cas-gateway-standalone/envoy-<site>.yaml)")
-    .option("--affinity-key-file <file>", "HMAC key for affinity cookies (>= 32 bytes); without it a random per-process key is used")
     .option("--log-level <level>", "pino log level", "info");
   // --directory: a CSV file is watched with the manifests; an ldap(s):// URL is queried live (cached).
-  addDirectoryFlags(cmd, { required: true }).action(async (raw: Record<string, unknown>) => {
-    const parsed = StandaloneFlags.safeParse(raw);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new Error(`--${String(i?.path[0] ?? "?").replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${i?.message}`);
-    }
+  addOptions(cmd, directoryOptions, sidecarOptions, mailProxyOptions).action(async (raw: Record<string, unknown>) => {
+    const flags = parseFlags(StandaloneFlags, raw);
     // Logs (JSON) to stderr; stdout keeps the human summary.
-    const log = pino({ level: parsed.data.logLevel }, pino.destination(2));
-    const running = await startStandalone(parsed.data, log, directoryOptionsFromFlags(raw as DirectoryFlags));
+    const log = pino({ level: flags.logLevel }, pino.destination(2));
+    const running = await startStandalone(flags, log, directoryOptionsFromFlags(flags));
     const out = process.stdout;
     out.write(`cas-gateway standalone\n`);
     out.write(`  ADS (xDS) server   127.0.0.1:${running.xdsPort}\n`);
     out.write(`  sidecar (authz)    127.0.0.1:${running.authzPort}\n`);
     for (const m of running.mailPorts) out.write(`  mail proxy ${m.protocol.padEnd(8)}127.0.0.1:${m.port}\n`);
     out.write(`  admin              http://127.0.0.1:${running.adminPort}/ (healthz, readyz, metrics, config_dump)\n`);
+    out.write(`  Envoy listeners    http 127.0.0.1:${running.envoyPorts.http}, https 127.0.0.1:${running.envoyPorts.https}, admin 127.0.0.1:${running.envoyPorts.admin}\n`);
     out.write(`  Envoy bootstrap    ${running.bootstrapFile}\n`);
     out.write(`  Envoy              ${running.envoy}\n`);
     for (const m of running.missing) out.write(`  not running: ${m}\n`);

@@ -6,8 +6,8 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { formatError, type ManifestError } from "../../operator/provider/manifests.js";
 import { loadOrganisation, type Organisation } from "../../operator/provider/organisation.js";
-import type { Topology } from "../../operator/topology/types.js";
-import type { CsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import type { Topology } from "../../model/topology/types.js";
+import type { CsvDirectory } from "../../model/directory/csv-directory.js";
 
 const ValidateFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory"),

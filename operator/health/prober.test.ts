@@ -9,7 +9,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ApiObject } from "../../crds/index.js";
-import { buildTopology } from "../topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { HealthProber, probeTargets, type HealthChangeEvent } from "./prober.js";
 
 const API = "casgateway.io/v1alpha1" as const;

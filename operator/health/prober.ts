@@ -23,9 +23,8 @@ import tls from "node:tls";
 import pino, { type Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
 import { MAIL_SERVICES, type Service } from "../../crds/index.js";
-import { healthFromDown, healthKey } from "../../sidecar/health.js";
-import type { HealthView } from "../../sidecar/decision/types.js";
-import type { ServerInfo, Topology } from "../topology/types.js";
+import { healthFromDown, healthKey, type HealthView } from "../../model/health.js";
+import type { ServerInfo, Topology } from "../../model/topology/types.js";
 
 export interface ProberOptions {
   /** Time between the starts of two rounds (default 10 s). */
@@ -50,7 +49,7 @@ export type ProbeKind = "http" | "pop3" | "imap4";
 
 /** One thing to probe: a service on a server. */
 export interface ProbeTarget {
-  /** "server/Service" (sidecar/health.ts healthKey). */
+  /** "server/Service" (model/health.ts healthKey). */
   readonly key: string;
   readonly server: string;
   readonly service: Service;

@@ -6,10 +6,11 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { API_GROUP, API_VERSION_NAME, KINDS, KIND_PLURALS, KIND_SCHEMAS, type ApiObject, type Kind } from "../../crds/index.js";
+import { findUnknownFields, unknownFieldMessage } from "../../crds/unknown-fields.js";
 import type { ManifestError } from "../provider/manifests.js";
 import type { Provider, ProviderSnapshot } from "../provider/types.js";
-import type { Problem } from "../topology/types.js";
-import { CsvDirectoryError, parseCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import type { Problem } from "../../model/topology/types.js";
+import { CsvDirectoryError, parseCsvDirectory } from "../../model/directory/csv-directory.js";
 import { Informer, type InformerOptions, type RawObject } from "./informer.js";
 import { KubeRest } from "./rest.js";
 
@@ -224,7 +225,16 @@ function contentKey(kind: Kind, raw: RawObject): string {
 function validate(kind: Kind, raw: RawObject): ParseResult {
   // Status is ours, not input: validate the object as the user wrote it.
   const { status: _status, ...input } = raw as Record<string, unknown>;
-  const parsed = (KIND_SCHEMAS[kind] as z.ZodType<ApiObject>).safeParse({ ...input, kind, apiVersion: `${API_GROUP}/${API_VERSION_NAME}` });
+  const candidate = { ...input, kind, apiVersion: `${API_GROUP}/${API_VERSION_NAME}` };
+  // The API server prunes fields its CRD does not declare; a field that still arrives is one this
+  // operator's schema does not know (a CRD newer than the operator, or one that preserves unknown
+  // fields): refused as the file provider refuses it, never silently dropped (docs/api.md).
+  const unknown = findUnknownFields(KIND_SCHEMAS[kind], candidate);
+  if (unknown.length > 0) {
+    const message = unknown.slice(0, 5).map((u) => `${u.path.join(".")}: ${unknownFieldMessage(u)}`).join("; ");
+    return { ok: false, field: unknown[0].path.join("."), message };
+  }
+  const parsed = (KIND_SCHEMAS[kind] as z.ZodType<ApiObject>).safeParse(candidate);
   if (parsed.success) return { ok: true, object: parsed.data };
   const issue = parsed.error.issues[0];
   const field = issue ? issue.path.map(String).join(".") || "(object)" : "(object)";

@@ -5,8 +5,8 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Provider, ProviderSnapshot } from "../provider/types.js";
-import { buildTopology } from "../topology/build.js";
-import type { Problem, Topology } from "../topology/types.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { Problem, Topology } from "../../model/topology/types.js";
 import type { FleetProgress } from "../xds/fleet.js";
 import { indexProblems, type ProgrammedState } from "../status/conditions.js";
 import { ProgrammedTracker } from "../status/programmed.js";

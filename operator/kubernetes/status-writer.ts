@@ -5,7 +5,7 @@
 // (bounded retries). Rejections and broken references are also recorded as Warning Events.
 import type { Logger } from "pino";
 import { API_VERSION, KIND_PLURALS, Status, type Condition, type Kind } from "../../crds/index.js";
-import type { Problem } from "../topology/types.js";
+import type { Problem } from "../../model/topology/types.js";
 import { computeStatus, sameStatus, statusFingerprint, type ObjectStatus, type ProgrammedState, type SubjectRejection } from "../status/conditions.js";
 import type { KubernetesMetrics } from "./metrics.js";
 import type { ObjectRecord } from "./provider.js";

@@ -105,6 +105,15 @@ describe("FileProvider", () => {
     expect(s3.topology.version).toBe(v1);
     expect(s3.snapshot.objects.some((o) => o.metadata.name === "africa")).toBe(true);
 
+    // A misspelt field (kubectl's strict validation would refuse it too): an error, never dropped silently.
+    next = waitFor(p, (s) => s.snapshot.errors.some((e) => e.field === "spec.internetfacing"), "unknown field");
+    writeFileSync(extra, SITE("africa", "africa.contoso.com", "  internetfacing: false\n"));
+    const s3b = await next;
+    expect(s3b.snapshot.errors.map(formatError)).toEqual([
+      `${extra}:8:3: ADSite/africa: spec.internetfacing: unknown field "internetfacing"; did you mean internetFacing?`,
+    ]);
+    expect(s3b.topology.version).toBe(v1);
+
     // Dangling reference in another file: the whole change is refused (site africa stays as it was).
     const cas = join(dir, "cas-africa.yaml");
     writeFileSync(extra, SITE("africa", "africa.contoso.com"));

@@ -30,6 +30,16 @@ describe("parseManifestText", () => {
     expect(set.objects[0].fieldLocation("spec.address")).toEqual({ file: "m.yaml", line: 6, column: 3 });
   });
 
+  it("unknown fields are errors at the key's line and column, with the nearest valid name (strict, as kubectl)", () => {
+    const text = CAS.replace('  exchangeVersion: "2010"\n', '  exchangeVersion: "2010"\n  maintenence: true\n  tls:\n    insecureSkipVerifyy: true\n');
+    expect(errs(text)).toEqual([
+      'm.yaml:9:3: ClientAccessServer/cas01: spec.maintenence: unknown field "maintenence"; did you mean maintenance?',
+      'm.yaml:11:5: ClientAccessServer/cas01: spec.tls.insecureSkipVerifyy: unknown field "insecureSkipVerifyy"; did you mean insecureSkipVerify?',
+    ]);
+    // The object is refused, not taken without the field.
+    expect(parseManifestText(text, "m.yaml").objects).toEqual([]);
+  });
+
   it("schema errors carry the line and column of the offending value", () => {
     expect(errs(CAS.replace('"2010"', '"2005"'))).toEqual([
       'm.yaml:8:20: ClientAccessServer/cas01: spec.exchangeVersion: Invalid option: expected one of "2003"|"2007"|"2010"|"2013"|"2016"|"2019"',

@@ -3,9 +3,10 @@
 // groups (Secrets, ConfigMaps, ...) are passed over; casgateway.io objects must validate.
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { LineCounter, isMap, isSeq, parseAllDocuments, type Document, type Node } from "yaml";
+import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Document, type Node } from "yaml";
 import { z } from "zod";
 import { API_GROUP, API_VERSION, KIND_SCHEMAS, isKind, type ApiObject, type Kind } from "../../crds/index.js";
+import { findUnknownFields, unknownFieldMessage } from "../../crds/unknown-fields.js";
 
 export interface SourceLocation {
   readonly file: string;
@@ -101,7 +102,13 @@ export function parseManifestText(text: string, file: string, opts: ManifestOpti
       continue;
     }
     if (meta && opts.defaultNamespace && meta.namespace === undefined) r.metadata = { ...meta, namespace: opts.defaultNamespace };
+    // Strict, as kubectl's field validation: a misspelt field is an error, not a silently dropped key.
+    const unknown = findUnknownFields(KIND_SCHEMAS[kind], r);
+    for (const u of unknown) {
+      errors.push({ ...keyLocation(doc, u.path, pos, fieldLocation), ...ident, field: u.path.join("."), message: unknownFieldMessage(u) });
+    }
     const parsed = (KIND_SCHEMAS[kind] as z.ZodType<ApiObject>).safeParse(r);
+    if (unknown.length > 0 && parsed.success) continue;
     if (!parsed.success) {
       for (const issue of parsed.error.issues) {
         const field = issue.path.map(String).join(".");
@@ -117,6 +124,23 @@ export function parseManifestText(text: string, file: string, opts: ManifestOpti
 function issueMessage(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type" && issue.message.includes("received undefined")) return "is required";
   return issue.message;
+}
+
+/** Where the key itself is written (the value's position is the fallback). */
+function keyLocation(
+  doc: Document.Parsed,
+  path: readonly string[],
+  pos: (offset: number) => SourceLocation,
+  fieldLocation: (field: string) => SourceLocation,
+): SourceLocation {
+  const parent = nodeAt(doc, path.slice(0, -1));
+  const key = path[path.length - 1];
+  if (isMap(parent)) {
+    const pair = parent.items.find((p) => (isScalar(p.key) ? String(p.key.value) : p.key) === key);
+    const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
+    if (range) return pos(range[0]);
+  }
+  return fieldLocation(path.join("."));
 }
 
 function nodeAt(doc: Document.Parsed, path: readonly string[]): Node | undefined {

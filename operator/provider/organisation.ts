@@ -1,8 +1,8 @@
 // One-shot load of an organisation: manifests → Topology, plus the mailbox CSV. What `validate`,
 // `explain`, `render` and the tests use; the watching file provider builds on the same pieces.
-import { buildTopology } from "../topology/build.js";
-import type { Problem, Topology } from "../topology/types.js";
-import { CsvDirectory, CsvDirectoryError, loadCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { Problem, Topology } from "../../model/topology/types.js";
+import { CsvDirectory, CsvDirectoryError, loadCsvDirectory } from "../../model/directory/csv-directory.js";
 import { loadManifestDir, locate, type ManifestError, type ManifestOptions, type ManifestSet } from "./manifests.js";
 
 export interface Organisation {

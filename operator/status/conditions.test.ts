@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Problem } from "../topology/types.js";
+import type { Problem } from "../../model/topology/types.js";
 import { computeStatus, desiredConditions, sameStatus } from "./conditions.js";
 import { ProgrammedTracker } from "./programmed.js";
 

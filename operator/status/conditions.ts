@@ -4,8 +4,8 @@
 // condition was computed from. Accepted, ResolvedRefs and Programmed are always present (so printer
 // columns and Argo CD / kstatus health checks can rely on them); warnings add their own types.
 import type { Condition, Kind } from "../../crds/index.js";
-import { canonicalJson } from "../topology/build.js";
-import type { Problem } from "../topology/types.js";
+import { canonicalJson } from "../../model/topology/build.js";
+import type { Problem } from "../../model/topology/types.js";
 
 export const CONDITION_ORDER = ["Accepted", "ResolvedRefs", "Programmed"] as const;
 

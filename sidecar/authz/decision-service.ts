@@ -3,11 +3,12 @@
 // escapes: a failure becomes an error decision (503), never a crashed process or a hung call.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { Topology } from "../../operator/topology/types.js";
-import type { ClientRequest, Decision, HealthView } from "../decision/types.js";
-import type { DirectoryView, LookupResult, MailboxDirectory } from "../directory/types.js";
-import { resolveIdentities } from "../directory/types.js";
-import type { GatewayState, StateSource } from "../state.js";
+import type { Topology } from "../../model/topology/types.js";
+import type { HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision } from "../decision/types.js";
+import type { DirectoryView, LookupResult, MailboxDirectory } from "../../model/directory/types.js";
+import { resolveIdentities } from "../../model/directory/types.js";
+import type { GatewayState, StateSource } from "../../model/state.js";
 import { AFFINITY_PATHS, AffinitySigner, affinityPathFor } from "./affinity.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { errorPage, manualRedirectPage, ssoFormPage } from "./pages.js";

@@ -73,7 +73,7 @@ export class SidecarMetrics {
     });
     this.ruleHits = new Counter({
       name: "cas_sidecar_decision_rules_total",
-      help: "Rules applied (RULES.md IDs), by decision",
+      help: "Rules applied (docs/rules.md IDs), by decision",
       labelNames: ["decision", "rule"],
       registers: [this.registry],
       collect: () => this.flushTallies(),

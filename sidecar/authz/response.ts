@@ -1,7 +1,7 @@
 // Decision → CheckResponse (envoy.service.auth.v3, keepCase field names). The observable contract
 // (docs/sidecar-contract.md): x-cas-* headers, PERMISSION_DENIED for redirects and errors, and
 // dynamic_metadata cas_decision on every answer (docs/eas-451.md).
-import { CAS_HEADERS, DECISION_METADATA_KEY } from "../../operator/topology/names.js";
+import { CAS_HEADERS, DECISION_METADATA_KEY } from "../../model/topology/names.js";
 import type { Decision } from "../decision/types.js";
 import type { Page } from "./pages.js";
 

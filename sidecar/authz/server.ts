@@ -6,9 +6,9 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { decide } from "../decision/engine.js";
 import { identityCandidates } from "../decision/identity.js";
-import type { MailboxDirectory } from "../directory/types.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
 import { loadEnvoyServices } from "../envoy-protos.js";
-import type { StateSource } from "../state.js";
+import type { StateSource } from "../../model/state.js";
 import { AffinitySigner, randomAffinityKey } from "./affinity.js";
 import { decodeCheckRequest, encodeCheckResponse } from "./check-codec.js";
 import {

@@ -2,15 +2,15 @@
 // target selection (health, version class, affinity, R-LB-1 combined servers, R-2013-2 active copy),
 // and building the three kinds of answer.
 import type { AuthMethod, ConnectionSetting, Service } from "../../crds/index.js";
-import { PATH_REWRITES, poolClusterName, serverClusterName, type RewriteName } from "../../operator/topology/names.js";
-import type { ServerInfo, Topology, VersionClass, VersionNumber, VirtualDirectoryInfo } from "../../operator/topology/types.js";
-import type { MailboxRecord } from "../directory/types.js";
+import { PATH_REWRITES, poolClusterName, serverClusterName, type RewriteName } from "../../model/topology/names.js";
+import type { ServerInfo, Topology, VersionClass, VersionNumber, VirtualDirectoryInfo } from "../../model/topology/types.js";
+import type { MailboxRecord } from "../../model/directory/types.js";
+import type { HealthView } from "../../model/health.js";
 import type { IdentityCandidate } from "./identity.js";
 import { serviceIndex, vdirOf, type SiteIndex, type TopologyIndex } from "./topology-index.js";
 import type {
   ClientRequest,
   ErrorDecision,
-  HealthView,
   RedirectDecision,
   RedirectKind,
   RouteDecision,

@@ -2,12 +2,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { AuthMethod, ExchangeVersion, Service } from "../../crds/index.js";
-import type { Topology, VersionClass } from "../../operator/topology/types.js";
-import { healthFromDown } from "../health.js";
+import type { Topology, VersionClass } from "../../model/topology/types.js";
+import { healthFromDown } from "../../model/health.js";
 import { decide } from "./engine.js";
 import { identityCandidates } from "./identity.js";
 import { basic, buildOrg, directoryOf, httpReq, mailbox, mailReq, type OrgSpec, type ServerSpec, type VdirSpec } from "./test-org.js";
-import { ALL_HEALTHY, type ClientRequest, type Decision, type HealthView } from "./types.js";
+import { ALL_HEALTHY, type HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision } from "./types.js";
 
 const HTTP_SERVICES: Service[] = ["Owa", "Ecp", "ActiveSync", "Ews", "Oab", "Autodiscover", "Mapi", "RpcHttp", "PowerShell"];
 const ALL_SERVICES: Service[] = [...HTTP_SERVICES, "Pop3", "Imap4", "Public"];

@@ -1,17 +1,18 @@
-// Table-driven tests of the decision engine: at least one case per rule ID of RULES.md, each named
+// Table-driven tests of the decision engine: at least one case per rule ID of docs/rules.md, each named
 // by its ID, on examples/contoso plus small purpose-made organisations.
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
-import { buildTopology } from "../../operator/topology/build.js";
-import type { Topology } from "../../operator/topology/types.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { Topology } from "../../model/topology/types.js";
 import type { ApiObject } from "../../crds/index.js";
-import type { DirectoryView } from "../directory/types.js";
-import { healthFromDown } from "../health.js";
+import type { DirectoryView } from "../../model/directory/types.js";
+import { healthFromDown } from "../../model/health.js";
 import { decide, type EngineOptions } from "./engine.js";
 import { buildNtlmAuthenticate } from "./ntlm.js";
 import { basic, buildOrg, directoryOf, httpReq, mailbox, mailReq, vd } from "./test-org.js";
-import { ALL_HEALTHY, type ClientRequest, type Decision, type HealthView } from "./types.js";
+import { ALL_HEALTHY, type HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision } from "./types.js";
 
 const EXAMPLE = new URL("../../examples/contoso/", import.meta.url).pathname;
 let contoso: Topology;
@@ -568,7 +569,14 @@ describe("engine choices (docs/decisions.md)", () => {
     expect(d).toMatchObject({ status: 503, rules: ["R-ENG-DIRECTORY-UNAVAILABLE"] });
   });
 
-  it("unknown host uses the default site, else 421", () => {
+  it("R-ENG-UNKNOWN-DATABASE: a mailbox on a database the topology does not have → 502, never a guess", () => {
+    const dir = directoryOf([mailbox("lost", "DB-NOWHERE")]);
+    const d = error(run(c(USA, "/owa/", "lost@example.org"), ALL_HEALTHY, {}, contoso, dir));
+    expect(d).toMatchObject({ status: 502, rules: ["R-ENG-UNKNOWN-DATABASE"] });
+    expect(d.trace.join("\n")).toContain("DB-NOWHERE");
+  });
+
+  it("R-ENG-UNKNOWN-SITE: unknown host uses the default site, else 421", () => {
     expect(route(run(c("10.0.0.1", "/owa/", "frank"), ALL_HEALTHY, { defaultSite: "europe" })).outcome).toBe("local");
     expect(error(run(c("10.0.0.1", "/owa/", "frank"))).status).toBe(421);
   });

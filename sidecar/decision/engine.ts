@@ -1,10 +1,10 @@
 // The decision engine: pure and synchronous over data already looked up (the caller resolves
 // identityCandidates(req) with resolveIdentities() first). Never throws: an internal failure is an
-// `error` decision with status 503. The rules it applies are in ../../../shared/RULES.md and the
+// `error` decision with status 503. The rules it applies are defined in docs/rules.md and the
 // choices it makes where they leave room are in docs/decisions.md.
 import type { Service } from "../../crds/index.js";
-import type { DatabaseInfo, ServerInfo, Topology } from "../../operator/topology/types.js";
-import type { DirectoryView } from "../directory/types.js";
+import type { DatabaseInfo, ServerInfo, Topology } from "../../model/topology/types.js";
+import type { DirectoryView } from "../../model/directory/types.js";
 import { Ctx, isError, NO_TRACE, traceText, type TraceLine } from "./context.js";
 import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
@@ -14,7 +14,8 @@ import { decideAutodiscover, decideOutlook, decidePowerShell } from "./rules/oth
 import { decideOwa } from "./rules/owa.js";
 import { serviceForRequest } from "./service.js";
 import { serviceIndex, topologyIndex } from "./topology-index.js";
-import type { ClientRequest, Decision, ErrorDecision, HealthView } from "./types.js";
+import type { HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision, ErrorDecision } from "./types.js";
 
 export { serviceForRequest } from "./service.js";
 export { identityCandidates } from "./identity.js";

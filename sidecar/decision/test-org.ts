@@ -1,10 +1,10 @@
 // Small purpose-made organisations for the decision engine's tests, property tests and benchmark.
 import type { ApiObject, AuthMethod, ConnectionSetting, ExchangeVersion, Service } from "../../crds/index.js";
 import { API_VERSION } from "../../crds/index.js";
-import { buildTopology } from "../../operator/topology/build.js";
-import type { Topology } from "../../operator/topology/types.js";
-import { CsvDirectory } from "../directory/csv-directory.js";
-import type { DirectoryView, MailboxRecord } from "../directory/types.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { Topology } from "../../model/topology/types.js";
+import { CsvDirectory } from "../../model/directory/csv-directory.js";
+import type { DirectoryView, MailboxRecord } from "../../model/directory/types.js";
 import type { ClientRequest } from "./types.js";
 
 export interface VdirSpec {

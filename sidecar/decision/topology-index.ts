@@ -1,7 +1,7 @@
 // Per-topology indexes the engine needs on every request, computed once per Topology object
 // (topologies are immutable, so a WeakMap keyed by the object is a safe cache).
 import type { Service } from "../../crds/index.js";
-import type { ServerInfo, SiteInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../operator/topology/types.js";
+import type { ServerInfo, SiteInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../model/topology/types.js";
 
 export const CLASSES_NEWEST_FIRST: readonly VersionClass[] = ["2013+", "2010", "2007", "2003"];
 

@@ -1,9 +1,9 @@
 // What goes into the decision engine and what comes out. The contract between the engine,
 // the ext_authz/ext_proc sidecar, the mail proxy and `cas-gateway explain`.
 import type { Service } from "../../crds/index.js";
-import type { RewriteName } from "../../operator/topology/names.js";
+import type { RewriteName } from "../../model/topology/names.js";
 
-/** Stable rule IDs from ../shared/RULES.md, plus engine steps that are not rules. */
+/** Stable rule IDs defined in docs/rules.md (Exchange rules and the engine's own R-ENG-* steps). */
 export type RuleId = `R-${string}`;
 
 /** One client request, as the gateway sees it (HTTP from Envoy's CheckRequest, or a mail login). */
@@ -32,17 +32,6 @@ export interface ClientRequest {
   readonly pinnedServer?: string;
 }
 
-/** Which servers/services are known to be down. Absent = healthy. */
-export interface HealthView {
-  isServerHealthy(server: string): boolean;
-  isServiceHealthy(server: string, service: Service): boolean;
-}
-
-export const ALL_HEALTHY: HealthView = {
-  isServerHealthy: () => true,
-  isServiceHealthy: () => true,
-};
-
 export type RedirectKind = "silent" | "manual" | "sso" | "eas451";
 
 export interface DecisionCommon {
@@ -61,11 +50,11 @@ export interface RouteDecision extends DecisionCommon {
   readonly targetSite: string;
   /** Set when one server is chosen (pin, NLB bypass, combined server, 2013+ active copy). */
   readonly targetServer?: string;
-  /** Envoy cluster the route selects (operator/topology/names.ts). */
+  /** Envoy cluster the route selects (model/topology/names.ts). */
   readonly cluster: string;
   /** Upstream path when it differs from the request's (EAS /Proxy, /Public). */
   readonly upstreamPath?: string;
-  /** Named path rewrite the route applies (operator/topology/names.ts PATH_REWRITES). */
+  /** Named path rewrite the route applies (model/topology/names.ts PATH_REWRITES). */
   readonly rewrite?: RewriteName;
   /** Affinity: set a pin to targetServer, clear an existing pin, or leave it. */
   readonly affinity: "set" | "clear" | "keep" | "none";

@@ -5,7 +5,7 @@
 // asked again for errorBackoffMs, so an outage does not cost every request a timeout.
 import { Counter, Gauge, type Registry, register as defaultRegistry } from "prom-client";
 import type { Logger } from "pino";
-import type { LookupResult, MailboxDirectory } from "./types.js";
+import type { LookupResult, MailboxDirectory } from "../../model/directory/types.js";
 
 export type FailPolicy = "unavailable" | "not-found";
 

@@ -2,7 +2,7 @@
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { CachedDirectory, type CachedDirectoryOptions } from "./cached-directory.js";
-import type { LookupResult, MailboxDirectory, MailboxRecord } from "./types.js";
+import type { LookupResult, MailboxDirectory, MailboxRecord } from "../../model/directory/types.js";
 
 const rec = (addr: string, database = "DB1"): MailboxRecord => ({ primarySmtpAddress: addr, database, emailAddresses: [addr] });
 

@@ -7,7 +7,7 @@ import type { ConnectionOptions } from "node:tls";
 import { AndFilter, Client, EqualityFilter, type Entry, type Filter, OrFilter, PresenceFilter, ResultCodeError } from "ldapts";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { LookupResult, MailboxDirectory, MailboxRecord } from "./types.js";
+import type { LookupResult, MailboxDirectory, MailboxRecord } from "../../model/directory/types.js";
 
 export interface LdapDirectoryOptions {
   /** ldap://host:port or ldaps://host:port (no path; the base DN is separate). */

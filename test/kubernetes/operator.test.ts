@@ -125,6 +125,17 @@ describe("KubernetesOperator (against the kube-apiserver stand-in)", () => {
     expect(cond(api.get(V, "ClientAccessServer", "mail", "bad-cas"), "ResolvedRefs")?.status).toBe("Unknown");
   });
 
+  it("refuses a misspelt field with Accepted=False and the nearest field name (strict, as kubectl)", async () => {
+    const [cas] = contosoObjects("mail").filter((o) => o.kind === "ClientAccessServer");
+    api.apply({ ...cas, spec: { ...(cas.spec as object), maintenence: true } });
+    const op = await start("op-a");
+    await waitFor("leader", () => op.isLeader);
+    const name = (cas.metadata as { name: string }).name;
+    const c = await waitFor("Accepted=False", () => cond(api.get(V, "ClientAccessServer", "mail", name), "Accepted"));
+    expect(c).toMatchObject({ status: "False", reason: "Invalid" });
+    expect(c.message).toBe('spec.maintenence: unknown field "maintenence"; did you mean maintenance?');
+  });
+
   it("reports a dangling reference with ResolvedRefs=False", async () => {
     for (const o of contosoObjects("mail").filter((o) => o.kind === "ADSite")) api.apply(o);
     api.apply({

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { KubernetesProvider, type KubernetesSnapshot } from "../../operator/kubernetes/provider.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { KubeApiserverStandin } from "../kube-apiserver-standin/server.js";
 import { contosoObjects, standinKubeConfig, waitFor } from "../kube-apiserver-standin/helpers.js";
 

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
-import type { Topology } from "../../operator/topology/types.js";
+import type { Topology } from "../../model/topology/types.js";
 import { guidToBytes } from "../../sidecar/directory/ldap-directory.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD } from "./slapd.js";
 

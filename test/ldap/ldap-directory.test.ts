@@ -7,11 +7,11 @@ import { promisify } from "node:util";
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Topology } from "../../operator/topology/types.js";
+import type { Topology } from "../../model/topology/types.js";
 import { CachedDirectory } from "../../sidecar/directory/cached-directory.js";
 import { LdapDirectory, type LdapDirectoryOptions } from "../../sidecar/directory/ldap-directory.js";
 import { openDirectory } from "../../sidecar/directory/open-directory.js";
-import type { LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
+import type { LookupResult, MailboxDirectory } from "../../model/directory/types.js";
 import { contosoLdif, type FixtureUser } from "./fixtures.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
 

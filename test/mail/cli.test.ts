@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { MailProxyFlags, startMailProxy } from "../../cli/commands/mail-proxy.js";
-import { gatewayStateResource } from "../../operator/xds/server/gateway-state.js";
+import { StandaloneFlags, startStandalone } from "../../cli/commands/standalone.js";
+import { gatewayStateResource } from "../../model/gateway-state.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { Snapshot } from "../../operator/xds/server/snapshot.js";
 import { dovecotAvailable, freePort } from "./dovecot.js";
@@ -121,4 +122,51 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
     expect(text).toMatch(/cas_mail_logins_total\{protocol="Imap4",outcome="proxy"\} 1/);
     expect(text).toMatch(/cas_mail_logins_total\{protocol="Pop3",outcome="local"\} 1/);
   });
+
+  it("standalone takes the mail proxy's options: STARTTLS/STLS with --tls-cert/--tls-key, a private CA with --backend-ca", async () => {
+    const files = await writeMailOrgFiles(join(w.dir, "standalone"), w.east, w.west);
+    const flags = (backendCa: boolean) =>
+      StandaloneFlags.parse({
+        manifests: files.manifests,
+        directory: files.csv,
+        ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0" },
+        healthChecks: false,
+        envoy: "off",
+        bootstrap: join(w.dir, "standalone", "envoy.yaml"),
+        tlsCert: w.certs.certFile,
+        tlsKey: w.certs.keyFile,
+        ...(backendCa ? { backendCa: w.certs.caFile } : {}),
+        frontDoorHost: "east.contoso.test",
+        logLevel: "silent",
+      });
+    const login = async (running: Awaited<ReturnType<typeof startStandalone>>, proto: "imap" | "pop3", user: { user: string; password: string }) => {
+      const port = running.mailPorts.find((m) => m.protocol === (proto === "imap" ? "Imap4" : "Pop3"))!.port;
+      const until = Date.now() + 20_000;
+      let r = await pyClient(proto, port, "starttls", user.user, user.password, w.certs.caFile);
+      while (!r.ok && /starting/.test(r.error ?? "") && Date.now() < until) {
+        await new Promise((x) => setTimeout(x, 200));
+        r = await pyClient(proto, port, "starttls", user.user, user.password, w.certs.caFile);
+      }
+      return r;
+    };
+    const withCa = await startStandalone(flags(true), pino({ level: "silent" }));
+    try {
+      // bob's mailbox is on west (cross-site, TLS to Dovecot signed by the test CA); alice's on east.
+      const imap = await login(withCa, "imap", USERS.bob);
+      expect(imap.error).toBeUndefined();
+      expect(imap.sha256).toEqual(w.west.maildirMessages(USERS.bob.user).map(sha256));
+      const pop3 = await login(withCa, "pop3", USERS.alice);
+      expect(pop3.error).toBeUndefined();
+    } finally {
+      await withCa.stop();
+    }
+    // The same without --backend-ca: the mailbox server's certificate is not trusted.
+    const withoutCa = await startStandalone(flags(false), pino({ level: "silent" }));
+    try {
+      const r = await login(withoutCa, "imap", USERS.bob);
+      expect(r.error).toContain("[UNAVAILABLE]");
+    } finally {
+      await withoutCa.stop();
+    }
+  }, 120_000);
 });

@@ -9,13 +9,13 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { stringify } from "yaml";
 import { ApiObject } from "../../crds/index.js";
-import { buildTopology } from "../../operator/topology/build.js";
-import type { Topology } from "../../operator/topology/types.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { Topology } from "../../model/topology/types.js";
 import { decide, identityCandidates } from "../../sidecar/decision/engine.js";
-import { ALL_HEALTHY, type HealthView } from "../../sidecar/decision/types.js";
-import { parseCsvDirectory } from "../../sidecar/directory/csv-directory.js";
+import { ALL_HEALTHY, type HealthView } from "../../model/health.js";
+import { parseCsvDirectory } from "../../model/directory/csv-directory.js";
 import { MailProxy, type MailProxyOptions } from "../../sidecar/mail/index.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { SettableStateSource } from "../../model/state.js";
 import { makeTestCerts, type TestCerts } from "./certs.js";
 import { freePort, removeDir, startDovecot, type Dovecot } from "./dovecot.js";
 

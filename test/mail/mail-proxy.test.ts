@@ -1,8 +1,8 @@
 // The POP3/IMAP4 proxy against real software: two Dovecot servers as the mailbox servers of two
 // sites, the real decision engine, and real clients (Python imaplib/poplib, curl, raw sockets).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { healthFromDown } from "../../sidecar/health.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
+import { healthFromDown } from "../../model/health.js";
+import { ALL_HEALTHY } from "../../model/health.js";
 import { dovecotAvailable } from "./dovecot.js";
 import { USERS, mailTopology, pyClient, run, sha256, startMailWorld, type MailWorld } from "./fixture.js";
 import { RawClient } from "./raw.js";

@@ -10,9 +10,9 @@ import { AffinitySigner } from "../../sidecar/authz/affinity.js";
 import { REDACT_PATHS } from "../../sidecar/authz/logging.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import type { Decision } from "../../sidecar/decision/types.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
-import type { LookupResult, MailboxDirectory } from "../../sidecar/directory/types.js";
-import { SettableStateSource, type GatewayState } from "../../sidecar/state.js";
+import { ALL_HEALTHY } from "../../model/health.js";
+import type { LookupResult, MailboxDirectory } from "../../model/directory/types.js";
+import { SettableStateSource, type GatewayState } from "../../model/state.js";
 import { authzClient, envoyCheckRequest, headerMap } from "./envoy-request.js";
 import { scriptedEngine } from "./scripted-engine.js";
 

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { startSidecar } from "../../cli/commands/sidecar.js";
+import { SidecarFlags, startSidecar } from "../../cli/commands/sidecar.js";
 import { ControlPlane } from "../../operator/controlplane.js";
 import { FileProvider } from "../../operator/provider/file-provider.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
@@ -76,19 +76,19 @@ describe("cas-gateway sidecar (process)", () => {
     const silent = pino({ level: "silent" });
     const ads = new AdsServer({ logger: silent });
     const adsPort = await ads.listen(0);
-    const sidecar = await startSidecar({
-      xds: `127.0.0.1:${adsPort}`,
-      nodeId: "sidecar-test",
-      nodeCluster: "cas-gateway",
-      directory: "examples/contoso/mailboxes.csv",
-      listen: { host: "127.0.0.1", port: 0 },
-      admin: { host: "127.0.0.1", port: 0 },
-      affinityTtl: 3600,
-      lookupTimeoutMs: 150,
-      onDirectoryFailure: "fail-closed",
-      down: [],
-      logLevel: "silent",
-    });
+    const sidecar = await startSidecar(
+      SidecarFlags.parse({
+        xds: `127.0.0.1:${adsPort}`,
+        nodeId: "sidecar-test",
+        nodeCluster: "cas-gateway",
+        directory: "examples/contoso/mailboxes.csv",
+        listen: "127.0.0.1:0",
+        admin: "127.0.0.1:0",
+        affinityTtl: "3600",
+        down: [],
+        logLevel: "silent",
+      }),
+    );
     const cp = new ControlPlane({
       provider: new FileProvider({ manifestDir: "examples/contoso", debounceMs: 50, rescanMs: 0, logger: silent }),
       cache: ads.cache,

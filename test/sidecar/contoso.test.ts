@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { AffinitySigner } from "../../sidecar/authz/affinity.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
-import type { MailboxDirectory } from "../../sidecar/directory/types.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { ALL_HEALTHY } from "../../model/health.js";
+import type { MailboxDirectory } from "../../model/directory/types.js";
+import { SettableStateSource } from "../../model/state.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
 
 const KEY = Buffer.alloc(32, 9);

@@ -9,8 +9,8 @@ import { loadOrganisation } from "../../operator/provider/organisation.js";
 import type { DecisionService } from "../../sidecar/authz/decision-service.js";
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { ALL_HEALTHY } from "../../model/health.js";
+import { SettableStateSource } from "../../model/state.js";
 import { envoyCheckRequest } from "./envoy-request.js";
 
 const lines: Record<string, unknown>[] = [];

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import type { Decision } from "../../sidecar/decision/types.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
+import { ALL_HEALTHY } from "../../model/health.js";
 import { loadEnvoyServices } from "../../sidecar/envoy-protos.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { SettableStateSource } from "../../model/state.js";
 import { scriptedEngine } from "./scripted-engine.js";
 
 let decision: Decision;

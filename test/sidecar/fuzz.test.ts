@@ -6,13 +6,13 @@ import fc from "fast-check";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
-import type { Topology } from "../../operator/topology/types.js";
+import type { Topology } from "../../model/topology/types.js";
 import { AffinitySigner } from "../../sidecar/authz/affinity.js";
 import { configuredOrigins, type DecisionService } from "../../sidecar/authz/decision-service.js";
 import type { CheckResponseOut } from "../../sidecar/authz/response.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { ALL_HEALTHY } from "../../model/health.js";
+import { SettableStateSource } from "../../model/state.js";
 import { authzClient, envoyCheckRequest, headerMap, type EnvoyRequestInit } from "./envoy-request.js";
 
 const IN_PROCESS_RUNS = Number(process.env.SIDECAR_FUZZ_RUNS ?? 100_000);

@@ -14,13 +14,13 @@ import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApiObject } from "../../crds/index.js";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
-import { buildTopology } from "../../operator/topology/build.js";
+import { buildTopology } from "../../model/topology/build.js";
 import { AffinitySigner } from "../../sidecar/authz/affinity.js";
 import { DecisionService } from "../../sidecar/authz/decision-service.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import type { Decision } from "../../sidecar/decision/types.js";
-import { ALL_HEALTHY } from "../../sidecar/decision/types.js";
-import { SettableStateSource } from "../../sidecar/state.js";
+import { ALL_HEALTHY } from "../../model/health.js";
+import { SettableStateSource } from "../../model/state.js";
 import { envoyCheckRequest, headerMap, type CheckResponseIn } from "./envoy-request.js";
 import { scriptedEngine } from "./scripted-engine.js";
 

@@ -2,7 +2,7 @@
 // decides what decide() returns; the sidecar's parts (request mapping, cookie, pages, response) are real.
 import type { DecisionEngine } from "../../sidecar/authz/decision-service.js";
 import type { ClientRequest, Decision } from "../../sidecar/decision/types.js";
-import type { DirectoryView } from "../../sidecar/directory/types.js";
+import type { DirectoryView } from "../../model/directory/types.js";
 
 export interface ScriptedCall {
   req: ClientRequest;

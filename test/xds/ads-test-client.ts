@@ -1,7 +1,7 @@
 // An Envoy-like ADS client for tests: opens SotW or Delta streams with grpc-js and Envoy's own
 // discovery protos, queues responses, and lets a test ACK/NACK/subscribe step by step.
 import * as grpc from "@grpc/grpc-js";
-import { adsService, decodeEnvoy, encodeEnvoy } from "../../operator/xds/server/protos.js";
+import { adsService, decodeEnvoy, encodeEnvoy } from "../../model/ads-protos.js";
 import { TYPE_URLS, type XdsResource } from "../../operator/xds/server/resources.js";
 
 export interface AnyMsg {

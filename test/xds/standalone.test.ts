@@ -8,8 +8,8 @@ import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TYPE_URLS } from "../../operator/xds/server/resources.js";
-import { GATEWAY_STATE_TYPE_URL } from "../../operator/xds/server/gateway-state.js";
-import { decodeEnvoy } from "../../operator/xds/server/protos.js";
+import { GATEWAY_STATE_TYPE_URL } from "../../model/gateway-state.js";
+import { decodeEnvoy } from "../../model/ads-protos.js";
 import { adsClient, TestStream, type SotwResponse } from "./ads-test-client.js";
 
 let dir: string;
@@ -40,6 +40,8 @@ beforeAll(async () => {
       "--site",
       "usa",
       ...["--xds-port", "0", "--authz-port", "0", "--admin-port", "0", "--pop3-port", "0", "--imap4-port", "0"],
+      // Envoy's own ports too (issue 25: 0 left the translation failing and /readyz at 503).
+      ...["--http-port", "0", "--https-port", "0", "--envoy-admin-port", "0"],
       ...["--envoy", "auto", "--no-health-checks", "--bootstrap", join(dir, "envoy.yaml"), "--log-level", "info"],
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH: "/usr/bin:/bin" } },
@@ -54,6 +56,9 @@ beforeAll(async () => {
   }
   ports.xds = Number(/ADS \(xDS\) server\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
   ports.admin = Number(/admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const envoy = /Envoy listeners\s+http 127\.0\.0\.1:(\d+), https 127\.0\.0\.1:(\d+), admin 127\.0\.0\.1:(\d+)/.exec(out);
+  if (!envoy) throw new Error(`no Envoy listener ports in: ${out}`);
+  [ports.http, ports.https, ports.envoyAdmin] = envoy.slice(1).map(Number);
 });
 
 afterAll(async () => {
@@ -68,6 +73,17 @@ describe("cas-gateway standalone", () => {
     expect((await get("/healthz")).status).toBe(200);
     await expect.poll(async () => (await get("/readyz")).status, { timeout: 20_000 }).toBe(200);
     expect((await get("/metrics")).body).toContain("cas_xds_streams");
+  });
+
+  it("resolves Envoy's ports given as 0 to distinct free ports, used by the listeners and the bootstrap", async () => {
+    const envoyPorts = [ports.http!, ports.https!, ports.envoyAdmin!];
+    for (const p of envoyPorts) expect(p).toBeGreaterThan(0);
+    expect(new Set(envoyPorts).size).toBe(3);
+    expect(await readFile(join(dir, "envoy.yaml"), "utf8")).toContain(`port_value: ${ports.envoyAdmin}`);
+    await expect.poll(async () => (await get("/readyz")).status, { timeout: 20_000 }).toBe(200);
+    const dump = JSON.parse((await get("/config_dump")).body) as { translationProblems: unknown[]; resources?: { listeners: unknown[] } };
+    expect(dump.translationProblems).toEqual([]);
+    expect(JSON.stringify(dump.resources?.listeners)).toContain(`"port_value":${ports.http}`);
   });
 
   it("serves /config_dump and resources over ADS; a manifest edit is pushed as a new version", async () => {

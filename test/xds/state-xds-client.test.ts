@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { Snapshot } from "../../operator/xds/server/snapshot.js";
-import { gatewayStateResource, GATEWAY_STATE_NAME, GATEWAY_STATE_TYPE_URL } from "../../operator/xds/server/gateway-state.js";
+import { gatewayStateResource, GATEWAY_STATE_NAME, GATEWAY_STATE_TYPE_URL } from "../../model/gateway-state.js";
 import { XdsStateSource } from "../../sidecar/state-xds-client.js";
 
 const silent = pino({ level: "silent" });

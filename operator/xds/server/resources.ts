@@ -1,6 +1,7 @@
 // What the ADS server serves: opaque, already-encoded resources. The translator's EnvoyResource
 // ({name, typeUrl, value, encoded, version}) fits this shape; so does the gateway's own state type.
-import { createHash } from "node:crypto";
+import { GATEWAY_STATE_TYPE_URL } from "../../../model/gateway-state.js";
+import { hashHex } from "../../../model/hash.js";
 
 export interface XdsResource {
   readonly name: string;
@@ -18,7 +19,7 @@ export const TYPE_URLS = {
   endpoint: "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
   secret: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
   /** The gateway's own type: the accepted API objects + health down-list, for stateless sidecars. */
-  gatewayState: "type.googleapis.com/casgateway.io.v1alpha1.GatewayState",
+  gatewayState: GATEWAY_STATE_TYPE_URL,
 } as const;
 
 /** Make-before-break push order: clusters, then their endpoints, (secrets,) listeners, then routes. */
@@ -71,15 +72,6 @@ export function markSortedByName<T extends readonly XdsResource[]>(list: T): T {
   return list;
 }
 export const isMarkedSortedByName = (list: readonly XdsResource[]): boolean => SORTED_BY_NAME.has(list);
-
-export function hashHex(...parts: (string | Uint8Array)[]): string {
-  const h = createHash("sha256");
-  for (const p of parts) {
-    h.update(p);
-    h.update("\0");
-  }
-  return h.digest("hex");
-}
 
 /** The version of one resource: the one it carries, or a hash of its bytes. */
 export function resourceVersion(r: XdsResource): string {

@@ -8,7 +8,7 @@ import { DEFAULT_GROUP, SnapshotCache } from "./cache.js";
 import { DeltaStream } from "./delta.js";
 import { FleetTracker } from "./fleet-tracker.js";
 import { XdsMetrics } from "./metrics.js";
-import { adsService } from "./protos.js";
+import { adsService } from "../../../model/ads-protos.js";
 import { LazyResponse } from "./messages.js";
 import type { Snapshot } from "./snapshot.js";
 import { SotwStream } from "./sotw.js";

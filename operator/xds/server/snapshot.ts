@@ -7,7 +7,8 @@
 // shares the previous snapshot's Map and keeps the differences beside it, so a one-resource change
 // costs O(changes) hashing, not a rebuild of a 10,000-entry Map.
 import { createHash } from "node:crypto";
-import { hashHex, isMarkedSortedByName, resourceVersion, type XdsResource } from "./resources.js";
+import { hashHex } from "../../../model/hash.js";
+import { isMarkedSortedByName, resourceVersion, type XdsResource } from "./resources.js";
 
 export interface SnapshotResource extends XdsResource {
   readonly version: string;

@@ -3,7 +3,7 @@
 import { isIP } from "node:net";
 import { stringify } from "yaml";
 import { z } from "zod";
-import { XDS_CLUSTER } from "../../topology/names.js";
+import { XDS_CLUSTER } from "../../../model/topology/names.js";
 import { adsConfigSource } from "./clusters.js";
 import { sharedCodec } from "./translate.js";
 import type { BootstrapOptions } from "./types.js";

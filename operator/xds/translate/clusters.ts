@@ -9,8 +9,8 @@
 // with the same ClusterLoadAssignment inline, so Envoy resolves and follows DNS itself.
 import { isIP } from "node:net";
 import type { Kind, Service } from "../../../crds/index.js";
-import { MAIL_PROXY_CLUSTER, SIDECAR_CLUSTER, poolClusterName, serverClusterName } from "../../topology/names.js";
-import type { ServerInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../topology/types.js";
+import { MAIL_PROXY_CLUSTER, SIDECAR_CLUSTER, poolClusterName, serverClusterName } from "../../../model/topology/names.js";
+import type { ServerInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../../model/topology/types.js";
 import { TYPE_URLS } from "./types.js";
 import { dur } from "./services.js";
 import type { ResolvedOptions } from "./options.js";

@@ -7,8 +7,8 @@ import {
   EXT_AUTHZ_FILTER_NAME,
   PATH_REWRITES,
   SIDECAR_CLUSTER,
-} from "../../topology/names.js";
-import type { Topology } from "../../topology/types.js";
+} from "../../../model/topology/names.js";
+import type { Topology } from "../../../model/topology/types.js";
 import { adsConfigSource, mailProxyClusterName, smtpClusterName, smtpSite, type Built, type Obj, type Source } from "./clusters.js";
 import type { ResolvedOptions } from "./options.js";
 import { MAIL_IDLE_TIMEOUT_S, OWA_FBA_LOGON_PATHS, SERVICE_ROUTES, SMTP_IDLE_TIMEOUT_S, dur, serviceForPath, type ServiceRoute } from "./services.js";
@@ -63,7 +63,7 @@ function perFilterConfig(f: RouteFlavour, opts: ResolvedOptions, site: string | 
 
 function routeAction(r: ServiceRoute, extra: Obj = {}): Obj {
   return {
-    // The sidecar names the upstream cluster (operator/topology/names.ts) in x-cas-cluster.
+    // The sidecar names the upstream cluster (model/topology/names.ts) in x-cas-cluster.
     cluster_header: CAS_HEADERS.cluster,
     cluster_not_found_response_code: "SERVICE_UNAVAILABLE",
     timeout: dur(r.timeoutS),

@@ -4,7 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { parseManifestText } from "../../provider/manifests.js";
-import { buildTopology } from "../../topology/build.js";
+import { buildTopology } from "../../../model/topology/build.js";
 import type { TranslateOptions } from "./types.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -2,7 +2,7 @@ import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
 import { KIND_SCHEMAS, type ApiObject } from "../../../crds/index.js";
 import { loadOrganisation } from "../../provider/organisation.js";
-import { buildTopology } from "../../topology/build.js";
+import { buildTopology } from "../../../model/topology/build.js";
 import {
   CAS_HEADERS,
   DECISION_METADATA_KEY,
@@ -11,7 +11,7 @@ import {
   SIDECAR_CLUSTER,
   poolClusterName,
   serverClusterName,
-} from "../../topology/names.js";
+} from "../../../model/topology/names.js";
 import { goldenCase, GOLDEN_BASE_OPTIONS } from "./testing.js";
 import { EAS_451_DECISION, TYPE_URLS, bootstrap, envoyRoot, translate, type EnvoyResource, type EnvoyResources } from "./index.js";
 

@@ -2,8 +2,8 @@
 // check their protoc-gen-validate rules (pgv.ts). Pure and deterministic: the same topology and
 // options give byte-identical resources and versions.
 import { createHash, hash as oneShotHash } from "node:crypto";
-import type { Topology } from "../../topology/types.js";
-import { canonicalJson } from "../../topology/build.js";
+import type { Topology } from "../../../model/topology/types.js";
+import { canonicalJson } from "../../../model/topology/build.js";
 import { gatewayClusters, upstreamClusters, UpstreamCache, type Built } from "./clusters.js";
 import { listeners, routeConfigs } from "./listeners.js";
 import { resolveOptions, type ResolvedOptions } from "./options.js";

@@ -4,7 +4,7 @@
 // google.protobuf.Any value of each resource; a resource that failed validation is not in the
 // lists at all, and `problems` says which objects caused it and why.
 import type { Kind } from "../../../crds/index.js";
-import type { Problem, Topology } from "../../topology/types.js";
+import type { Problem, Topology } from "../../../model/topology/types.js";
 
 export const TYPE_URLS = {
   listener: "type.googleapis.com/envoy.config.listener.v3.Listener",

@@ -1,6 +1,6 @@
 // Offline Address Book (R-OAB-1), Autodiscover (R-AUTOD-1), Outlook MAPI/RPC over HTTP (R-OUT-1),
 // remote PowerShell.
-import type { VersionClass } from "../../../operator/topology/types.js";
+import type { VersionClass } from "../../../model/topology/types.js";
 import { Ctx, isError } from "../context.js";
 import { serviceIndex } from "../topology-index.js";
 import type { Decision } from "../types.js";

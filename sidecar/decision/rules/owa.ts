@@ -1,5 +1,5 @@
 // Outlook Web App (R-OWA-1..8) and the Exchange Control Panel (R-ECP-1..2), which shares OWA's logic.
-import type { VirtualDirectoryInfo } from "../../../operator/topology/types.js";
+import type { VirtualDirectoryInfo } from "../../../model/topology/types.js";
 import { Ctx, isError, sameMethods, usesFba } from "../context.js";
 import { serviceIndex } from "../topology-index.js";
 import type { Decision, RedirectKind } from "../types.js";

@@ -3,20 +3,21 @@
 // down-list and the topology version. The sidecar validates it with zod and rebuilds the Topology
 // with the same pure buildTopology the operator uses.
 import { z } from "zod";
-import { ApiObject } from "../../../crds/index.js";
-import { buildTopology, canonicalJson } from "../../topology/build.js";
-import { healthFromDown } from "../../../sidecar/health.js";
-import type { GatewayState } from "../../../sidecar/state.js";
-import { hashHex, TYPE_URLS, type XdsResource } from "./resources.js";
+import { ApiObject } from "../crds/index.js";
+import { buildTopology, canonicalJson } from "./topology/build.js";
+import { healthFromDown } from "./health.js";
+import type { GatewayState } from "./state.js";
+import { hashHex } from "./hash.js";
 
-export const GATEWAY_STATE_TYPE_URL = TYPE_URLS.gatewayState;
+/** The gateway's own xDS type URL (the control plane's TYPE_URLS.gatewayState is this). */
+export const GATEWAY_STATE_TYPE_URL = "type.googleapis.com/casgateway.io.v1alpha1.GatewayState";
 /** The single resource name of the type. */
 export const GATEWAY_STATE_NAME = "gateway-state";
 
 export const GatewayStateMessage = z.object({
   apiVersion: z.literal("casgateway.io/v1alpha1"),
   topologyVersion: z.string().min(1),
-  /** Health keys: "server" or "server/Service" (sidecar/health.ts). */
+  /** Health keys: "server" or "server/Service" (model/health.ts). */
   down: z.array(z.string()),
   objects: z.array(ApiObject),
 });
@@ -66,13 +67,21 @@ function objectChunks(objects: readonly ApiObject[]): Buffer[] {
   return parts;
 }
 
+/** The shape of an xDS resource the control plane serves (its XdsResource), without depending on it. */
+export interface GatewayStateResource {
+  readonly name: string;
+  readonly typeUrl: typeof GATEWAY_STATE_TYPE_URL;
+  readonly encoded: Buffer;
+  readonly version: string;
+}
+
 /**
  * The xDS resource carrying the objects a Topology was built from plus the health down-list. The
  * bytes are the canonical JSON of a GatewayStateMessage (keys sorted), assembled from per-object
  * pieces: the same as canonicalJson(message). They are assembled (one copy of some MB on a large
  * organisation) when first read, i.e. when a sidecar is subscribed; the version needs no bytes.
  */
-export function gatewayStateResource(objects: readonly ApiObject[], topologyVersion: string, down: readonly string[]): XdsResource {
+export function gatewayStateResource(objects: readonly ApiObject[], topologyVersion: string, down: readonly string[]): GatewayStateResource {
   const sortedDown = [...new Set(down)].sort();
   let bytes: Buffer | undefined;
   return {

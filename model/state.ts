@@ -1,7 +1,7 @@
 // What a sidecar needs to decide: the current Topology and health view. In standalone mode it comes
 // from the control plane in-process; in a cluster, over xDS under a custom type URL (stateless sidecars).
-import type { Topology } from "../operator/topology/types.js";
-import type { HealthView } from "./decision/types.js";
+import type { Topology } from "./topology/types.js";
+import type { HealthView } from "./health.js";
 
 export interface GatewayState {
   readonly topology: Topology;
