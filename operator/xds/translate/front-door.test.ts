@@ -3,7 +3,7 @@
 // manager, RPC/MAPI streams never buffered and outlasting Outlook's keep-alive, and no internal
 // header reaching a client.
 import { describe, expect, it } from "vitest";
-import { CAS_HEADERS } from "../../topology/names.js";
+import { CAS_HEADERS } from "../../../model/topology/names.js";
 import { loadOrganisation } from "../../provider/organisation.js";
 import { GOLDEN_BASE_OPTIONS } from "./testing.js";
 import { INTERNAL_RESPONSE_HEADERS, resolveOptions } from "./options.js";
