@@ -133,13 +133,15 @@ export interface CrossFieldRule<T> {
   /** Field path (relative to spec) that the error points at. */
   field: string;
   check: (spec: T) => boolean;
+  /** The message with the values in it (files, the operator); the API server shows `message`. */
+  explain?: (spec: T) => string;
 }
 
 export function withCrossFieldRules<S extends z.ZodType>(schema: S, rules: CrossFieldRule<z.output<S>>[]) {
   return schema
     .superRefine((spec, ctx) => {
       for (const r of rules) {
-        if (!r.check(spec)) ctx.addIssue({ code: "custom", message: r.message, path: r.field.split(".") });
+        if (!r.check(spec)) ctx.addIssue({ code: "custom", message: r.explain?.(spec) ?? r.message, path: r.field.split(".") });
       }
     })
     .meta({ "x-kubernetes-validations": rules.map(({ rule, message }) => ({ rule, message })) });

@@ -29,6 +29,7 @@ export const MailboxDatabaseSpec = withCrossFieldRules(
       message: "activeServer must be one of servers",
       field: "activeServer",
       check: (s) => s.servers.includes(s.activeServer),
+      explain: (s) => `activeServer must be one of servers: "${s.activeServer}" is not in [${s.servers.join(", ")}]; add it to servers or pick one of them`,
     },
   ],
 );

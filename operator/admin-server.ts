@@ -10,6 +10,8 @@ export interface AdminServerOptions {
   readonly ready: () => true | string;
   readonly host?: string;
   readonly port?: number;
+  /** Further GET paths (exact match) → handler, e.g. the gateway pod's /shutdown/drained. */
+  readonly routes?: ReadonlyMap<string, (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>>;
 }
 
 export class AdminServer {
@@ -39,7 +41,10 @@ export class AdminServer {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
       return;
     }
-    if (path === "/metrics") {
+    const route = this.o.routes?.get(path);
+    if (route) {
+      await route(req, res);
+    } else if (path === "/metrics") {
       const body = await this.o.registry.metrics();
       res.writeHead(200, { "content-type": this.o.registry.contentType }).end(body);
     } else if (path === "/healthz") {

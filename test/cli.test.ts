@@ -116,9 +116,9 @@ describe.skipIf(!BUILT)("cas-gateway validate (built CLI; run `npm run build` fi
     expect(gone.stderr).toMatch(/nope: cannot read manifest directory: ENOENT/);
   });
 
-  it("a missing --manifests flag is a usage error (exit != 0, not a crash)", async () => {
+  it("a missing --manifests flag is a usage error (exit 2, not a crash)", async () => {
     const r = await cli(["validate"]);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("--manifests");
   });
 });

@@ -7,10 +7,12 @@ import { register as mailProxy } from "./mail-proxy.js";
 import { register as render } from "./render.js";
 import { register as operator } from "./operator.js";
 import { register as standalone } from "./standalone.js";
+import { register as importExports } from "./import.js";
+import { register as envoyDrain } from "./envoy-drain.js";
 
 type Register = (program: Command) => void;
 
-const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator, standalone];
+const commands: Register[] = [validate, sidecar, explain, mailProxy, render, operator, standalone, importExports, envoyDrain];
 
 export function registerCommands(program: Command): void {
   for (const register of commands) register(program);

@@ -2,7 +2,7 @@
 // all), serves the topology to Envoy and the sidecars over ADS (every replica), writes status
 // conditions and events (the leader only, by Lease), and answers /healthz, /readyz, /metrics.
 import { hostname } from "node:os";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
 import { pino, type Logger } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -18,6 +18,8 @@ import { resolveOptions, translate, type TranslateOptions } from "../../operator
 import { addEnvoyFlags, envoyFlagShape, envoyTranslateOptions, tlsPair } from "../envoy-flags.js";
 import { HostPort } from "../flags.js";
 import { addOptions, envoyListenerOptions, envoyListenerSettings } from "../options/index.js";
+import { UsageError } from "../errors.js";
+import { loadKubeConfig } from "../kubeconfig.js";
 
 const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes name");
 
@@ -142,14 +144,6 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
   };
 }
 
-function loadKubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault(); // in-cluster service account when KUBERNETES_SERVICE_HOST is set
-  if (!kc.getCurrentCluster()) throw new Error("no Kubernetes cluster configured (--kubeconfig, $KUBECONFIG, ~/.kube/config or in-cluster)");
-  return kc;
-}
-
 export function register(program: Command): void {
   const cmd = program
     .command("operator")
@@ -170,7 +164,7 @@ export function register(program: Command): void {
       if (!parsed.success) {
         const i = parsed.error.issues[0];
         const flag = i?.path[0] !== undefined ? `--${String(i.path[0]).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ` : "";
-        throw new Error(`${flag}${i?.message}`);
+        throw new UsageError(`${flag}${i?.message}`);
       }
       const running = await startOperator(parsed.data);
       process.stdout.write(`operator: xDS on ${parsed.data.xdsListen.host}:${running.xdsPort}, admin on ${parsed.data.admin.host}:${running.adminPort}\n`);

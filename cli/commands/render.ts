@@ -1,4 +1,4 @@
-// `cas-gateway render --manifests DIR [--json] [options]`: translate an organisation into the Envoy
+// `cas-gateway render --manifests DIR [--json] [options]` (or `render --bootstrap`, no manifests): translate an organisation into the Envoy
 // resources the control plane would serve (listeners, routes, clusters, endpoints), as a
 // DiscoveryResponse-like listing per type, in YAML (default) or JSON. Exit 1, with
 // file:line:column errors on stderr, when the manifests are bad or a resource fails Envoy's rules.
@@ -22,7 +22,7 @@ import { addOptions, envoyListenerOptions, envoyListenerSettings } from "../opti
 
 export const RenderFlags = z
   .object({
-    manifests: z.string().min(1, "--manifests needs a directory"),
+    manifests: z.string().min(1, "--manifests needs a directory").optional(),
     namespace: z.string().min(1).optional(),
     json: z.boolean().optional(),
     ...envoyFlagShape,
@@ -38,11 +38,14 @@ export const RenderFlags = z
     xds: HostPort.prefault("127.0.0.1:18000"),
   })
   .refine(...tlsPair)
-  .refine((f) => !(f.tlsSds && f.tlsCert), { message: "--tls-sds and --tls-cert/--tls-key are alternatives" });
+  .refine((f) => !(f.tlsSds && f.tlsCert), { message: "--tls-sds and --tls-cert/--tls-key are alternatives" })
+  // --bootstrap prints Envoy's static start-up file, which holds no organisation.
+  .refine((f) => f.bootstrap || f.manifests !== undefined, { message: "--manifests <dir> is required (except with --bootstrap)", path: ["manifests"] });
 export type RenderFlags = z.input<typeof RenderFlags>;
 
 export interface RenderResult {
-  readonly exitCode: 0 | 1;
+  /** 2: the command line is wrong; 1: the organisation or an option value is. */
+  readonly exitCode: 0 | 1 | 2;
   readonly stdout: string;
   readonly stderr: readonly string[];
 }
@@ -62,16 +65,20 @@ export function translateOptionsFromFlags(f: z.output<typeof RenderFlags>): Tran
 
 export async function runRender(input: RenderFlags): Promise<RenderResult> {
   const parsed = RenderFlags.safeParse(input);
-  if (!parsed.success) return { exitCode: 1, stdout: "", stderr: parsed.error.issues.map((i) => `render: ${i.path.join(".") || "flags"}: ${i.message}`) };
+  if (!parsed.success) {
+    const stderr = parsed.error.issues.map((i) => `render: ${i.path.join(".") || "flags"}: ${i.message}`);
+    return { exitCode: 2, stdout: "", stderr: [...stderr, "(run 'cas-gateway render --help' for the options)"] };
+  }
   const f = parsed.data;
+  const manifests = f.manifests ?? "";
   if (f.bootstrap) {
     const b = bootstrap({ nodeId: f.nodeId, nodeCluster: "cas-gateway", xds: { address: f.xds.host, port: f.xds.port } });
     return { exitCode: 0, stdout: f.json ? b.json : b.yaml, stderr: [] };
   }
   try {
-    if (!(await stat(f.manifests)).isDirectory()) throw new Error("not a directory");
+    if (!(await stat(manifests)).isDirectory()) throw new Error("not a directory");
   } catch (err) {
-    return { exitCode: 1, stdout: "", stderr: [`${f.manifests}: cannot read manifest directory: ${err instanceof Error ? err.message : String(err)}`] };
+    return { exitCode: 1, stdout: "", stderr: [`${manifests}: cannot read manifest directory: ${err instanceof Error ? err.message : String(err)}`] };
   }
   const options = translateOptionsFromFlags(f);
   try {
@@ -79,7 +86,7 @@ export async function runRender(input: RenderFlags): Promise<RenderResult> {
   } catch (err) {
     return { exitCode: 1, stdout: "", stderr: [`render: bad options: ${err instanceof Error ? err.message : String(err)}`] };
   }
-  const org = await loadOrganisation(f.manifests, undefined, f.namespace ? { defaultNamespace: f.namespace } : {});
+  const org = await loadOrganisation(manifests, undefined, f.namespace ? { defaultNamespace: f.namespace } : {});
   const stderr = [...org.errors.map(formatError), ...org.warnings.map((w) => formatError({ ...w, message: `warning: ${w.message}` }))];
   if (org.errors.length > 0) return { exitCode: 1, stdout: "", stderr };
   const res = translate(org.topology, options);
@@ -97,7 +104,7 @@ export function register(program: Command): void {
     .description(
       "Translate an organisation into the Envoy resources the control plane serves (listeners, routes, clusters, endpoints), encoded and checked against Envoy's protos; prints a listing per resource type.",
     )
-    .requiredOption("-m, --manifests <dir>", "directory of casgateway.io/v1alpha1 manifests (read recursively)")
+    .option("-m, --manifests <dir>", "directory of casgateway.io/v1alpha1 manifests (read recursively; required except with --bootstrap)")
     .option("-n, --namespace <ns>", "namespace for manifests that name none")
     .option("--json", "print JSON (a DiscoveryResponse-like listing per type) instead of YAML");
   addOptions(addEnvoyFlags(cmd), envoyListenerOptions)

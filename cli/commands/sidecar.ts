@@ -11,6 +11,7 @@ import { directoryOptionsFromFlags, type DirectoryOptions } from "../../sidecar/
 import { createSidecarLogger } from "../../sidecar/authz/logging.js";
 import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
+import { drainedRoute } from "../../sidecar/drain/envoy-drain.js";
 import { HostPort } from "../flags.js";
 import { addOptions, directoryOptions, parseFlags, sidecarOptions } from "../options/index.js";
 import { openRuntimeState } from "../runtime-state.js";
@@ -28,6 +29,7 @@ export const SidecarFlags = z.object({
   down: z.array(z.string().min(1)),
   extProcBufferedBody: z.boolean().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+  drainedFile: z.string().min(1).optional(),
 }).refine((f) => (f.manifests === undefined) !== (f.xds === undefined), {
   message: "give exactly one of --manifests (standalone) or --xds (state from the control plane)",
   path: ["manifests"],
@@ -72,7 +74,13 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
     ...(flags.extProcBufferedBody ? { extProcBufferedBody: true } : {}),
   });
   const grpcPort = await server.start(flags.listen.port, flags.listen.host);
-  const admin = new AdminServer({ registry: metrics.registry, ready: () => server.ready(), host: flags.admin.host, port: flags.admin.port });
+  const admin = new AdminServer({
+    registry: metrics.registry,
+    ready: () => server.ready(),
+    host: flags.admin.host,
+    port: flags.admin.port,
+    ...(flags.drainedFile ? { routes: new Map([["/shutdown/drained", drainedRoute(flags.drainedFile)]]) } : {}),
+  });
   const { port: adminPort } = await admin.start();
   logger.info({ grpcPort, adminPort, source: flags.manifests ? "files" : `xds ${flags.xds}` }, "sidecar started");
   return {
@@ -101,7 +109,8 @@ export function register(program: Command): void {
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
-    .option("--log-level <level>", "pino log level", "info");
+    .option("--log-level <level>", "pino log level", "info")
+    .option("--drained-file <file>", "serve GET /shutdown/drained on the admin port: waits until `cas-gateway envoy-drain` has written this file (the gateway pod's preStop hooks)");
   addOptions(cmd, directoryOptions, sidecarOptions).action(async (raw: Record<string, unknown>) => {
     const flags = parseFlags(SidecarFlags, raw);
     const running = await startSidecar(flags, directoryOptionsFromFlags(flags));

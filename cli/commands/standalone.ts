@@ -275,7 +275,8 @@ export async function startStandalone(
       nodeCluster: flags.site ?? "standalone",
       xds: { address: "127.0.0.1", port: xdsPort },
       adminPort: envoyPorts.admin,
-      ready: { address: "127.0.0.1", port: envoyPorts.ready },
+      readyPort: envoyPorts.ready,
+      readyAddress: "127.0.0.1",
     });
     await mkdir(dirname(bootstrapFile), { recursive: true });
     await writeFile(bootstrapFile, b.yaml);

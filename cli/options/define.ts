@@ -4,6 +4,7 @@
 // apart, and `--help` shows what the command parses. Add an option = add one entry to its group.
 import { Option, type Command } from "commander";
 import { z } from "zod";
+import { UsageError } from "../errors.js";
 
 export interface OptionDef {
   /** commander flags: "--lookup-timeout-ms <ms>", "--ldap-starttls", "--no-starttls". */
@@ -62,7 +63,7 @@ export function parseFlags<S extends z.ZodType>(schema: S, raw: Record<string, u
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const i = parsed.error.issues[0];
-  throw new Error(`${flagName(String(i?.path[0] ?? "?"))}: ${i?.message ?? "invalid"}`);
+  throw new UsageError(`${flagName(String(i?.path[0] ?? "?"))}: ${i?.message ?? "invalid"}`); // exit 2
 }
 
 /** Schemas for values commander gives as strings. */

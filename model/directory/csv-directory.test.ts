@@ -146,6 +146,15 @@ describe("CSV syntax (PapaParse underneath)", () => {
     const e = thrown(() => parseCsvDirectory(`${H}"a@x.com","DB"x,"",""\n`, "s.csv"));
     expect([e.line, e.field]).toEqual([2, "(csv)"]);
   });
+  it("a file delimited by ';' (Export-Csv -UseCulture) or tabs says which delimiter was expected and which was found", () => {
+    for (const [sep, name] of [[";", '";"'], ["\t", "a tab"]] as const) {
+      for (const header of [`"PrimarySmtpAddress"${sep}"Database"`, `PrimarySmtpAddress${sep}Database`]) {
+        const e = thrown(() => parseCsvDirectory(`#TYPE x\r\n${header}\r\n"a@x.com"${sep}"DB"\r\n`, "s.csv"));
+        expect([e.line, e.field]).toEqual([2, "(csv)"]);
+        expect(e.message).toContain(`expected "," as the delimiter (Export-Csv's default) but the header is delimited by ${name}; export again without -UseCulture/-Delimiter, or convert the file to commas`);
+      }
+    }
+  });
   it("an empty file or one with only the #TYPE line has no header: the required column is missing", () => {
     expect(thrown(() => parseCsvDirectory("", "e.csv")).field).toBe("PrimarySmtpAddress");
     expect(thrown(() => parseCsvDirectory("#TYPE x\r\n", "e.csv")).line).toBe(2);
@@ -208,10 +217,25 @@ describe("text-backed rows", () => {
     expect(d.databases().get("DB0")).toBe(Math.ceil(6000 / 7));
     expect(d.recordsInDatabase("DB3").map((r) => r.primarySmtpAddress).slice(0, 2)).toEqual(["u3@x.com", "u10@x.com"]);
   });
-  it("a later row with the same key wins", () => {
-    const d = parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName"\n"a@x.com","DB1","same"\n"b@x.com","DB2","same"\n`);
-    expect(d.find("same")).toMatchObject({ mailbox: { primarySmtpAddress: "b@x.com" } });
-    expect(d.find("a@x.com")).toMatchObject({ mailbox: { primarySmtpAddress: "a@x.com" } });
+  it("a key on two rows is an error naming both lines, not a silent split (issue 20, finding 8)", () => {
+    // Before: the address went to the last row and the sam name to the first, silently.
+    const e = thrown(() =>
+      parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName","EmailAddresses"\n"a@x.com","DB1","same",""\n"b@x.com","DB2","same","smtp:A@x.com"\n`, "m.csv"),
+    );
+    expect(e.message).toBe('m.csv:3: (duplicate): "same" is also on line 2: an address, UPN, sam name or ExchangeGuid belongs to one mailbox (and 1 more duplicate key)');
+    expect(thrown(() => parseCsvDirectory(`"PrimarySmtpAddress","Database"\n"a@x.com","DB1"\n"c@x.com","DB1"\n"A@X.com","DB2"\n`, "m.csv")).line).toBe(4);
+  });
+  it("one sam name in two domains is allowed (DOMAIN\\sam tells them apart)", () => {
+    const d = parseCsvDirectory(`"PrimarySmtpAddress","Database","SamAccountName","Domain"\n"a@x.com","DB1","same","EAST"\n"b@x.com","DB2","same","WEST"\n`);
+    expect(d.find("east\\same")).toMatchObject({ mailbox: { primarySmtpAddress: "a@x.com" } });
+    expect(d.find("WEST\\same")).toMatchObject({ mailbox: { primarySmtpAddress: "b@x.com" } });
+  });
+  it("parts() and fromParts() rebuild the same directory without parsing again", () => {
+    const d = parseCsvDirectory(TEXT, "mailboxes.csv");
+    const copy = CsvDirectory.fromParts(structuredClone(d.parts()));
+    expect(copy.size).toBe(2);
+    for (const id of ["alice@contoso.com", "CONTOSO\\alice", "bob", "9f9d51bc-70ef-21ca-5c14-f307980a29d8", "nobody"]) expect(copy.find(id)).toEqual(d.find(id));
+    expect(copy.databases()).toEqual(d.databases());
   });
 });
 

@@ -9,7 +9,7 @@
 // the parse itself; without them a 1M-row export loads in well under half the time and heap.
 import { stat } from "node:fs/promises";
 import { ExportCsvReader, parseRowText, readCsvFile, type CsvRowSink } from "./export-csv-reader.js";
-import { KeyIndex, fnv1a } from "./key-index.js";
+import { KeyIndex, fnv1a, type KeyIndexParts } from "./key-index.js";
 import { CsvDirectoryError, columnsOf, identityKey, recordKeys, rowToRecord, type Columns } from "./mailbox-row.js";
 import { rowKeyHashes } from "./row-key-hashes.js";
 import type { DirectoryView, LookupResult, MailboxDirectory, MailboxRecord } from "./types.js";
@@ -108,6 +108,36 @@ class TextRows implements RowSource {
   trim(): void {
     this.meta = this.meta.slice(0, this.count * META);
   }
+
+  parts(): Omit<CsvDirectoryParts, "index"> {
+    return { file: this.file, columns: this.columns, pieces: this.pieces, meta: this.meta, count: this.count, databases: this.dbNames };
+  }
+
+  static fromParts(p: Omit<CsvDirectoryParts, "index">): TextRows {
+    const rows = new TextRows(p.pieces, p.file, p.columns);
+    rows.meta = p.meta;
+    rows.count = p.count;
+    for (const name of p.databases) {
+      rows.dbIds.set(name, rows.dbNames.length);
+      rows.dbNames.push(name);
+    }
+    return rows;
+  }
+}
+
+/**
+ * A text-backed directory as plain data, to be rebuilt in another thread without parsing again:
+ * the worker that loaded it sends the pieces of text (one message each, so no single copy stalls the
+ * receiver) and transfers the number tables.
+ */
+export interface CsvDirectoryParts {
+  readonly file: string;
+  readonly columns: Columns;
+  readonly pieces: readonly string[];
+  readonly meta: Int32Array<ArrayBuffer>;
+  readonly count: number;
+  readonly databases: readonly string[];
+  readonly index: KeyIndexParts;
 }
 
 interface CacheEntry {
@@ -131,11 +161,29 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
   constructor(records: readonly MailboxRecord[]);
   /** @internal A directory over rows being loaded (see parseCsvDirectory). */
   constructor(rows: RowSource, capacityHint: number);
-  constructor(source: readonly MailboxRecord[] | RowSource, capacityHint = 0) {
+  /** @internal A directory over loaded rows and their finished index (see fromParts). */
+  constructor(rows: RowSource, capacityHint: number, index: KeyIndexParts);
+  constructor(source: readonly MailboxRecord[] | RowSource, capacityHint = 0, index?: KeyIndexParts) {
     const rows = (this.rows = Array.isArray(source) ? new MemoryRows(source as readonly MailboxRecord[]) : (source as RowSource));
-    this.index = new KeyIndex(Math.max(capacityHint, rows.size * 5), (row, key) => this.entry(row).keys.includes(key));
+    const hasKey = (row: number, key: string) => this.entry(row).keys.includes(key);
+    if (index) {
+      this.index = KeyIndex.fromParts(index, hasKey);
+      return;
+    }
+    this.index = new KeyIndex(Math.max(capacityHint, rows.size * 5), hasKey);
     // Rows given in memory are indexed now; rows being loaded are indexed when the load ends.
     for (let i = 0; i < rows.size; i++) this.indexRow(i, this.entry(i).record);
+  }
+
+  /** Rebuild a directory from parts made by parts() (in another thread). */
+  static fromParts(p: CsvDirectoryParts): CsvDirectory {
+    return new CsvDirectory(TextRows.fromParts(p), 0, p.index);
+  }
+
+  /** This directory as plain data (text-backed directories only: what parseCsvDirectory and loadCsvDirectory make). */
+  parts(): CsvDirectoryParts {
+    if (!(this.rows instanceof TextRows)) throw new Error("internal: only a directory loaded from Export-Csv text has parts");
+    return { ...this.rows.parts(), index: this.index.parts() };
   }
 
   /** Index a row's keys (records given in memory). */
@@ -147,12 +195,34 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
    * @internal Index rows by their keys' hashes, all at once (see KeyIndex.bulkSet). A hash that meets
    * another row's slot is resolved with the row's real keys, parsed from its text.
    */
-  indexHashes(log: HashLog): void {
-    this.index.bulkSet(log.hashes, log.rows, log.count, (row, h) => {
+  indexHashes(log: HashLog, file: string): void {
+    const keyOf = (row: number, h: number) => {
       const k = this.entry(row).keys.find((x) => fnv1a(x) === h);
       if (k === undefined) throw new Error(`internal: row ${row} has no key with hash ${h}`);
       return k;
+    };
+    const dups: { key: string; first: number; again: number }[] = [];
+    this.index.bulkSet(log.hashes, log.rows, log.count, keyOf, (kept, row, h) => {
+      const key = keyOf(row, h);
+      // A bare sam name may repeat across domains (DOMAIN\sam tells them apart); anything else is one mailbox's.
+      if (isBareSam(key)) {
+        const a = this.entry(kept).record.domain;
+        const b = this.entry(row).record.domain;
+        if (a && b && a.toLowerCase() !== b.toLowerCase()) return;
+      }
+      dups.push({ key, first: Math.min(kept, row), again: Math.max(kept, row) });
     });
+    if (dups.length > 0) {
+      dups.sort((x, y) => x.again - y.again);
+      const d = dups[0];
+      const more = dups.length > 1 ? ` (and ${dups.length - 1} more duplicate key${dups.length > 2 ? "s" : ""})` : "";
+      throw new CsvDirectoryError(
+        file,
+        this.rows.line(d.again) ?? 0,
+        "(duplicate)",
+        `${JSON.stringify(d.key)} is also on line ${this.rows.line(d.first)}: an address, UPN, sam name or ExchangeGuid belongs to one mailbox${more}`,
+      );
+    }
   }
 
   get size(): number {
@@ -237,6 +307,11 @@ export class CsvDirectory implements MailboxDirectory, DirectoryView {
   }
 }
 
+/** A key that is neither an address/UPN (@), DOMAIN\\sam, nor a GUID: a sam account name on its own. */
+function isBareSam(key: string): boolean {
+  return !key.includes("@") && !key.includes("\\") && !/^[0-9a-f]{8}-[0-9a-f]{4}-/.test(key);
+}
+
 /** (key hash, row) pairs collected during a load, indexed in one go at its end. */
 class HashLog {
   hashes: Int32Array<ArrayBuffer>;
@@ -301,7 +376,7 @@ class Loader implements CsvRowSink {
       throw new CsvDirectoryError(this.file, this.reader.nextLine, "PrimarySmtpAddress", `required column "PrimarySmtpAddress" is missing (no header row)`);
     }
     this.rows.trim();
-    this.dir.indexHashes(this.log);
+    this.dir.indexHashes(this.log, this.file);
     return this.dir;
   }
 }

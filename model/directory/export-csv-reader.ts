@@ -33,6 +33,32 @@ function dropCr(f: string[]): string[] {
   return f;
 }
 
+/**
+ * The delimiter a header row uses when it is not the comma (Export-Csv -UseCulture in a locale
+ * whose list separator is ";", or -Delimiter): the candidate that splits the row's first line into
+ * the most fields without a syntax error, when that beats the comma.
+ */
+function otherDelimiter(rowText: string): string | undefined {
+  const line = rowText.split(/\r?\n/, 1)[0];
+  const fields = (delimiter: string) => {
+    const r = Papa.parse<string[]>(line, { delimiter, quoteChar: '"', escapeChar: '"' });
+    return r.errors.length > 0 ? 0 : (r.data[0]?.length ?? 0);
+  };
+  const comma = fields(",");
+  let best: string | undefined;
+  let most = Math.max(comma, 1);
+  for (const d of [";", "\t", "|"]) {
+    const n = fields(d);
+    if (n > most) [best, most] = [d, n];
+  }
+  return best;
+}
+
+function wrongDelimiter(found: string): string {
+  const name = found === "\t" ? "a tab" : JSON.stringify(found);
+  return `expected "," as the delimiter (Export-Csv's default) but the header is delimited by ${name}; export again without -UseCulture/-Delimiter, or convert the file to commas`;
+}
+
 // One parser for re-parsing single rows: parse() starts afresh on every call.
 const rowParser = new Papa.Parser(CONFIG);
 
@@ -120,11 +146,15 @@ export class ExportCsvReader {
     this.line = line;
     if (results.errors.length > 0) {
       const e = results.errors[0];
+      const other = !this.seenHeader ? otherDelimiter(this.text.slice(start, end)) : undefined;
+      if (other) throw new CsvDirectoryError(this.file, startLine, "(csv)", wrongDelimiter(other));
       throw new CsvDirectoryError(this.file, startLine, "(csv)", e.code === "MissingQuotes" ? `unterminated quoted field (opened on line ${startLine})` : e.message);
     }
     const f = dropCr(results.data[0]);
     if (f.length === 1 && f[0].trim() === "") return; // empty line
     if (!this.seenHeader) {
+      const other = f.length === 1 ? otherDelimiter(f[0]) : undefined;
+      if (other) throw new CsvDirectoryError(this.file, startLine, "(csv)", wrongDelimiter(other));
       this.seenHeader = true;
       this.sink.header(f, startLine);
       return;

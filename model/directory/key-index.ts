@@ -16,11 +16,20 @@ export function fnv1a(s: string): number {
 
 const MAX_LOAD = 0.7;
 
+/** A KeyIndex's table as plain numbers: sent from the worker thread that built it (transferred, not copied). */
+export interface KeyIndexParts {
+  readonly slots: Int32Array<ArrayBuffer>;
+  readonly mask: number;
+  readonly count: number;
+}
+
 export class KeyIndex {
   /** Slot i is [hash, row + 1] at 2i, 2i+1; row + 1 = 0 marks an empty slot (no initialising pass). */
-  private slots: Int32Array;
+  private slots: Int32Array<ArrayBuffer>;
   private mask: number;
   private count = 0;
+  /** Called by bulkSet when a key already held by another row is placed again (the new row wins). */
+  private onDuplicate: ((keptRow: number, newRow: number, hash: number) => void) | undefined;
 
   /**
    * @param capacityHint about how many keys will be inserted (the table doubles when it passes 70%).
@@ -38,6 +47,19 @@ export class KeyIndex {
 
   get size(): number {
     return this.count;
+  }
+
+  parts(): KeyIndexParts {
+    return { slots: this.slots, mask: this.mask, count: this.count };
+  }
+
+  /** A table built elsewhere (see parts). */
+  static fromParts(p: KeyIndexParts, hasKey: (row: number, key: string) => boolean): KeyIndex {
+    const k = new KeyIndex(0, hasKey);
+    k.slots = p.slots;
+    k.mask = p.mask;
+    k.count = p.count;
+    return k;
   }
 
   /** Insert or replace (the last insert of a key wins). */
@@ -60,6 +82,7 @@ export class KeyIndex {
       // A row's own keys are inserted once each, so a match on the same row is the same key (or a
       // collision between two keys of one row, which both find that row anyway).
       if (slots[at] === h && (r === row || this.hasKey(r, key ?? resolve!(row, h)))) {
+        if (r !== row) this.onDuplicate?.(r, row, h);
         slots[at + 1] = row + 1;
         return false;
       }
@@ -91,7 +114,22 @@ export class KeyIndex {
    * bits), so the writes sweep the table once instead of missing the cache on every insert: 5M
    * random inserts into a 64 MB table were ~30% of a 1M-row load.
    */
-  bulkSet(hashes: Int32Array, rows: Int32Array, count: number, key: (row: number, hash: number) => string): void {
+  bulkSet(
+    hashes: Int32Array,
+    rows: Int32Array,
+    count: number,
+    key: (row: number, hash: number) => string,
+    onDuplicate?: (keptRow: number, newRow: number, hash: number) => void,
+  ): void {
+    this.onDuplicate = onDuplicate;
+    try {
+      this.bulkPlace(hashes, rows, count, key);
+    } finally {
+      this.onDuplicate = undefined;
+    }
+  }
+
+  private bulkPlace(hashes: Int32Array, rows: Int32Array, count: number, key: (row: number, hash: number) => string): void {
     let size = this.mask + 1;
     while (size * MAX_LOAD < this.count + count) size *= 2;
     if (size !== this.mask + 1) this.resize(size);

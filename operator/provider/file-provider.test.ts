@@ -1,6 +1,6 @@
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileProvider, type FileProviderState } from "./file-provider.js";
 import { formatError } from "./manifests.js";
@@ -44,6 +44,7 @@ function waitFor(p: FileProvider, pred: (s: FileProviderState) => boolean, what:
 }
 
 async function started(extra: Partial<ConstructorParameters<typeof FileProvider>[0]> = {}) {
+  await provider?.stop();
   const snapshots: ProviderSnapshot[] = [];
   provider = new FileProvider({ manifestDir: dir, directoryFile: csv, debounceMs: 50, rescanMs: 300, ...extra });
   await provider.start((s) => snapshots.push(s));
@@ -233,5 +234,149 @@ spec:
     for (let i = 0; i < 20; i++) writeFileSync(f, SITE("burst", "burst.contoso.com", `  description: v${i}\n`));
     await next;
     expect(snapshots.length).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("FileProvider against inputs that must not stall, empty or bloat the gateway (issue 20)", () => {
+  it("finding 4: an emptied or halved directory is refused over a working one; --allow-shrink lets it through", async () => {
+    const { p } = await started({ settleMs: 0 });
+    const v0 = p.topology().version;
+    for (const f of ["site-asia.yaml", "site-europe.yaml", "site-usa.yaml", "databases.yaml", "sites.yaml"]) rmSync(join(dir, f));
+    const s = await waitFor(p, (x) => x.snapshot.errors.some((e) => e.field === "(organisation)"), "shrink refused");
+    expect(s.topology.version).toBe(v0);
+    expect(s.topology.servers.size).toBe(17);
+    expect(s.snapshot.errors.map(formatError)[0]).toContain("the new configuration has 0 servers and 0 databases, the one in force 17 and");
+    expect(p.status().manifests).toMatchObject({ rejected: true, inForce: true });
+    await p.stop();
+    // Losing more than half of the servers (two of three sites) is refused too.
+    cpSync(EXAMPLE, dir, { recursive: true });
+    rmSync(join(dir, "mailboxes.csv"));
+    const again = await started({ settleMs: 0 });
+    // Two of three sites go, with their databases (so the rest is a valid organisation).
+    const dbs = readFileSync(join(dir, "databases.yaml"), "utf8").split(/^---$/m).filter((d) => !/asia-|europe-/.test(d));
+    writeFileSync(join(dir, "databases.yaml"), dbs.join("---"));
+    rmSync(join(dir, "site-asia.yaml"));
+    rmSync(join(dir, "site-europe.yaml"));
+    await waitFor(again.p, (x) => x.snapshot.errors.some((e) => e.field === "(organisation)"), "halved refused");
+    expect(again.p.topology().servers.size).toBe(17);
+    await again.p.stop();
+    const allowed = await started({ settleMs: 0, allowShrink: true });
+    const gone = waitFor(allowed.p, (x) => x.topology.servers.size === 0, "emptied with --allow-shrink");
+    for (const f of ["site-usa.yaml", "databases.yaml", "sites.yaml"]) rmSync(join(dir, f));
+    await gone;
+    expect(allowed.p.errors()).toEqual([]);
+  });
+
+  it("finding 4: an emptied or halved mailbox CSV is refused over a working one", async () => {
+    const { p } = await started({ settleMs: 0 });
+    const good = readFileSync(csv, "utf8");
+    writeFileSync(csv, good.split("\n").slice(0, 2).join("\n") + "\n"); // header only
+    const s = await waitFor(p, (x) => x.snapshot.errors.some((e) => e.file === csv), "empty csv refused");
+    expect(s.snapshot.errors.map(formatError)[0]).toContain("the new export has 0 mailboxes, the directory in force 12");
+    expect(p.directory()?.size).toBe(12);
+    expect(await p.lookup("alice@contoso.com")).toMatchObject({ status: "found" });
+  });
+
+  it("finding 4: a Kubernetes ConfigMap volume (x.yaml -> ..data/x.yaml) is read, and its ..data swap is taken at once", async () => {
+    const { mkdirSync, symlinkSync } = await import("node:fs");
+    const cm = join(root, "configmap");
+    const ts1 = join(cm, "..2026_12_05_09_00_00.000000001");
+    mkdirSync(ts1, { recursive: true });
+    for (const f of ["sites.yaml", "databases.yaml", "site-asia.yaml", "site-europe.yaml", "site-usa.yaml"]) {
+      cpSync(join(EXAMPLE, f), join(ts1, f));
+      symlinkSync(join("..data", f), join(cm, f));
+    }
+    symlinkSync(basename(ts1), join(cm, "..data"));
+    // A settle time far longer than the test: the atomic swap must not wait for it.
+    const { p } = await started({ manifestDir: cm, settleMs: 120_000, directoryFile: undefined });
+    expect(p.topology().servers.size).toBe(17);
+    expect(p.errors()).toEqual([]);
+    const ts2 = join(cm, "..2026_12_05_09_05_00.000000002");
+    cpSync(ts1, ts2, { recursive: true });
+    writeFileSync(join(ts2, "sites.yaml"), readFileSync(join(ts1, "sites.yaml"), "utf8") + `---\n${SITE("africa", "africa.contoso.com")}`);
+    const next = waitFor(p, (s) => s.topology.sites.has("africa"), "swapped ConfigMap");
+    symlinkSync(basename(ts2), join(cm, "..data_tmp"));
+    renameSync(join(cm, "..data_tmp"), join(cm, "..data")); // what the kubelet does
+    await next;
+    rmSync(ts1, { recursive: true });
+  });
+
+  it("finding 4: symbolic link loops are refused with an error, not followed", async () => {
+    const { symlinkSync, mkdirSync } = await import("node:fs");
+    mkdirSync(join(dir, "sub"));
+    symlinkSync("..", join(dir, "sub", "up"));
+    const { p } = await started({ settleMs: 0 });
+    expect(p.errors().map(formatError)).toEqual([`${join(dir, "sub", "up")}:1:1: (file): symbolic link loop: leads back to ${dir}`]);
+    expect(p.topology().servers.size).toBe(17);
+  });
+
+  it("finding 5: a file caught half-written (cut at a --- boundary) is not published; the whole file is", async () => {
+    const { p } = await started({ settleMs: 1500 });
+    const v0 = p.topology().version;
+    const file = join(dir, "site-asia.yaml");
+    const whole = `${readFileSync(file, "utf8")}---\n${SITE("africa", "africa.contoso.com")}`;
+    const docs = whole.split(/^---$/m);
+    const half = docs.slice(0, Math.floor(docs.length / 2)).join("---");
+    const versions: string[] = [];
+    p.subscribe((s) => versions.push(s.topology.version));
+    writeFileSync(file, half);
+    await new Promise((r) => setTimeout(r, 700)); // the writer pauses, longer than the watcher's debounce
+    const done = waitFor(p, (s) => s.topology.sites.has("africa"), "whole file");
+    writeFileSync(file, whole);
+    const s = await done;
+    expect(versions.filter((v) => v !== v0 && v !== s.topology.version)).toEqual([]);
+  });
+
+  it("finding 1: a huge manifest is parsed off the event loop, cancelled by stop() at once, and refused past its budget", async () => {
+    const { p } = await started({ settleMs: 0 });
+    // ~3 MB of keys in one of our documents: seconds of parsing, all in the worker.
+    const keys = Array.from({ length: 150_000 }, (_, i) => `    k${i}: ${i}`).join("\n");
+    writeFileSync(join(dir, "big.yaml"), `apiVersion: casgateway.io/v1alpha1\nkind: ADSite\nmetadata:\n  name: big\nspec:\n  hostnames: []\n  junk:\n${keys}\n`);
+    let maxGap = 0;
+    let last = performance.now();
+    const tick = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 10);
+    await new Promise((r) => setTimeout(r, 2500));
+    const t0 = performance.now();
+    await p.stop();
+    const stopMs = performance.now() - t0;
+    clearInterval(tick);
+    expect(stopMs).toBeLessThan(3000);
+    expect(maxGap).toBeLessThan(1000); // before: the whole parse ran on this thread
+    provider = undefined;
+    // The same file past a per-file budget is refused without being parsed.
+    const small = await started({ settleMs: 0, manifestBudget: { maxFileBytes: 1 << 20 } });
+    expect(small.p.errors().map(formatError)).toEqual([expect.stringMatching(/big\.yaml:1:1: \(file\): file is \d+ bytes; the limit is 1048576 \(--max-manifest-file-bytes\)/)]);
+    expect(small.p.status().manifests.budget.maxFileBytes).toBe(1 << 20);
+  });
+
+  it("finding 7: a big mailbox CSV loads off the event loop while the old directory keeps answering", async () => {
+    const { writeMailboxCsv } = await import("../../bench/directory.bench.js");
+    const { p } = await started({ settleMs: 0 });
+    const big = join(root, "big.csv");
+    await writeMailboxCsv(big, 150_000);
+    let maxGap = 0;
+    let last = performance.now();
+    const tick = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 10);
+    const loaded = waitFor(p, (s) => (s.directory?.size ?? 0) === 150_000, "big directory", 120_000);
+    renameSync(big, csv);
+    let answeredWhileLoading = 0;
+    while (!p.status().directory?.loading) await new Promise((r) => setTimeout(r, 5));
+    while (p.status().directory?.loading) {
+      if ((await p.lookup("alice@contoso.com")).status === "found") answeredWhileLoading++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await loaded;
+    clearInterval(tick);
+    expect(answeredWhileLoading).toBeGreaterThan(0);
+    expect(await p.lookup("user149999@contoso.com")).toMatchObject({ status: "found", mailbox: { database: "DB-49" } });
+    expect(maxGap).toBeLessThan(1000); // 180,000 rows stalled Check for 0.9 s when parsed on this thread
   });
 });

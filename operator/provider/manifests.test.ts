@@ -40,6 +40,20 @@ describe("parseManifestText", () => {
     expect(parseManifestText(text, "m.yaml").objects).toEqual([]);
   });
 
+  it("a database whose activeServer is not one of its servers lists them", () => {
+    const db = `apiVersion: casgateway.io/v1alpha1
+kind: MailboxDatabase
+metadata:
+  name: db1
+spec:
+  activeServer: mbx03
+  servers: [mbx01, mbx02]
+`;
+    expect(errs(db)).toEqual([
+      'm.yaml:6:17: MailboxDatabase/db1: spec.activeServer: activeServer must be one of servers: "mbx03" is not in [mbx01, mbx02]; add it to servers or pick one of them',
+    ]);
+  });
+
   it("schema errors carry the line and column of the offending value", () => {
     expect(errs(CAS.replace('"2010"', '"2005"'))).toEqual([
       'm.yaml:8:20: ClientAccessServer/cas01: spec.exchangeVersion: Invalid option: expected one of "2003"|"2007"|"2010"|"2013"|"2016"|"2019"',
@@ -81,7 +95,10 @@ spec:
     const set = parseManifestText(text, "m.yaml");
     expect(set.objects.map((o) => o.object.metadata.name)).toEqual(["cas01"]);
     expect(set.errors.map(formatError)).toEqual(["m.yaml:17:1: (yaml): Tabs are not allowed as indentation"]);
-    expect(errs("a: 1\na: 2\n")).toEqual(["m.yaml:2:1: (yaml): Map keys must be unique"]);
+    expect(errs("a: 1\na: 2\n")).toEqual(['m.yaml:2:1: (yaml): Map keys must be unique: "a" is already on line 1']);
+    expect(errs(`${CAS}---\n${CAS.replace("  site: usa\n", "  site: usa\n  roles: []\n")}`)).toEqual([
+      'm.yaml:21:3: (yaml): Map keys must be unique: "roles" is already on line 18',
+    ]);
   });
 
   it("other API groups are ignored; a wrong version or kind of ours is an error", () => {
@@ -116,6 +133,38 @@ metadata:
       'm.yaml:13:13: ADSite/z: apiVersion: unsupported version "casgateway.io/v1beta1"; this gateway serves casgateway.io/v1alpha1',
       'm.yaml:19:7: Mailbox/w: kind: unknown kind "Mailbox"; expected one of ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase',
     ]);
+  });
+
+  it("documents of other API groups are passed over without being parsed (issue 20, finding 1)", () => {
+    // The ConfigMap's body is not even valid YAML: it is never parsed, so it gives no error.
+    const foreign = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  x: [unclosed\n  y: {\n`;
+    const set = parseManifestText(`${foreign}---\n${CAS}---\n"apiVersion": v1\nkind: [\n`, "m.yaml");
+    expect(set.objects.map((o) => o.object.metadata.name)).toEqual(["cas01"]);
+    // Not plainly foreign (a quoted key): parsed in full, so its syntax error is reported, on its own line.
+    expect(set.errors.map(formatError)).toEqual(["m.yaml:21:1: (yaml): Flow sequence in block collection must be sufficiently indented and end with a ]"]);
+    // Lines after skipped documents stay right.
+    expect(set.objects[0].fieldLocation("spec.roles.0")).toEqual({ file: "m.yaml", line: 17, column: 7 });
+  });
+
+  it("duplicate-key checking is linear: 4x the keys costs about 4x, not 16x (issue 20, finding 1)", () => {
+    const doc = (n: number) => {
+      const lines = ["apiVersion: casgateway.io/v1alpha1", "kind: ADSite", "metadata:", "  name: x", "spec:", "  hostnames: []", "  junk:"];
+      for (let i = 0; i < n; i++) lines.push(`    k${i}: ${i}`);
+      return `${lines.join("\n")}\n`;
+    };
+    const time = (n: number) => {
+      const text = doc(n);
+      const t0 = performance.now();
+      const set = parseManifestText(text, "m.yaml");
+      expect(set.errors.length + set.objects.length).toBeGreaterThan(0);
+      return performance.now() - t0;
+    };
+    time(2000); // warm-up
+    const small = Math.min(time(5_000), time(5_000));
+    const big = Math.min(time(20_000), time(20_000));
+    // Quadratic was 8.7 s for 20,000 keys; generous bounds for a loaded machine.
+    expect(big).toBeLessThan(10_000);
+    expect(big / Math.max(small, 1)).toBeLessThan(10);
   });
 
   it("a document that is not a mapping is an error", () => {

@@ -247,4 +247,63 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     }
     expect(readdirSync(join(CHART, "templates")).length).toBeGreaterThan(5);
   });
+
+  it("gateway pods drain on deletion: preStop drain in the sidecar, Envoy and the mail proxy wait for it, grace sized for ActiveSync", () => {
+    const check = (objs: K8sObject[], grace: number) => {
+      const gw = find(objs, "Deployment", "-gateway");
+      expect(gw.spec.template.spec.terminationGracePeriodSeconds).toBe(grace);
+      const sidecar = container(gw, "sidecar");
+      expect(sidecar.lifecycle.preStop.exec.command).toEqual([
+        "/usr/local/bin/cas-gateway",
+        "envoy-drain",
+        "--admin=127.0.0.1:9901",
+        `--timeout=${grace - 15}`,
+        "--min-drain=10",
+        "--done-file=/tmp/envoy-drained",
+      ]);
+      expect(sidecar.args).toContain("--drained-file=/tmp/envoy-drained");
+      for (const name of ["envoy", "mail-proxy"]) {
+        expect(container(gw, name).lifecycle.preStop.httpGet, name).toEqual({ path: `/shutdown/drained?timeout=${grace - 5}`, port: 9102 });
+      }
+      // The done file is on the one emptyDir all three containers mount at /tmp.
+      for (const c of gw.spec.template.spec.containers as K8sObject[]) expect(c.volumeMounts, c.name).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+      const envoyArgs = container(gw, "envoy").args as string[];
+      expect(envoyArgs[envoyArgs.indexOf("--drain-time-s") + 1]).toBe("60");
+      expect(envoyArgs[envoyArgs.indexOf("--drain-strategy") + 1]).toBe("immediate");
+    };
+    check(csv, 300);
+    expect(csv.length).toBeGreaterThan(0);
+    check(render({ valuesFiles: [CI[0]], set: { "gateway.terminationGracePeriodSeconds": 1800 } }), 1800);
+    expect(() => render({ valuesFiles: [CI[0]], set: { "gateway.terminationGracePeriodSeconds": 10 } })).toThrow(/terminationGracePeriodSeconds/);
+  });
+
+  it("Envoy is probed over HTTP on its own /ready (readiness and startup), with no liveness probe to kill it mid-drain", () => {
+    const envoy = container(find(csv, "Deployment", "-gateway"), "envoy");
+    expect(envoy.ports).toContainEqual({ name: "ready", containerPort: 19001, protocol: "TCP" });
+    expect(envoy.readinessProbe).toEqual({ httpGet: { path: "/ready", port: "ready" }, periodSeconds: 5, failureThreshold: 2 });
+    expect(envoy.startupProbe.httpGet).toEqual({ path: "/ready", port: "ready" });
+    expect(envoy.startupProbe.periodSeconds * envoy.startupProbe.failureThreshold).toBeGreaterThanOrEqual(120);
+    expect(envoy).not.toHaveProperty("livenessProbe");
+    // The ready listener of the bootstrap: Envoy's health_check filter answers /ready itself.
+    const b = parse(find(csv, "ConfigMap", "-gateway-bootstrap").data["bootstrap.yaml"] as string) as K8sObject;
+    const ready = (b.static_resources.listeners as K8sObject[]).find((l) => l.name === "cas-gateway/ready")!;
+    expect(ready.address.socket_address).toEqual({ address: "0.0.0.0", port_value: 19001 });
+    const hcm = ready.filter_chains[0].filters[0].typed_config;
+    const hc = (hcm.http_filters as K8sObject[]).find((f) => f.name === "envoy.filters.http.health_check")!.typed_config;
+    expect(hc).toMatchObject({ pass_through_mode: false, headers: [{ name: ":path", string_match: { exact: "/ready" } }] });
+  });
+
+  it("PodDisruptionBudgets use maxUnavailable and AlwaysAllow for unhealthy pods: one replica never blocks a node drain", () => {
+    for (const [file, objs] of rendered) {
+      const pdbs = objs.filter((o) => o.kind === "PodDisruptionBudget");
+      expect(pdbs.map((p) => p.metadata.name).sort(), file).toEqual(["rel-cas-gateway-gateway", "rel-cas-gateway-operator"]);
+      for (const p of pdbs) {
+        expect(p.spec, file).not.toHaveProperty("minAvailable");
+        expect(p.spec.maxUnavailable).toBe(1);
+        expect(p.spec.unhealthyPodEvictionPolicy).toBe("AlwaysAllow");
+      }
+    }
+    expect(find(ldap, "Deployment", "-gateway").spec.replicas).toBe(1);
+    expect(() => render({ valuesFiles: [CI[0]], set: { "podDisruptionBudget.maxUnavailable": 0 } })).toThrow(/maxUnavailable/);
+  });
 });

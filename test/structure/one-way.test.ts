@@ -16,7 +16,9 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   model: ["crds"],
   operator: ["model", "crds"],
   sidecar: ["model", "crds"],
-  cli: ["operator", "sidecar", "model", "crds"],
+  // `cas-gateway import`: Exchange exports to manifests, beside the wings, wired from cli/.
+  importer: ["model", "crds"],
+  cli: ["operator", "sidecar", "importer", "model", "crds"],
 };
 
 const isTestFile = (file: string): boolean => /\.test\.ts$/.test(file);

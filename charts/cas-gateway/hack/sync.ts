@@ -23,7 +23,7 @@ export function expectedGeneratedFiles(): Map<string, string> {
   for (const f of readdirSync(crdDir).filter((n) => /^casgateway\.io_.*\.yaml$/.test(n)).sort()) {
     out.set(join("crds", f), readFileSync(join(crdDir, f), "utf8"));
   }
-  const b = bootstrap({ nodeId: "cas-gateway", nodeCluster: "cas-gateway", xds: { address: XDS_HOST, port: XDS_PORT }, adminPort: ADMIN_PORT, ready: { address: "0.0.0.0", port: READY_PORT } });
+  const b = bootstrap({ nodeId: "cas-gateway", nodeCluster: "cas-gateway", xds: { address: XDS_HOST, port: XDS_PORT }, adminPort: ADMIN_PORT, readyPort: READY_PORT });
   const templated = b.yaml
     .replace(`address: ${XDS_HOST}`, `address: {{ include "cas-gateway.xdsHost" . }}`)
     .replace(`port_value: ${XDS_PORT}`, "port_value: {{ .Values.operator.xdsPort }}")

@@ -22,54 +22,39 @@ const BootstrapOptionsSchema = z.object({
   nodeCluster: z.string().min(1, "node cluster is required"),
   xds: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }),
   adminPort: z.number().int().min(1).max(65535).optional(),
-  ready: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }).optional(),
+  readyPort: z.number().int().min(1).max(65535).optional(),
+  readyAddress: z.string().min(1).regex(/^[^\s/]+$/).optional(),
 });
 
-/** Where the readiness listener answers GET /ready by default (a kubelet probes the pod IP). */
-export const DEFAULT_READY = { address: "0.0.0.0", port: 19001 } as const;
-export const READY_PATH = "/ready";
+/** The name of the bootstrap's static readiness listener. */
 export const READY_LISTENER = "cas-gateway/ready";
 
-const T = {
-  hcm: "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-  healthCheck: "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
-  router: "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
-  httpOptions: "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-} as const;
-
-/**
- * A static listener for probes: the health_check filter (not in pass-through mode) answers GET
- * /ready itself, 200 while the server is live and 503 once it is draining (shutdown, or
- * /healthcheck/fail on the admin port), and Envoy opens its listeners only after the initial xDS
- * fetch has completed, so a 200 also means the configuration arrived. Anything else is a 404.
- * Unlike the admin port, it exposes nothing but that one answer.
- */
-function readyListener(at: { address: string; port: number }): Record<string, unknown> {
+function readyListener(port: number, address: string): Record<string, unknown> {
   return {
     name: READY_LISTENER,
-    address: { socket_address: { address: at.address, port_value: at.port } },
+    address: { socket_address: { address, port_value: port } },
     filter_chains: [
       {
         filters: [
           {
             name: "envoy.filters.network.http_connection_manager",
             typed_config: {
-              "@type": T.hcm,
+              "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
               stat_prefix: "ready",
               route_config: {
-                name: "ready",
+                name: READY_LISTENER,
                 virtual_hosts: [{ name: "ready", domains: ["*"], routes: [{ match: { prefix: "/" }, direct_response: { status: 404 } }] }],
               },
               http_filters: [
                 {
                   name: "envoy.filters.http.health_check",
                   typed_config: {
-                    "@type": T.healthCheck,
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck",
                     pass_through_mode: false,
-                    headers: [{ name: ":path", string_match: { exact: READY_PATH } }],
+                    headers: [{ name: ":path", string_match: { exact: "/ready" } }],
                   },
                 },
-                { name: "envoy.filters.http.router", typed_config: { "@type": T.router } },
+                { name: "envoy.filters.http.router", typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } },
               ],
             },
           },
@@ -97,16 +82,17 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
       lds_config: adsConfigSource(),
     },
     static_resources: {
+      ...(options.readyPort !== undefined ? { listeners: [readyListener(options.readyPort, options.readyAddress ?? "0.0.0.0")] } : {}),
       clusters: [
         {
           name: XDS_CLUSTER,
           connect_timeout: "1s",
           type: isIP(xds.address) ? "STATIC" : "STRICT_DNS",
-          // gRPC needs HTTP/2; PING keep-alives find a dead control plane (or a silently dropped
-          // connection through a NAT/conntrack table) in seconds, and TCP keep-alives underneath.
+          // gRPC needs HTTP/2; PING keep-alives find a dead control plane (or a connection a NAT or
+          // conntrack table dropped silently) in seconds, with TCP keep-alives underneath.
           typed_extension_protocol_options: {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-              "@type": T.httpOptions,
+              "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
               explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: "30s", timeout: "5s" } } },
             },
           },
@@ -117,9 +103,7 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
           },
         },
       ],
-      listeners: [readyListener(options.ready ?? DEFAULT_READY)],
     },
-    // Loopback only: the admin interface can stop the server and dump secrets' metadata.
     admin: { address: { socket_address: { address: "127.0.0.1", port_value: options.adminPort ?? 9901 } } },
   };
   const { violations } = sharedCodec().encode("envoy.config.bootstrap.v3.Bootstrap", value);

@@ -153,8 +153,12 @@ export interface BootstrapOptions {
   /** Admin interface; always on loopback (default 127.0.0.1:9901). */
   readonly adminPort?: number;
   /**
-   * Readiness listener for probes: GET /ready answers 200 once Envoy has its first configuration
-   * and is not draining (health_check filter). Default 0.0.0.0:19001 (a kubelet probes the pod IP).
+   * A static listener on 0.0.0.0:readyPort answering GET /ready (Envoy's health_check filter, not
+   * passed through): 200 while Envoy serves, 503 once /healthcheck/fail or a drain began. Envoy
+   * starts listeners only after its first configuration arrived, so it is also the startup signal.
+   * The kubelet probes it over HTTP; the admin port stays on loopback.
    */
-  readonly ready?: SocketAddr;
+  readonly readyPort?: number;
+  /** Address the readiness listener binds (default 0.0.0.0: a kubelet probes the pod IP; standalone uses loopback). */
+  readonly readyAddress?: string;
 }
