@@ -50,6 +50,12 @@ export const directoryOptions = defineOptions("directory", {
     default: "unavailable",
     schema: raw,
   },
+  directoryMaxInFlight: {
+    flags: "--directory-max-in-flight <n>",
+    help: "most LDAP look-ups running at once; past it a look-up is answered as if the directory were down",
+    default: "64",
+    schema: raw,
+  },
   lookupTimeoutMs: {
     flags: "--lookup-timeout-ms <ms>",
     help: "per-request directory deadline: past it a cached answer, however old (up to --directory-max-stale), or --on-directory-failure; keep it below Envoy's ext_authz timeout",

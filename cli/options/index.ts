@@ -7,3 +7,4 @@ export { directoryOptions } from "./directory.js";
 export { mailProxyOptions, mailProxySettings, mailTlsPair, type MailProxyFlagValues } from "./mail-proxy.js";
 export { sidecarOptions } from "./sidecar.js";
 export { envoyListenerOptions, envoyListenerSettings, type EnvoyListenerFlagValues } from "./envoy.js";
+export { configInputOptions } from "./config-input.js";

@@ -69,6 +69,7 @@ describe("directory flags", () => {
       cacheSize: 100_000,
       maxStaleMs: 86_400_000,
       failPolicy: "not-found",
+      maxInFlight: 64,
     });
     expect(cmd.opts().directory).toBe("ldaps://dc1.contoso.com");
   });

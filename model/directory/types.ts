@@ -24,13 +24,31 @@ export type LookupResult =
   | { readonly status: "not-found" }
   | { readonly status: "unavailable"; readonly reason: string };
 
+/** How a caller wants a look-up answered. */
+export interface LookupOptions {
+  /**
+   * The caller's answer is due within this many milliseconds (a request deadline). A directory
+   * that keeps answers (the LDAP cache) answers from them, or `unavailable`, when its backend
+   * misses it, instead of making the caller wait; directories answered from memory ignore it.
+   */
+  readonly deadlineMs?: number;
+}
+
+/**
+ * The directory's share of a request deadline: three quarters, so that its answer from the cache
+ * (made when its backend misses this) reaches the caller before the caller's own deadline fires.
+ */
+export function directoryDeadlineMs(requestDeadlineMs: number): number {
+  return Math.max(1, Math.floor(requestDeadlineMs * 0.75));
+}
+
 /** Asynchronous directory, as the sidecar and mail proxy use it. */
 export interface MailboxDirectory {
   /**
    * Look up by SMTP address (primary or proxy), UPN, DOMAIN\sam, bare sam or mailbox GUID,
    * case-insensitively. Never throws: failures are `unavailable`.
    */
-  lookup(identity: string): Promise<LookupResult>;
+  lookup(identity: string, options?: LookupOptions): Promise<LookupResult>;
   close?(): Promise<void>;
 }
 
@@ -40,11 +58,11 @@ export interface DirectoryView {
 }
 
 /** Resolve a set of identities with an async directory, and return a synchronous view of the answers. */
-export async function resolveIdentities(dir: MailboxDirectory, identities: readonly string[]): Promise<DirectoryView> {
+export async function resolveIdentities(dir: MailboxDirectory, identities: readonly string[], options?: LookupOptions): Promise<DirectoryView> {
   const answers = new Map<string, LookupResult>();
   await Promise.all(
     [...new Set(identities)].map(async (id) => {
-      answers.set(id, await dir.lookup(id));
+      answers.set(id, await dir.lookup(id, options));
     }),
   );
   return {

@@ -3,9 +3,14 @@
 // maxStaleMs past expiry); identities never seen get the fail policy (`unavailable` by default,
 // which the sidecar turns into its fail-closed 503). After repeated failures the backend is not
 // asked again for errorBackoffMs, so an outage does not cost every request a timeout.
+// A directory that hangs (a frozen domain controller, dropped packets) is handled like one that is
+// down: a caller's deadline (LookupOptions.deadlineMs) that the backend misses is answered at once
+// from the stale entry (or the fail policy) while the search goes on and fills the cache if it ever
+// answers; a deadline miss counts as a failure for the back-off; and at most maxInFlight backend
+// look-ups run at once, further misses being answered as if the directory were down.
 import { Counter, Gauge, type Registry, register as defaultRegistry } from "prom-client";
 import type { Logger } from "pino";
-import type { LookupResult, MailboxDirectory } from "../../model/directory/types.js";
+import type { LookupOptions, LookupResult, MailboxDirectory } from "../../model/directory/types.js";
 
 export type FailPolicy = "unavailable" | "not-found";
 
@@ -26,6 +31,8 @@ export interface CachedDirectoryOptions {
    */
   readonly errorBackoffMs?: number;
   readonly errorBackoffAfter?: number;
+  /** Most backend look-ups in flight at once (default 64); a miss beyond it is answered as if the directory failed. */
+  readonly maxInFlight?: number;
   /** Label value for the metrics (several directories may share a registry). */
   readonly name?: string;
   readonly registry?: Registry;
@@ -47,6 +54,10 @@ export interface CacheStats {
   errors: number;
   coalesced: number;
   entries: number;
+  /** Callers answered without the backend's answer because it missed their deadline. */
+  deadlineMissed: number;
+  /** Misses answered without asking the backend because maxInFlight look-ups were already running. */
+  shed: number;
 }
 
 interface Metrics {
@@ -55,6 +66,8 @@ interface Metrics {
   stale: Counter<"directory">;
   errors: Counter<"directory">;
   coalesced: Counter<"directory">;
+  deadlineMissed: Counter<"directory">;
+  shed: Counter<"directory">;
   entries: Gauge<"directory">;
 }
 
@@ -81,6 +94,8 @@ function metricsFor(registry: Registry): Metrics {
     stale: counter("cas_directory_cache_stale_served_total", "Expired answers served because the directory failed"),
     errors: counter("cas_directory_errors_total", "Directory look-ups that failed (unreachable, timeout, bind error)"),
     coalesced: counter("cas_directory_cache_coalesced_total", "Look-ups that joined one already in flight for the same identity"),
+    deadlineMissed: counter("cas_directory_deadline_missed_total", "Look-ups answered from the stale entry or the fail policy because the directory missed the request deadline"),
+    shed: counter("cas_directory_shed_total", "Look-ups not sent to the directory because the most allowed were already in flight"),
     entries:
       (registry.getSingleMetric("cas_directory_cache_entries") as Gauge<"directory"> | undefined) ??
       new Gauge({ name: "cas_directory_cache_entries", help: "Entries in the mailbox cache", labelNames: ["directory"], registers: [registry] }),
@@ -99,7 +114,9 @@ export class CachedDirectory implements MailboxDirectory {
   private backoffUntil = 0;
   private failuresInARow = 0;
   private lastError = "";
-  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, errors: 0, coalesced: 0, entries: 0 };
+  /** Backend look-ups running (coalesced callers share one). */
+  private running = 0;
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, errors: 0, coalesced: 0, entries: 0, deadlineMissed: 0, shed: 0 };
 
   constructor(
     private readonly inner: MailboxDirectory,
@@ -110,7 +127,7 @@ export class CachedDirectory implements MailboxDirectory {
     this.now = opts.now ?? Date.now;
   }
 
-  async lookup(identity: string): Promise<LookupResult> {
+  async lookup(identity: string, options?: LookupOptions): Promise<LookupResult> {
     const key = cacheKey(identity);
     const e = this.cache.get(key);
     if (e && this.now() < e.freshUntil) {
@@ -120,55 +137,74 @@ export class CachedDirectory implements MailboxDirectory {
       this.metrics.hits.inc(this.label);
       return e.result;
     }
-    const running = this.inflight.get(key);
-    if (running) {
+    let fetch = this.inflight.get(key);
+    if (fetch) {
       this.stats.coalesced++;
       this.metrics.coalesced.inc(this.label);
-      return running;
+    } else {
+      this.stats.misses++;
+      this.metrics.misses.inc(this.label);
+      fetch = this.fetch(key, identity).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, fetch);
     }
-    this.stats.misses++;
-    this.metrics.misses.inc(this.label);
-    const p = this.fetch(key, identity).finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
-    return p;
+    const deadline = options?.deadlineMs;
+    return deadline === undefined ? fetch : this.withDeadline(key, fetch, deadline);
+  }
+
+  /** The fetch's answer if it comes within `ms`; else at once the stale entry or the fail policy (the fetch goes on). */
+  private withDeadline(key: string, fetch: Promise<LookupResult>, ms: number): Promise<LookupResult> {
+    return new Promise<LookupResult>((resolve) => {
+      let done = false;
+      const timer = setTimeout(() => {
+        done = true;
+        this.stats.deadlineMissed++;
+        this.metrics.deadlineMissed.inc(this.label);
+        const reason = `directory did not answer within ${ms} ms`;
+        this.noteFailure(reason, key);
+        resolve(this.failed(key, { status: "unavailable", reason }));
+      }, Math.max(0, ms));
+      void fetch.then((r) => {
+        if (done) return;
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
   }
 
   private async fetch(key: string, identity: string): Promise<LookupResult> {
     let r: LookupResult;
     if (this.now() < this.backoffUntil) {
       r = { status: "unavailable", reason: this.lastError };
+    } else if (this.running >= (this.opts.maxInFlight ?? 64)) {
+      // A hung directory must not collect one pending search per request: past the bound, answer
+      // as if it were down (stale entry or policy) until some of the running ones finish.
+      this.stats.shed++;
+      this.metrics.shed.inc(this.label);
+      r = { status: "unavailable", reason: `${this.running} directory look-ups already in flight` };
     } else {
+      this.running++;
       try {
         r = await this.inner.lookup(identity);
       } catch (err) {
         // The contract says lookup never throws; a directory that does is still handled.
         r = { status: "unavailable", reason: err instanceof Error ? err.message : String(err) };
+      } finally {
+        this.running--;
       }
       if (r.status === "unavailable") {
         this.stats.errors++;
         this.metrics.errors.inc(this.label);
-        this.lastError = r.reason;
-        // One failed search (a slow query) must not fail everybody else: back off only when
-        // failures repeat, which is what an unreachable directory looks like.
-        if (++this.failuresInARow >= (this.opts.errorBackoffAfter ?? 3)) {
-          this.backoffUntil = this.now() + (this.opts.errorBackoffMs ?? 1000);
-        }
-      } else {
+        // A search whose caller already gave up on it was counted then (a deadline miss).
+        if (!this.late.delete(key)) this.noteFailure(r.reason);
+      } else if (!this.late.delete(key)) {
+        // Only an answer in time clears the failure count: a directory that answers after every
+        // deadline is as good as down for the requests, and backs off like one.
         this.failuresInARow = 0;
         this.backoffUntil = 0;
       }
     }
+    if (r.status === "unavailable") return this.failed(key, r);
     const now = this.now();
-    if (r.status === "unavailable") {
-      const old = this.cache.get(key);
-      if (old && now < old.staleUntil) {
-        this.stats.staleServed++;
-        this.metrics.stale.inc(this.label);
-        this.opts.logger?.debug({ identity: key, reason: r.reason }, "directory unavailable; serving stale answer");
-        return old.result;
-      }
-      return (this.opts.failPolicy ?? "unavailable") === "not-found" ? { status: "not-found" } : r;
-    }
     const ttl = r.status === "found" ? this.opts.ttlMs : this.opts.negativeTtlMs;
     this.cache.delete(key);
     this.cache.set(key, { result: r, freshUntil: now + ttl, staleUntil: now + ttl + this.opts.maxStaleMs });
@@ -179,6 +215,36 @@ export class CachedDirectory implements MailboxDirectory {
     this.stats.entries = this.cache.size;
     this.metrics.entries.set(this.label, this.cache.size);
     return r;
+  }
+
+  /** Keys whose running search already counted as a failure (its caller's deadline passed). */
+  private readonly late = new Set<string>();
+
+  /**
+   * One more failure in a row. One failed search (a slow query) must not fail everybody else:
+   * back off only when failures repeat, which is what an unreachable or hung directory looks like.
+   */
+  private noteFailure(reason: string, lateKey?: string): void {
+    this.lastError = reason;
+    if (lateKey !== undefined) {
+      if (!this.inflight.has(lateKey) || this.late.has(lateKey)) return;
+      this.late.add(lateKey);
+    }
+    if (++this.failuresInARow >= (this.opts.errorBackoffAfter ?? 3)) {
+      this.backoffUntil = this.now() + (this.opts.errorBackoffMs ?? 1000);
+    }
+  }
+
+  /** The answer while the directory fails: the stale entry if young enough, else the fail policy. */
+  private failed(key: string, r: Extract<LookupResult, { status: "unavailable" }>): LookupResult {
+    const old = this.cache.get(key);
+    if (old && this.now() < old.staleUntil) {
+      this.stats.staleServed++;
+      this.metrics.stale.inc(this.label);
+      this.opts.logger?.debug({ identity: key, reason: r.reason }, "directory unavailable; serving stale answer");
+      return old.result;
+    }
+    return (this.opts.failPolicy ?? "unavailable") === "not-found" ? { status: "not-found" } : r;
   }
 
   /** Drop every cached answer (e.g. after a topology change that renames databases). */

@@ -168,4 +168,73 @@ describe("CachedDirectory", () => {
     expect(text).toContain('cas_directory_cache_misses_total{directory="b"} 1');
     expect(text).toContain('cas_directory_cache_entries{directory="a"} 1');
   });
+
+  describe("a hung directory (its searches never answer while `gate` is held)", () => {
+    const hang = (inner: Scripted) => {
+      let release!: () => void;
+      inner.gate = new Promise<void>((r) => (release = r));
+      return () => {
+        inner.gate = undefined;
+        release();
+      };
+    };
+
+    it("a look-up that misses the caller's deadline gets the stale entry at once; the search goes on and fills the cache", async () => {
+      const { inner, clock, cache, registry } = setup({ maxEntries: 100 });
+      expect(await cache.lookup("alice@x")).toMatchObject({ status: "found" });
+      clock.now = 5000; // expired, within maxStale
+      const release = hang(inner);
+      const started = performance.now();
+      const r = await cache.lookup("alice@x", { deadlineMs: 30 });
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(r).toMatchObject({ status: "found", mailbox: { database: "DB1" } });
+      expect(cache.stats).toMatchObject({ staleServed: 1, deadlineMissed: 1 });
+      // An unseen user gets the fail policy at the deadline, not after the directory's own timeout.
+      expect(await cache.lookup("bob@x", { deadlineMs: 30 })).toMatchObject({ status: "unavailable", reason: "directory did not answer within 30 ms" });
+      inner.db = "DB2";
+      release();
+      await new Promise((x) => setTimeout(x, 10));
+      expect(await cache.lookup("alice@x", { deadlineMs: 30 })).toMatchObject({ mailbox: { database: "DB2" } });
+      expect(cache.stats.hits).toBeGreaterThanOrEqual(1);
+      expect(await registry.metrics()).toMatch(/cas_directory_deadline_missed_total\{directory="default"\} 2/);
+    });
+
+    it("deadline misses count for the back-off: after 3 the directory is not asked again for errorBackoffMs", async () => {
+      const { inner, clock, cache } = setup({ maxEntries: 100, errorBackoffMs: 1000 });
+      const release = hang(inner);
+      try {
+        for (const id of ["a@x", "b@x", "c@x"]) expect((await cache.lookup(id, { deadlineMs: 5 })).status).toBe("unavailable");
+        expect(inner.calls).toEqual(["a@x", "b@x", "c@x"]);
+        // Backing off: answered at once, the hung directory is not asked.
+        expect((await cache.lookup("d@x", { deadlineMs: 5000 })).status).toBe("unavailable");
+        expect(inner.calls).toHaveLength(3);
+        clock.now = 1001;
+        expect((await cache.lookup("e@x", { deadlineMs: 5 })).status).toBe("unavailable");
+        expect(inner.calls).toHaveLength(4);
+      } finally {
+        release();
+      }
+      // The late answers neither count again nor clear the count; an answer in time does.
+      await new Promise((x) => setTimeout(x, 10));
+      clock.now = 5000;
+      expect(await cache.lookup("alice@x", { deadlineMs: 1000 })).toMatchObject({ status: "found" });
+      expect((await cache.lookup("zed@x", { deadlineMs: 1000 })).status).toBe("not-found");
+    });
+
+    it("at most maxInFlight searches run at once; further misses are answered as if the directory were down", async () => {
+      const { inner, cache, registry } = setup({ maxEntries: 100, maxInFlight: 4, errorBackoffAfter: 1000 });
+      const release = hang(inner);
+      try {
+        const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => cache.lookup(`user${i}@x`, { deadlineMs: 20 })));
+        expect(answers.every((a) => a.status === "unavailable")).toBe(true);
+        expect(inner.calls).toHaveLength(4);
+        expect(cache.stats.shed).toBe(16);
+        expect(await registry.metrics()).toMatch(/cas_directory_shed_total\{directory="default"\} 16/);
+      } finally {
+        release();
+      }
+      await new Promise((x) => setTimeout(x, 10));
+      expect(await cache.lookup("alice@x", { deadlineMs: 1000 })).toMatchObject({ status: "found" });
+    });
+  });
 });

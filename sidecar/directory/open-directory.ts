@@ -35,6 +35,8 @@ export const DirectoryOptionsSchema = z
     maxStaleMs: ms(7 * 86_400_000).default(86_400_000),
     failPolicy: z.enum(["unavailable", "not-found"]).default("unavailable"),
     errorBackoffMs: ms(60_000).default(1_000),
+    /** Most LDAP look-ups in flight at once (a hung server must not collect one per request). */
+    maxInFlight: z.number().int().min(1).max(100_000).default(64),
     /** Runtime hooks (not from flags). */
     knownDatabase: z.custom<(name: string) => boolean>((v) => typeof v === "function").optional(),
     registry: z.custom<Registry>((v) => typeof v === "object" && v !== null).optional(),
@@ -107,6 +109,7 @@ export async function openDirectory(spec: string, options: DirectoryOptions = {}
       maxStaleMs: o.maxStaleMs,
       failPolicy: o.failPolicy,
       errorBackoffMs: o.errorBackoffMs,
+      maxInFlight: o.maxInFlight,
       name: `${url.protocol}//${url.host}`,
       registry: o.registry,
       logger: o.logger,
@@ -148,6 +151,7 @@ export interface DirectoryFlags {
   directoryCacheSize?: string;
   directoryMaxStale?: string;
   directoryFailPolicy?: string;
+  directoryMaxInFlight?: string;
 }
 
 /** Flags -> openDirectory options (numbers checked by the zod schema in openDirectory). */
@@ -183,6 +187,7 @@ export function directoryOptionsFromFlags(f: DirectoryFlags): DirectoryOptions {
     cacheSize: num(f.directoryCacheSize, "--directory-cache-size"),
     maxStaleMs: num(f.directoryMaxStale, "--directory-max-stale", 1000),
     failPolicy: policy,
+    maxInFlight: num(f.directoryMaxInFlight, "--directory-max-in-flight"),
   };
   // Drop undefined so schema defaults apply.
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as DirectoryOptions;

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { Topology } from "../../model/topology/types.js";
 import type { HealthView } from "../../model/health.js";
 import type { ClientRequest, Decision, RouteDecision } from "../decision/types.js";
-import { resolveIdentities, type DirectoryView, type MailboxDirectory } from "../../model/directory/types.js";
+import { directoryDeadlineMs, resolveIdentities, type DirectoryView, type MailboxDirectory } from "../../model/directory/types.js";
 import type { StateSource } from "../../model/state.js";
 import { imapBackendLogin, pop3BackendLogin, type BackendLogin, type BackendTarget } from "./backend.js";
 import type { MailProtocol } from "./config.js";
@@ -131,7 +131,7 @@ export class MailLogin {
     });
     let view: DirectoryView;
     try {
-      view = await Promise.race([resolveIdentities(this.deps.directory, ids), late]);
+      view = await Promise.race([resolveIdentities(this.deps.directory, ids, { deadlineMs: directoryDeadlineMs(ms) }), late]);
     } catch (err) {
       const reason = `directory look-up failed: ${err instanceof Error ? err.message : String(err)}`;
       view = { find: () => ({ status: "unavailable", reason }) };

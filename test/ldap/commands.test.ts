@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SidecarFlags, startSidecar } from "../../cli/commands/sidecar.js";
 import { StandaloneFlags, startStandalone } from "../../cli/commands/standalone.js";
 import { directoryOptionsFromFlags } from "../../sidecar/directory/open-directory.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn } from "../sidecar/envoy-request.js";
@@ -152,4 +153,75 @@ describe.skipIf(missing !== undefined)(`cas-gateway sidecar/standalone --directo
       await slapd.start();
     }
   }, 30_000);
+
+  it("slapd frozen (SIGSTOP, a hung domain controller): expired users get their stale answer within the request deadline, unseen users the 503, nothing waits for --ldap-timeout-ms", async () => {
+    const pw = path.join(tmp, "bind-password");
+    const LOOKUP_MS = 300;
+    const flags = SidecarFlags.parse({
+      manifests: "examples/contoso",
+      nodeCluster: "cas-gateway",
+      directory: `${slapd.url}/${BASE_DN}`,
+      ldapBindDn: BIND_DN,
+      ldapPasswordFile: pw,
+      ldapTimeoutMs: "5000",
+      directoryCacheTtl: "1",
+      lookupTimeoutMs: String(LOOKUP_MS),
+      listen: "127.0.0.1:0",
+      admin: "127.0.0.1:0",
+      down: [],
+      logLevel: "silent",
+    });
+    const running = await startSidecar(flags, directoryOptionsFromFlags(flags));
+    const c = authzClient(running.grpcPort);
+    const timed = async (user: string) => {
+      const started = performance.now();
+      const r = await c.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: basic(user) }));
+      return { r, ms: performance.now() - started };
+    };
+    try {
+      // Warm the cache (the first search binds a connection; a late answer still fills the cache).
+      const until = Date.now() + 20_000;
+      let warm = await timed("yamada@contoso.com");
+      while (ok(warm.r)["x-cas-target-site"] !== "asia" && Date.now() < until) {
+        await new Promise((x) => setTimeout(x, 200));
+        warm = await timed("yamada@contoso.com");
+      }
+      expect(ok(warm.r)["x-cas-target-site"]).toBe("asia");
+      await new Promise((x) => setTimeout(x, 1300)); // the entry expires (--directory-cache-ttl 1)
+      slapd.freeze();
+      try {
+        // The deadline is 300 ms; the bound below leaves room for a loaded machine but is far
+        // under the 5 s LDAP timeout that every request waited for before.
+        const stale = await timed("yamada@contoso.com");
+        expect(ok(stale.r)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "asia" });
+        expect(stale.ms).toBeLessThan(LOOKUP_MS + 1500);
+        const unseen = await timed("lina@contoso.com");
+        expect(unseen.r.denied_response?.status?.code).toBe("ServiceUnavailable");
+        expect(unseen.ms).toBeLessThan(LOOKUP_MS + 1500);
+        // Many requests at once during the hang: all answered within the deadline, stale ones correctly.
+        const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => timed(i % 2 ? "yamada@contoso.com" : `nobody${i}@contoso.com`)));
+        for (const [i, b] of burst.entries()) {
+          expect(b.ms).toBeLessThan(LOOKUP_MS + 2500);
+          if (i % 2) expect(ok(b.r)["x-cas-target-site"]).toBe("asia");
+          else expect(b.r.denied_response?.status?.code).toBe("ServiceUnavailable");
+        }
+        const metrics = await (await fetch(`http://127.0.0.1:${running.adminPort}/metrics`)).text();
+        expect(metrics).toMatch(/^cas_directory_deadline_missed_total\{[^}]*\} [1-9]/m);
+        expect(metrics).toMatch(/^cas_directory_cache_stale_served_total\{[^}]*\} [1-9]/m);
+      } finally {
+        slapd.thaw();
+      }
+      // Back: fresh answers again, from the same process (the pool's searches complete or are replaced).
+      const back = Date.now() + 20_000;
+      let r = await timed("lina@contoso.com");
+      while (!r.r.ok_response && Date.now() < back) {
+        await new Promise((x) => setTimeout(x, 200));
+        r = await timed("lina@contoso.com");
+      }
+      expect(r.r.ok_response).toBeDefined();
+    } finally {
+      c.close();
+      await running.stop();
+    }
+  }, 90_000);
 });

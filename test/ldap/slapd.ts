@@ -42,6 +42,10 @@ export interface Slapd {
   readonly running: boolean;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP: a hung server (connections accepted by the kernel, nothing answered). */
+  freeze(): void;
+  /** SIGCONT after freeze(). */
+  thaw(): void;
   /** Stop and delete the temp dir. */
   close(): Promise<void>;
 }
@@ -175,6 +179,7 @@ export async function startSlapd(opts: { ldif: string }): Promise<Slapd> {
     proc = undefined;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill("SIGCONT"); // a frozen slapd acts on SIGTERM only once it runs again
     p.kill("SIGTERM");
     const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
     await gone;
@@ -208,6 +213,12 @@ export async function startSlapd(opts: { ldif: string }): Promise<Slapd> {
       return proc !== undefined && proc.exitCode === null && proc.signalCode === null;
     },
     stop,
+    freeze() {
+      if (!proc?.kill("SIGSTOP")) throw new Error("slapd is not running");
+    },
+    thaw() {
+      proc?.kill("SIGCONT");
+    },
     async start() {
       if (proc) return;
       // Same ports as before: the gateway under test keeps its URL. Retry briefly while the old
