@@ -101,6 +101,16 @@ const REFUSED: Record<string, () => Obj[]> = {
     spec(o).exchange2003Url = "https://legacy.contoso.com/exchange";
     return [o];
   },
+  "legacyRedirectType applies to Owa only": () => {
+    const o = example("VirtualDirectory", service("Ecp"));
+    spec(o).legacyRedirectType = "Manual";
+    return [o];
+  },
+  "redirectToOptimalOwaServer applies to Owa only": () => {
+    const o = example("VirtualDirectory", service("Ews"));
+    spec(o).redirectToOptimalOwaServer = false;
+    return [o];
+  },
   "internalConnectionSettings is required for Pop3 and Imap4": () => {
     const o = example("VirtualDirectory", service("Imap4"));
     delete spec(o).internalConnectionSettings;

@@ -49,6 +49,9 @@ beforeAll(async () => {
   });
   running = await startStandalone(flags, pino({ level: "silent" }));
   admin = `http://127.0.0.1:${running.adminPort}`;
+  // The directory and configuration load after the ports open: explain what a ready gateway does.
+  await until("ready", async () => ((await fetch(`${admin}/readyz`)).status === 200 ? true : undefined));
+  await until("directory loaded", async () => ((await post({ url: FRANK_EAS, user: "frank" })).json.decision as { outcome: string }).outcome === "redirect" ? true : undefined);
 }, 60_000);
 afterAll(async () => {
   await running?.stop();
