@@ -18,19 +18,30 @@ export const k8sName = z
 export const HOSTNAME_RE = /^(?=.{1,253}$)([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\.?$/;
 export const hostname = z.string().regex(HOSTNAME_RE, "must be a DNS host name without scheme or port");
 
+/**
+ * The URL rule below as CEL for the API server (x-kubernetes-validations on every URL field): an
+ * http(s) scheme in any case, a host (a name or a bracketed IPv6 address) with no user:password@,
+ * an optional port, then a path, query or fragment. A regular expression in the subset RE2 (the API
+ * server) and JavaScript (crds/cel.test.ts, @bufbuild/cel) read alike.
+ */
+export const HTTP_URL_CEL = String.raw`self.matches(r'^[hH][tT][tT][pP][sS]?://([^/?#@:\[\]\s]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#].*)?$')`;
+export const HTTP_URL_MESSAGE = "must be an absolute http:// or https:// URL without credentials";
+
 /** An absolute http(s) URL, as Exchange stores InternalUrl/ExternalUrl. */
 export const httpUrl = z
   .string()
   .max(2048)
   .refine((s) => {
     try {
+      // WHATWG URL parsing forgives "https:/host" and backslashes; the API server's rule does not.
+      if (!/^https?:\/\/[^/\\]/i.test(s)) return false;
       const u = new URL(s);
       return (u.protocol === "https:" || u.protocol === "http:") && u.hostname.length > 0 && !u.username && !u.password;
     } catch {
       return false;
     }
-  }, "must be an absolute http:// or https:// URL without credentials")
-  .meta({ format: "uri" });
+  }, HTTP_URL_MESSAGE)
+  .meta({ format: "uri", "x-kubernetes-validations": [{ rule: HTTP_URL_CEL, message: HTTP_URL_MESSAGE }] });
 
 export const EXCHANGE_VERSIONS = ["2003", "2007", "2010", "2013", "2016", "2019"] as const;
 export const ExchangeVersion = z.enum(EXCHANGE_VERSIONS);

@@ -51,7 +51,17 @@ export const VirtualDirectorySpec = withCrossFieldRules(
       .enum(["Manual", "Silent"])
       .optional()
       .describe("Owa/Ecp only: how users whose mailbox is in another site are redirected (default Manual)."),
-    exchange2003Url: httpUrl.optional().describe("Owa only: where users with an Exchange 2003 mailbox are redirected."),
+    exchange2003Url: httpUrl
+      .optional()
+      .describe("Owa only: the Exchange 2003 front end's OWA URL, directory included (https://legacy.example.com/exchange), where users with an Exchange 2003 mailbox are sent (R-OWA-6, R-OWA-9)."),
+    legacyRedirectType: z
+      .enum(["Silent", "Manual"])
+      .optional()
+      .describe("Owa only: how users are sent to an Exchange 2007 CAS or a 2003 front end when this directory does not use forms-based authentication: Silent (302, the default) or Manual (a page showing the legacy URL) (R-OWA-10)."),
+    redirectToOptimalOwaServer: z
+      .boolean()
+      .optional()
+      .describe("Owa only: false never redirects a user whose mailbox is in another site; the request is proxied or refused (R-OWA-11). Default true."),
     internalConnectionSettings: z
       .array(ConnectionSetting)
       .max(8)
@@ -76,6 +86,18 @@ export const VirtualDirectorySpec = withCrossFieldRules(
       message: "exchange2003Url applies to Owa only",
       field: "exchange2003Url",
       check: (s) => s.exchange2003Url === undefined || s.service === "Owa",
+    },
+    {
+      rule: "!has(self.legacyRedirectType) || self.service == 'Owa'",
+      message: "legacyRedirectType applies to Owa only",
+      field: "legacyRedirectType",
+      check: (s) => s.legacyRedirectType === undefined || s.service === "Owa",
+    },
+    {
+      rule: "!has(self.redirectToOptimalOwaServer) || self.service == 'Owa'",
+      message: "redirectToOptimalOwaServer applies to Owa only",
+      field: "redirectToOptimalOwaServer",
+      check: (s) => s.redirectToOptimalOwaServer === undefined || s.service === "Owa",
     },
     {
       rule: "(!has(self.internalConnectionSettings) && !has(self.externalConnectionSettings)) || self.service in ['Pop3', 'Imap4']",

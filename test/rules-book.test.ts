@@ -5,7 +5,7 @@ import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const ROOT = join(import.meta.dirname, "..");
-const ID_RE = /\bR-[A-Z0-9]+(?:-[A-Z0-9]+)+\b/g;
+const ID_RE = /\bR-[A-Z0-9]+(?:-[A-Za-z0-9]+)+\b/g;
 // Source trees that make decisions, traces, statuses or validation warnings.
 const SOURCE_DIRS = ["sidecar", "operator", "model", "cli", "crds"];
 const SKIP_DIRS = new Set(["node_modules", "dist", "testdata", ".git"]);
@@ -41,7 +41,7 @@ function readBook(): Map<string, BookEntry> {
   const book = new Map<string, BookEntry>();
   const parts = text.split(/^### /m).slice(1);
   for (const part of parts) {
-    const m = /^(R-[A-Z0-9]+(?:-[A-Z0-9]+)+) — \S/.exec(part);
+    const m = /^(R-[A-Z0-9]+(?:-[A-Za-z0-9]+)+) — \S/.exec(part);
     if (!m) throw new Error(`docs/rules.md: a rule heading must be "### R-ID — title": ${part.split("\n")[0]}`);
     if (book.has(m[1])) throw new Error(`docs/rules.md defines ${m[1]} twice`);
     const body = part.split(/^## /m)[0];

@@ -17,6 +17,7 @@ import { z } from "zod";
 import { ControlPlane, type DownListSource } from "../../operator/controlplane.js";
 import { HealthProber } from "../../operator/health/prober.js";
 import { FileProvider } from "../../operator/provider/file-provider.js";
+import { formatError } from "../../operator/provider/manifests.js";
 import { buildTopology } from "../../model/topology/build.js";
 import { AdsServer } from "../../operator/xds/server/server.js";
 import { bootstrap, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
@@ -25,7 +26,7 @@ import { SidecarServer } from "../../sidecar/authz/server.js";
 import { MailProxy } from "../../sidecar/mail/index.js";
 import { directoryOptionsFromFlags, isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
 import type { MailboxDirectory } from "../../model/directory/types.js";
-import { addOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
+import { addOptions, configInputOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
@@ -35,6 +36,7 @@ export const StandaloneFlags = z.object({
   ...directoryOptions.shape,
   ...sidecarOptions.shape,
   ...mailProxyOptions.shape,
+  ...configInputOptions.shape,
   site: z.string().min(1).optional(),
   xdsPort: port("--xds-port"),
   authzPort: port("--authz-port"),
@@ -155,9 +157,23 @@ export async function startStandalone(
 
     // A CSV directory is watched by the file provider with the manifests; an LDAP one is live (cached).
     const ldap = isLdapDirectorySpec(flags.directory);
+    const providerRegistry = new Registry();
+    registries.push(providerRegistry);
     const provider = new FileProvider({
       manifestDir: flags.manifests,
       ...(ldap ? {} : { directoryFile: flags.directory }),
+      settleMs: flags.settleMs,
+      allowShrink: flags.allowShrink ?? false,
+      manifestBudget: {
+        maxFileBytes: flags.maxManifestFileBytes,
+        maxDirBytes: flags.maxManifestDirBytes,
+        maxFiles: flags.maxManifestFiles,
+        maxDocumentsPerFile: flags.maxManifestDocuments,
+      },
+      maxDirectoryBytes: flags.maxDirectoryBytes,
+      // A big export loads in the background: the admin port answers (/readyz says why not yet) meanwhile.
+      waitForDirectory: false,
+      registry: providerRegistry,
       logger: log.child({ component: "provider" }),
     });
 
@@ -264,11 +280,29 @@ export async function startStandalone(
 
     // Admin HTTP.
     const metrics = Registry.merge(registries);
+    // Ready only when the gateway can answer correctly; otherwise every reason, so an operator sees all of them.
+    let envoyExit: string | undefined;
     const ready = (): true | string => {
+      const why: string[] = [];
       const v = cp.current();
-      if (!v) return "no configuration loaded yet";
+      const st = provider.status();
+      if (!v) why.push("no configuration loaded yet");
+      else if (v.topology.servers.size === 0) why.push(`the organisation in force has no servers (${flags.manifests})`);
+      if (st.manifests.rejected) {
+        const first = st.manifests.errors[0];
+        why.push(`manifests rejected (${st.manifests.errors.length} error${st.manifests.errors.length === 1 ? "" : "s"}, the last good configuration stays in force; see /config_dump): ${first ? formatError(first) : ""}`);
+      }
+      if (st.directory) {
+        if (!st.directory.loaded) why.push(st.directory.loading ? "mailbox directory still loading" : "no mailbox directory loaded");
+        if (st.directory.rejected) {
+          const first = st.directory.errors[0];
+          why.push(`mailbox CSV rejected (the last good directory stays in force): ${first ? formatError(first) : ""}`);
+        }
+      }
+      if (envoyExit) why.push(envoyExit);
       const r = authz.ready();
-      return r === true ? true : `sidecar: ${r}`;
+      if (r !== true) why.push(`sidecar: ${r}`);
+      return why.length === 0 ? true : why.join("; ");
     };
     const configDump = () => {
       const v = cp.current();
@@ -293,6 +327,9 @@ export async function startStandalone(
           : undefined,
         fleet: { ackedTopologyVersion: ads.fleet.ackedTopologyVersion() ?? null },
         streams: ads.streamStatus(),
+        // What the watched files hold and what was refused: budgets, usage, rejected input with file:line.
+        provider: provider.status(),
+        ready: ready(),
         missing,
       };
     };
@@ -345,7 +382,10 @@ export async function startStandalone(
       }
       child = spawn(envoyBin, ["-c", bootstrapFile, "--log-level", "info"], { stdio: ["ignore", "inherit", "inherit"] });
       envoyState = `started: ${envoyBin} (pid ${child.pid}) with ${bootstrapFile}`;
-      child.on("exit", (code, signal) => log.warn({ code, signal }, "envoy exited"));
+      child.on("exit", (code, signal) => {
+        envoyExit = `envoy exited (${signal ? `signal ${signal}` : `code ${code}`}); traffic is not being served`;
+        log.warn({ code, signal }, "envoy exited");
+      });
       const c = child;
       stops.push(
         () =>
@@ -386,7 +426,7 @@ export function register(program: Command): void {
     .option("--bootstrap <file>", "where to write the Envoy bootstrap (default: $TMPDIR/cas-gateway-standalone/envoy-<site>.yaml)")
     .option("--log-level <level>", "pino log level", "info");
   // --directory: a CSV file is watched with the manifests; an ldap(s):// URL is queried live (cached).
-  addOptions(cmd, directoryOptions, sidecarOptions, mailProxyOptions).action(async (raw: Record<string, unknown>) => {
+  addOptions(cmd, directoryOptions, sidecarOptions, mailProxyOptions, configInputOptions).action(async (raw: Record<string, unknown>) => {
     const flags = parseFlags(StandaloneFlags, raw);
     // Logs (JSON) to stderr; stdout keeps the human summary.
     const log = pino({ level: flags.logLevel }, pino.destination(2));

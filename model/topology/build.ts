@@ -660,6 +660,8 @@ function vdirInfo(v: VirtualDirectory): VirtualDirectoryInfo {
     externalAuthenticationMethods: Object.freeze([...s.externalAuthenticationMethods]),
     crossSiteRedirectType: s.crossSiteRedirectType ?? "Manual",
     exchange2003Url: s.exchange2003Url,
+    legacyRedirectType: s.legacyRedirectType ?? "Silent",
+    redirectToOptimalOwaServer: s.redirectToOptimalOwaServer ?? true,
     internalConnectionSettings: Object.freeze([...(s.internalConnectionSettings ?? [])]),
     externalConnectionSettings: Object.freeze([...(s.externalConnectionSettings ?? [])]),
   });

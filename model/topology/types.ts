@@ -24,6 +24,10 @@ export interface VirtualDirectoryInfo {
   /** Owa/Ecp: defaults to Manual (R-OWA-2). */
   readonly crossSiteRedirectType: "Manual" | "Silent";
   readonly exchange2003Url: string | undefined;
+  /** Owa: how a redirect to a 2007 CAS or 2003 front end is made without FBA (R-OWA-10); default Silent. */
+  readonly legacyRedirectType: "Silent" | "Manual";
+  /** Owa: false never redirects a cross-site user (R-OWA-11); default true. */
+  readonly redirectToOptimalOwaServer: boolean;
   readonly internalConnectionSettings: readonly ConnectionSetting[];
   readonly externalConnectionSettings: readonly ConnectionSetting[];
 }

@@ -10,8 +10,17 @@ export const AFFINITY_COOKIE = "cas-affinity";
 const MAX_COOKIE_VALUE = 1024;
 export const MIN_KEY_BYTES = 32;
 
-/** Cookie Path per service: only OWA, ECP and EWS keep affinity (R-LB-2). */
-export const AFFINITY_PATHS: Partial<Record<Service, string>> = { Owa: "/owa", Ecp: "/ecp", Ews: "/EWS" };
+/**
+ * Cookie Path per service: only OWA, ECP and EWS keep affinity (R-LB-2). OWA and ECP share one pin
+ * (R-LB-7: the forms-auth cookie one CAS issues is readable by that CAS only), so theirs is a cookie
+ * the browser sends to both /owa and /ecp: Path=/, scope "/" in the signed payload.
+ */
+export const AFFINITY_PATHS: Partial<Record<Service, string>> = { Owa: "/", Ecp: "/", Ews: "/EWS" };
+/** Request paths that share a scope, and the scope (cookie Path) they share. */
+const SCOPES: readonly { readonly under: readonly string[]; readonly scope: string }[] = [
+  { under: ["/owa", "/ecp"], scope: "/" },
+  { under: ["/EWS"], scope: "/EWS" },
+];
 
 export interface Pin {
   readonly server: string;
@@ -50,7 +59,7 @@ export function pathUnder(requestPath: string, cookiePath: string): boolean {
 
 /** The cookie path a request belongs to, if any (for verification before the engine runs). */
 export function affinityPathFor(requestPath: string): string | undefined {
-  for (const p of Object.values(AFFINITY_PATHS)) if (p && pathUnder(requestPath, p)) return p;
+  for (const s of SCOPES) for (const p of s.under) if (pathUnder(requestPath, p)) return s.scope;
   return undefined;
 }
 

@@ -218,6 +218,14 @@ export class DecisionService {
   private done(ev: Evaluation, mapped: MappedRequest | undefined, started: number, api: "ext_authz" | "ext_proc"): Evaluation {
     const secs = (performance.now() - started) / 1000;
     const d = ev.decision;
+    if (d.outcome === "error" && d.exploit) {
+      // R-SEC-1 / R-SEC-3: an attack's request shape, refused; operators alert on these lines.
+      const r = mapped?.request;
+      this.o.logger.warn(
+        { rid: ev.requestId, api, cve: d.exploit.cve, attack: d.exploit.attack, pattern: d.exploit.pattern, rules: d.rules.join(","), method: r?.method, host: r?.host, path: r ? pathOnly(r.path) : undefined, source: r?.sourceAddress },
+        `refused a ${d.exploit.attack} request (${d.exploit.cve})`,
+      );
+    }
     this.o.metrics.record(api, ev.name, d.rules, secs);
     const log = this.decisionLog(api, ev.name, ev.rulesText ?? d.rules.join(","), d.outcome === "local" || d.outcome === "proxy" ? d.targetSite : undefined, d.identity?.source);
     if (log.isLevelEnabled("info")) {
@@ -413,7 +421,7 @@ export class DecisionService {
         }
         const creds = credentialsOf(req);
         if (!creds) return { name: "redirect-silent", decision: d, response: silent(rules, url) };
-        return { name, decision: d, response: pageResponse(name, rules, ssoFormPage(url, creds), name) };
+        return { name, decision: d, response: pageResponse(name, rules, ssoFormPage(url, creds, undefined, d.ssoPostUrl), name) };
       }
       default:
         return { name, decision: d, response: pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error") };

@@ -74,18 +74,29 @@ export function fbaPostUrl(target: string): string {
  * submits itself (a nonce'd script; a visible button when scripts are off). HTTPS targets only:
  * the caller falls back to the manual page otherwise.
  */
-export function ssoFormPage(target: string, creds: FbaCredentials, nonce = newNonce()): Page {
+export function ssoFormPage(target: string, creds: FbaCredentials, nonce = newNonce(), postUrl?: string): Page {
   const u = new URL(target);
   if (u.protocol !== "https:") throw new Error("single sign-on only posts credentials to https targets");
-  const action = fbaPostUrl(target);
-  const fields: [string, string][] = [
-    ["destination", target],
-    ["flags", "4"],
-    ["forcedownlevel", "0"],
-    ["isUtf8", "1"],
-    ["username", creds.username],
-    ["password", creds.password],
-  ];
+  // R-OWA-9: an Exchange 2003 front end signs in at /exchweb/bin/auth/owaauth.dll, same origin.
+  const action = postUrl ?? fbaPostUrl(target);
+  const a = new URL(action);
+  if (a.protocol !== "https:" || a.origin !== u.origin) throw new Error("the sign-on form posts only to the target's own https origin");
+  const fields: [string, string][] = postUrl
+    ? [
+        ["destination", target],
+        ["flags", "0"],
+        ["username", creds.username],
+        ["password", creds.password],
+        ["trusted", "0"],
+      ]
+    : [
+        ["destination", target],
+        ["flags", "4"],
+        ["forcedownlevel", "0"],
+        ["isUtf8", "1"],
+        ["username", creds.username],
+        ["password", creds.password],
+      ];
   const inputs = fields.map(([n, v]) => `<input type="hidden" name="${esc(n)}" value="${esc(v)}">`).join("\n");
   const body = `<!DOCTYPE html>
 <html lang="en">

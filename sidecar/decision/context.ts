@@ -221,6 +221,9 @@ export class Ctx {
       if (c) mailBackend = { host: c.hostname, port: c.port, encryption: c.encryption };
     }
     const server = t.server;
+    if (server && (t.affinity === "set" || t.affinity === "keep") && (svc === "Owa" || svc === "Ecp")) {
+      this.rule("R-LB-7", () => `the pin to ${server.name} is one for OWA and ECP: the forms-auth cookie ${server.name} issues is readable by it only`);
+    }
     if (server?.insecureSkipVerify && outcome === "proxy") {
       this.rule("R-GEN-3", () => `certificate validation is switched off for ${server.name} (tls.insecureSkipVerify), as Exchange does`);
     }

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { AuthMethod, ExchangeVersion, Service } from "../../crds/index.js";
 import type { Topology, VersionClass } from "../../model/topology/types.js";
 import { healthFromDown } from "../../model/health.js";
+import { easLocation } from "./rules/eas.js";
 import { decide } from "./engine.js";
 import { identityCandidates } from "./identity.js";
 import { basic, buildOrg, directoryOf, httpReq, mailbox, mailReq, type OrgSpec, type ServerSpec, type VdirSpec } from "./test-org.js";
@@ -120,7 +121,13 @@ const SLUG: Record<string, VersionClass> = { v2003: "2003", v2007: "2007", v2010
 function configuredUrls(t: Topology): Set<string> {
   const urls = new Set<string>();
   for (const s of t.servers.values())
-    for (const v of s.vdirs.values()) for (const u of [v.internalUrl, v.externalUrl, v.exchange2003Url]) if (u) urls.add(u);
+    for (const v of s.vdirs.values())
+      for (const u of [v.internalUrl, v.externalUrl, v.exchange2003Url]) {
+        if (!u) continue;
+        urls.add(u);
+        // R-EAS-8: X-MS-Location is the configured ActiveSync URL made complete, nothing else.
+        if (v.service === "ActiveSync") urls.add(easLocation(u));
+      }
   return urls;
 }
 

@@ -12,6 +12,7 @@ import { decideEws } from "./rules/ews.js";
 import { decideMail } from "./rules/mail.js";
 import { decideAutodiscover, decideOutlook, decidePowerShell } from "./rules/other.js";
 import { decideOwa } from "./rules/owa.js";
+import { exploitPattern } from "./security.js";
 import { serviceForRequest } from "./service.js";
 import { serviceIndex, topologyIndex } from "./topology-index.js";
 import type { HealthView } from "../../model/health.js";
@@ -118,6 +119,13 @@ function decideUnsafe(
   const index = topologyIndex(topology);
   const svc = serviceForRequest(req);
   const tracing = options.trace !== false;
+  // R-SEC-1, R-SEC-3: the shapes of published attacks are refused before anything else is read.
+  const exploit = exploitPattern(req);
+  if (exploit) {
+    const d = early(403, "This request was refused: it has the shape of a known attack on Exchange servers.", exploit.rule, tracing ? requestLine(req, svc) : undefined,
+      () => `${exploit.pattern}: the ${exploit.attack} pattern (${exploit.cve}); refused, nothing in it selects a back end`);
+    return { ...d, exploit: { cve: exploit.cve, attack: exploit.attack, pattern: exploit.pattern } };
+  }
   if (!svc) {
     return early(404, "There is no Exchange application at this address.", "R-2013-4", tracing ? requestLine(req, svc) : undefined,
       "the front door serves Exchange's HTTP(S) applications, POP3 and IMAP4; this path is none of them");

@@ -41,6 +41,17 @@ export function isAvailabilityRequest(req: ClientRequest): boolean {
 }
 
 const AFFINITY_OP_RE = /<(?:[A-Za-z_][\w.-]*:)?(GetEvents|Unsubscribe)[\s/>]/;
+const NOTIFICATION_OP_RE = /<(?:[A-Za-z_][\w.-]*:)?(Subscribe|GetEvents|GetStreamingEvents|Unsubscribe)[\s/>]/;
+
+export type EwsNotificationOperation = "Subscribe" | "GetEvents" | "GetStreamingEvents" | "Unsubscribe";
+
+/** EWS notification operations that keep affinity to the subscription's server (R-EWS-6), or undefined. */
+export function ewsNotificationOperation(req: ClientRequest): EwsNotificationOperation | undefined {
+  const b = req.body;
+  if (b === undefined || (!b.includes("Subscribe") && !b.includes("GetEvents") && !b.includes("GetStreamingEvents"))) return undefined;
+  const m = NOTIFICATION_OP_RE.exec(b);
+  return m ? (m[1] as EwsNotificationOperation) : undefined;
+}
 
 /** EWS operations with strong server affinity (R-EWS-4), or undefined. */
 export function ewsAffinityOperation(req: ClientRequest): "GetEvents" | "Unsubscribe" | undefined {

@@ -15,6 +15,10 @@ export interface VdirSpec {
   externalAuth?: AuthMethod[];
   redirect?: "Manual" | "Silent";
   exchange2003Url?: string;
+  /** R-OWA-10 */
+  legacyRedirect?: "Silent" | "Manual";
+  /** R-OWA-11 */
+  optimal?: boolean;
   conn?: ConnectionSetting[];
 }
 export interface ServerSpec {
@@ -97,6 +101,8 @@ export function buildOrg(spec: OrgSpec): Topology {
           externalAuthenticationMethods: v.externalAuth ?? [],
           ...(v.redirect ? { crossSiteRedirectType: v.redirect } : {}),
           ...(v.exchange2003Url ? { exchange2003Url: v.exchange2003Url } : {}),
+          ...(v.legacyRedirect ? { legacyRedirectType: v.legacyRedirect } : {}),
+          ...(v.optimal !== undefined ? { redirectToOptimalOwaServer: v.optimal } : {}),
         },
       });
     }

@@ -67,6 +67,11 @@ export interface RedirectDecision extends DecisionCommon {
   readonly kind: RedirectKind;
   /** Always a configured ExternalUrl, InternalUrl or exchange2003Url: never built from request input. */
   readonly url: string;
+  /**
+   * kind "sso": where the sign-on form posts, when it is not the target's own auth.owa: an Exchange
+   * 2003 front end's /exchweb/bin/auth/owaauth.dll (R-OWA-9). Built from the configured URL's origin.
+   */
+  readonly ssoPostUrl?: string;
 }
 
 export interface ErrorDecision extends DecisionCommon {
@@ -74,6 +79,8 @@ export interface ErrorDecision extends DecisionCommon {
   readonly status: number;
   /** Short and fit to show a user: no internal host names. */
   readonly reason: string;
+  /** Set when the request had the shape of a published attack (R-SEC-1, R-SEC-3): logged at warning level. */
+  readonly exploit?: { readonly cve: string; readonly attack: string; readonly pattern: string };
 }
 
 export type Decision = RouteDecision | RedirectDecision | ErrorDecision;

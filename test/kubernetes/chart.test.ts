@@ -3,7 +3,7 @@
 // with every CI values file (charts/cas-gateway/ci/*-values.yaml, the folder chart-testing reads),
 // then assertions on the rendered objects. values.yaml is also checked against values.schema.json
 // with ajv, and helm itself must refuse values the schema forbids.
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -306,4 +306,31 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     expect(find(ldap, "Deployment", "-gateway").spec.replicas).toBe(1);
     expect(() => render({ valuesFiles: [CI[0]], set: { "podDisruptionBudget.maxUnavailable": 0 } })).toThrow(/maxUnavailable/);
   });
+
+  it("the CRDs are templates (so helm upgrade updates them), kept on uninstall, identical to npm run gen:crds output", () => {
+    // Helm installs a chart's crds/ folder once and never upgrades it: the chart must not have one.
+    expect(existsSync(join(CHART, "crds"))).toBe(false);
+    // No --include-crds here: what comes out is what `helm upgrade` applies.
+    const crds = csv.filter((o) => o.kind === "CustomResourceDefinition");
+    expect(crds.map((c) => c.metadata.name).sort()).toEqual([
+      "adsites.casgateway.io",
+      "clientaccessservers.casgateway.io",
+      "mailboxdatabases.casgateway.io",
+      "virtualdirectories.casgateway.io",
+    ]);
+    for (const c of crds) {
+      expect(c.metadata.annotations).toEqual({ "helm.sh/resource-policy": "keep" });
+      const source = readdirSync(join(ROOT, "crds")).find((f) => f === `casgateway.io_${c.spec.names.plural}.yaml`)!;
+      const generated = parse(readFileSync(join(ROOT, "crds", source), "utf8")) as K8sObject;
+      const { annotations: _a, ...meta } = c.metadata;
+      expect({ ...c, metadata: meta }).toEqual(generated);
+      expect(c.spec.versions.filter((v: K8sObject) => v.storage)).toHaveLength(1);
+    }
+    // The URL rule travels in the CRDs the chart applies.
+    const vd = crds.find((c) => c.spec.names.kind === "VirtualDirectory")!;
+    const url = vd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.internalUrl;
+    expect(url["x-kubernetes-validations"][0].rule).toMatch(/^self\.matches\(r'\^\[hH\]/);
+    expect(render({ valuesFiles: [CI[0]], set: { "crds.install": false } }).some((o) => o.kind === "CustomResourceDefinition")).toBe(false);
+  });
 });
+

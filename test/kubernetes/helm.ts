@@ -53,7 +53,7 @@ export interface RenderOptions {
 
 /** `helm template` → the rendered objects (throws with helm's message when rendering fails). */
 export function render(opts: RenderOptions = {}): K8sObject[] {
-  const args = ["template", opts.release ?? "rel", CHART, "--namespace", opts.namespace ?? "cas-system", "--include-crds"];
+  const args = ["template", opts.release ?? "rel", CHART, "--namespace", opts.namespace ?? "cas-system"];
   for (const f of opts.valuesFiles ?? []) args.push("--values", f);
   for (const [k, v] of Object.entries(opts.set ?? {})) args.push(typeof v === "string" ? "--set-string" : "--set", `${k}=${v}`);
   const r = helm(args);

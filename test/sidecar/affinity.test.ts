@@ -62,7 +62,9 @@ describe("affinity cookie", () => {
   });
 
   it("scopes by virtual directory path on a segment boundary, case-insensitively", () => {
-    expect(affinityPathFor("/OWA/?ae=Item")).toBe("/owa");
+    // R-LB-7: OWA and ECP share one pin, a cookie the browser sends to both.
+    expect(affinityPathFor("/OWA/?ae=Item")).toBe("/");
+    expect(affinityPathFor("/ecp/PersonalSettings/")).toBe("/");
     expect(affinityPathFor("/ews/exchange.asmx")).toBe("/EWS");
     expect(affinityPathFor("/owafake")).toBeUndefined();
     expect(pathUnder("/ecp", "/ecp")).toBe(true);

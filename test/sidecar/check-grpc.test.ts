@@ -118,6 +118,7 @@ describe("sidecar gRPC server (scripted engine)", () => {
     expect(r.status?.code).toBe(7);
     expect(r.denied_response?.status?.code).toBe("ServiceUnavailable");
     expect(headerMap(r.denied_response?.headers)["x-cas-decision"]).toBe("error");
+    expect(headerMap(r.denied_response?.headers)["x-cas-rules"]).toBe("R-SIDECAR-not-ready");
     state.set(stateValue);
     expect(await healthCheck("")).toBe("SERVING");
     expect(await healthCheck("envoy.service.auth.v3.Authorization")).toBe("SERVING");
@@ -160,26 +161,28 @@ describe("sidecar gRPC server (scripted engine)", () => {
     expect(r.dynamic_metadata?.fields?.cas_decision?.stringValue).toBe("local");
   });
 
-  it("R-LB-2: affinity set → signed Set-Cookie scoped to /owa and host; a valid pin reaches the engine; tampered/foreign pins do not", async () => {
+  it("R-LB-2: affinity set → signed Set-Cookie scoped to / (one pin for OWA and ECP, R-LB-7) and host; a valid pin reaches the engine; tampered/foreign pins do not", async () => {
     script = () => route({ targetServer: "europe-cas01", affinity: "set", service: "Owa", rules: ["R-OWA-4", "R-LB-2"] });
     const r = await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/" }));
     const cookies = (r.ok_response?.response_headers_to_add ?? []).filter((h) => h.header.key === "set-cookie");
     expect(cookies).toHaveLength(1);
     const c = cookies[0].header.value;
-    expect(c).toMatch(/^cas-affinity=[^;]+; Path=\/owa; Max-Age=\d+; Secure; HttpOnly; SameSite=Lax$/);
+    expect(c).toMatch(/^cas-affinity=[^;]+; Path=\/; Max-Age=\d+; Secure; HttpOnly; SameSite=Lax$/);
     const value = c.split(";")[0];
     await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/?ae=Item", headers: { cookie: `a=b; ${value}` } }));
     expect(engine.calls.at(-1)!.req.pinnedServer).toBe("europe-cas01");
     // Tampered signature.
     await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: { cookie: `${value.slice(0, -2)}xx` } }));
     expect(engine.calls.at(-1)!.req.pinnedServer).toBeUndefined();
-    // Foreign host and foreign path.
+    // Foreign host and foreign path (EWS has its own pin); ECP shares OWA's (R-LB-7).
     await client.check(envoyCheckRequest({ host: "europe.contoso.com", path: "/owa/", headers: { cookie: value } }));
     expect(engine.calls.at(-1)!.req.pinnedServer).toBeUndefined();
-    await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/ecp/", headers: { cookie: value } }));
+    await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/EWS/Exchange.asmx", headers: { cookie: value } }));
     expect(engine.calls.at(-1)!.req.pinnedServer).toBeUndefined();
+    await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/ecp/", headers: { cookie: value } }));
+    expect(engine.calls.at(-1)!.req.pinnedServer).toBe("europe-cas01");
     // Expired.
-    const old = new AffinitySigner(KEY, 60, () => Date.now() - 3600_000).setCookie("europe-cas01", "usa.contoso.com", "/owa").split(";")[0];
+    const old = new AffinitySigner(KEY, 60, () => Date.now() - 3600_000).setCookie("europe-cas01", "usa.contoso.com", "/").split(";")[0];
     await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: { cookie: old } }));
     expect(engine.calls.at(-1)!.req.pinnedServer).toBeUndefined();
   });
@@ -269,6 +272,16 @@ describe("sidecar gRPC server (scripted engine)", () => {
     const r = await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/" }));
     expect(headerMap(r.denied_response?.headers)["x-cas-decision"]).toBe("error");
     expect(headerMap(r.denied_response?.headers).location).toBeUndefined();
+    expect(headerMap(r.denied_response?.headers)["x-cas-rules"]).toContain("R-SIDECAR-unconfigured-redirect");
+  });
+
+  it("R-SIDECAR-bad-request: a request past the header limits is answered 431, never decided", async () => {
+    script = () => route();
+    const headers: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) headers[`x-h${i}`] = "v";
+    const r = await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers }));
+    expect(r.denied_response?.status?.code).toBe("RequestHeaderFieldsTooLarge");
+    expect(headerMap(r.denied_response?.headers)["x-cas-rules"]).toBe("R-SIDECAR-bad-request");
   });
 
   it("an engine exception becomes a 503 error decision; the server keeps serving", async () => {
@@ -278,6 +291,7 @@ describe("sidecar gRPC server (scripted engine)", () => {
     const r = await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/" }));
     expect(r.denied_response?.status?.code).toBe("ServiceUnavailable");
     expect(r.denied_response?.body).not.toContain("boom");
+    expect(headerMap(r.denied_response?.headers)["x-cas-rules"]).toBe("R-SIDECAR-internal-error");
     script = () => route();
     const r2 = await client.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/" }));
     expect(r2.status?.code ?? 0).toBe(0);

@@ -60,7 +60,7 @@ describe("sidecar on examples/contoso (real engine, CSV directory, gRPC)", () =>
     expect(okHeaders(r)).toMatchObject({ "x-cas-decision": "local", "x-cas-target-site": "usa", "x-cas-cluster": "server/usa-cas01/owa", "x-cas-target-server": "usa-cas01" });
     expect(okHeaders(r)["x-cas-rules"]).toContain("R-OWA-1");
     expect(cookiesOf(r)).toHaveLength(1);
-    expect(cookiesOf(r)[0]).toMatch(/; Path=\/owa; Max-Age=\d+; Secure; HttpOnly; SameSite=Lax$/);
+    expect(cookiesOf(r)[0]).toMatch(/; Path=\/; Max-Age=\d+; Secure; HttpOnly; SameSite=Lax$/);
     expect(meta(r)).toBe("local");
   });
 

@@ -75,7 +75,7 @@ describe("ext_proc Process", () => {
     expect(common.clear_route_cache).toBe(true);
     expect(Object.keys(engine.calls.at(-1)!.req.headers).some((k) => k.startsWith("x-cas-"))).toBe(false);
     const cookie = setHeaders((res.response_headers as { response: { header_mutation: unknown } }).response.header_mutation)["set-cookie"];
-    expect(cookie).toMatch(/^cas-affinity=.+; Path=\/owa;/);
+    expect(cookie).toMatch(/^cas-affinity=.+; Path=\/;/);
   });
 
   it("R-EAS-4: redirect-451 → ImmediateResponse 403 carrier with x-ms-location and dynamic metadata", async () => {

@@ -1,5 +1,8 @@
 // Keeps the chart's generated files in step with their sources (run: npm run chart:sync):
-//  - crds/*.yaml: copies of the CRDs that `npm run gen:crds` writes to the repository's crds/;
+//  - files/crds/*.yaml: the CRDs that `npm run gen:crds` writes to the repository's crds/, with the
+//    annotation helm.sh/resource-policy: keep; templates/crds.yaml renders them, so `helm upgrade`
+//    updates them (Helm never upgrades what a chart's crds/ folder holds) and an uninstall never
+//    deletes them (with them every site object);
 //  - files/envoy-bootstrap.yaml: the Envoy bootstrap from operator/xds/translate/bootstrap.ts (so it
 //    passes the same Bootstrap proto checks), with Helm template placeholders for the xDS address.
 // test/kubernetes/chart.test.ts fails when a generated file is stale.
@@ -21,7 +24,10 @@ export function expectedGeneratedFiles(): Map<string, string> {
   const out = new Map<string, string>();
   const crdDir = join(REPO, "crds");
   for (const f of readdirSync(crdDir).filter((n) => /^casgateway\.io_.*\.yaml$/.test(n)).sort()) {
-    out.set(join("crds", f), readFileSync(join(crdDir, f), "utf8"));
+    const text = readFileSync(join(crdDir, f), "utf8");
+    const kept = text.replace(/^metadata:\n/m, "metadata:\n  annotations:\n    helm.sh/resource-policy: keep\n");
+    if (kept === text || /^ {2}annotations:/m.test(text)) throw new Error(`${f}: metadata layout changed; update charts/cas-gateway/hack/sync.ts`);
+    out.set(join("files", "crds", f), kept);
   }
   const b = bootstrap({ nodeId: "cas-gateway", nodeCluster: "cas-gateway", xds: { address: XDS_HOST, port: XDS_PORT }, adminPort: ADMIN_PORT, readyPort: READY_PORT });
   const templated = b.yaml
@@ -41,6 +47,7 @@ export function expectedGeneratedFiles(): Map<string, string> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   rmSync(join(CHART_DIR, "crds"), { recursive: true, force: true });
+  rmSync(join(CHART_DIR, "files", "crds"), { recursive: true, force: true });
   for (const [rel, text] of expectedGeneratedFiles()) {
     mkdirSync(dirname(join(CHART_DIR, rel)), { recursive: true });
     writeFileSync(join(CHART_DIR, rel), text);

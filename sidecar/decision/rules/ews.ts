@@ -1,7 +1,9 @@
-// Exchange Web Services and Availability (R-EWS-1..5, R-LB-4).
+// Exchange Web Services and Availability (R-EWS-1..6, R-LB-4).
 import { Ctx, isError } from "../context.js";
 import { serviceIndex } from "../topology-index.js";
-import { ewsAffinityOperation, isAvailabilityRequest } from "../service.js";
+import { ewsAffinityOperation, ewsNotificationOperation, isAvailabilityRequest } from "../service.js";
+import type { Target } from "../context.js";
+import type { SiteIndex } from "../topology-index.js";
 import type { Decision } from "../types.js";
 import { targetInMailboxSite } from "./common.js";
 
@@ -38,13 +40,22 @@ export function decideEws(ctx: Ctx): Decision {
     return ctx.error(404, "Exchange Web Services are not available for your mailbox.", "R-GEN-2", () => `EWS exists from Exchange 2007; the mailbox is on Exchange ${v}`);
   }
 
+  const notification = ewsNotificationOperation(ctx.req);
+  if (notification && ctx.cls === "2013+") {
+    const named = backEndOverride(ctx, S);
+    if (named) return ctx.route(named);
+  }
   const op = ewsAffinityOperation(ctx.req);
+  if (notification && !op && ctx.cls !== "2013+") {
+    ctx.rule("R-EWS-6", () => `${notification} keeps affinity for an Exchange ${v} mailbox: the CAS that took the subscription holds it (pinned)`);
+  }
   if (op) {
     if (ctx.cls === "2013+") {
       ctx.rule("R-EWS-4", () => `${op} has strong server affinity: it goes to the one server holding the active copy`);
       const t = targetInMailboxSite(ctx, "server");
       return isError(t) ? t : ctx.route(t);
     }
+    ctx.rule("R-EWS-6", () => `${op} keeps affinity for an Exchange ${v} mailbox: the CAS that took the subscription holds it`);
     const withBypass = (s: { internalNLBBypassUrl: string | undefined }) => s.internalNLBBypassUrl !== undefined;
     const members = serviceIndex(S, "Ews").byClass.get(ctx.cls ?? "2010") ?? [];
     if (members.some(withBypass)) {
@@ -63,4 +74,58 @@ export function decideEws(ctx: Ctx): Decision {
   }
   const t = targetInMailboxSite(ctx, "sticky");
   return isError(t) ? t : ctx.route(t);
+}
+
+const OVERRIDE_COOKIE = "x-backendoverridecookie";
+const MAX_OVERRIDE = 512;
+
+/** The server named by the X-BackEndOverrideCookie cookie ("<server FQDN>~<version>"), as sent. */
+export function backEndOverrideServer(cookieHeader: string | undefined): string | undefined {
+  if (cookieHeader === undefined || cookieHeader.length > 16384) return undefined;
+  for (const part of cookieHeader.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0 || part.slice(0, eq).trim().toLowerCase() !== OVERRIDE_COOKIE) continue;
+    let v = part.slice(eq + 1).trim();
+    if (v.length === 0 || v.length > MAX_OVERRIDE) return undefined;
+    try {
+      v = decodeURIComponent(v);
+    } catch {
+      return undefined;
+    }
+    const name = v.split("~")[0]!.trim();
+    // A server name or FQDN only: letters, digits, dots and hyphens.
+    return /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(name) ? name : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * R-EWS-6 for 2013+ mailboxes: X-PreferServerAffinity: true with the X-BackEndOverrideCookie
+ * naming a Mailbox server sends the request there, when that server is known, of the mailbox's
+ * site, offers EWS and is usable (R-SEC-1: nothing else a client names is ever a back end).
+ */
+function backEndOverride(ctx: Ctx, S: SiteIndex): Target | undefined {
+  const prefer = (ctx.req.headers["x-preferserveraffinity"] ?? "").trim().toLowerCase() === "true";
+  const named = backEndOverrideServer(ctx.req.headers["cookie"]);
+  if (!prefer) {
+    if (named !== undefined) ctx.note("X-BackEndOverrideCookie without X-PreferServerAffinity: true is not used");
+    return undefined;
+  }
+  if (named === undefined) {
+    ctx.note("X-PreferServerAffinity: true without a usable X-BackEndOverrideCookie: the first request of the group, routed as usual");
+    return undefined;
+  }
+  const s = ctx.index.findServer(named);
+  let why: string | undefined;
+  if (!s) why = "is not a known server";
+  else if (s.site !== S.info.name) why = `is in site ${s.site}, not the mailbox's site ${S.info.name}`;
+  else if (s.versionClass !== "2013+" || !s.vdirs.has("Ews")) why = "is not an Exchange 2013+ server with EWS";
+  else if (!ctx.usable(s, "Ews")) why = ctx.whyUnusable(s, "Ews");
+  else if (!ctx.sameSite && !(s.vdirs.get("Ews")?.internalUrl ?? "").toLowerCase().startsWith("https:")) why = "has no https EWS InternalUrl for a cross-site hop (R-GEN-3)";
+  if (why !== undefined || !s) {
+    ctx.rule("R-SEC-1", () => `the server the client named in X-BackEndOverrideCookie ${why}: not used as a back end`);
+    return undefined;
+  }
+  ctx.rule("R-EWS-6", () => `X-PreferServerAffinity with X-BackEndOverrideCookie naming ${s.name}, a known, usable server of site ${S.info.name}: the subscription group stays there`);
+  return { site: s.site, cls: s.versionClass, server: s, affinity: ctx.pinned() ? "clear" : "none" };
 }

@@ -1,4 +1,4 @@
-// Outlook Web App (R-OWA-1..8) and the Exchange Control Panel (R-ECP-1..2), which shares OWA's logic.
+// Outlook Web App (R-OWA-1..11) and the Exchange Control Panel (R-ECP-1..2), which shares OWA's logic.
 import type { VirtualDirectoryInfo } from "../../../model/topology/types.js";
 import { Ctx, isError, sameMethods, usesFba } from "../context.js";
 import { serviceIndex } from "../topology-index.js";
@@ -39,8 +39,9 @@ export function decideOwa(ctx: Ctx): Decision {
     // site's first OWA directory, newest first, that sets it.
     const rx = serviceIndex(L, "Owa").ordered.map((s) => s.vdirs.get("Owa")).find((d) => d?.exchange2003Url) ?? ctx.receivingDir();
     if (rx?.exchange2003Url) {
-      ctx.rule("R-OWA-6", () => `Exchange 2003 mailbox: the receiving OWA directory (${rx.name}) sets exchange2003Url`);
-      return ctx.redirect("silent", rx.exchange2003Url);
+      const url = rx.exchange2003Url;
+      ctx.rule("R-OWA-6", () => `Exchange 2003 mailbox: the receiving OWA directory (${rx.name}) sets exchange2003Url ${url}`);
+      return legacyRedirect(ctx, rx, url, "2003");
     }
     return ctx.error(
       403,
@@ -74,6 +75,15 @@ export function decideOwa(ctx: Ctx): Decision {
   }
 
   const ruleCross = v === 2007 && !isEcp ? "R-OWA-8" : "R-OWA-2";
+  const rxOwa = ctx.receivingDir("Owa");
+  if (rxOwa && !rxOwa.redirectToOptimalOwaServer) {
+    // R-OWA-11: this front door never redirects a cross-site user; proxy (R-OWA-4) or refuse (R-OWA-5).
+    ctx.rule("R-OWA-11", () => `the receiving OWA directory ${rxOwa.name} sets redirectToOptimalOwaServer false: no redirect to site ${S.info.name}, proxy or refuse`);
+    const t = targetInMailboxSite(ctx, "sticky", { requireIwa: true, iwaRule: "R-OWA-5" });
+    if (isError(t)) return t;
+    ctx.rule(v === 2007 && !isEcp ? "R-OWA-8" : "R-OWA-4", () => `proxied to the ${svc} InternalUrl in site ${S.info.name}, which accepts Integrated Windows authentication`);
+    return ctx.route(t);
+  }
   const ext = ctx.externalUrlIn(S, ctx.cls ?? "2010");
   if (ext && !S.info.internetFacing) {
     ctx.rule("R-GEN-4", () => `site ${S.info.name} is not internet facing: reached only by proxy, never by redirect`);
@@ -168,9 +178,46 @@ function owa2007SameSite(ctx: Ctx): Decision {
           (step.match ? ` whose authentication equals the receiving directory's (${rxAuth.join(", ")})` : " (the user signs in again)") +
           (sso ? "; both FBA: single sign-on" : ""),
       );
-      return ctx.redirect(sso ? "sso" : "silent", url);
+      if (sso) return ctx.redirect("sso", url);
+      return legacyRedirect(ctx, rx, url, "2007");
     }
   }
   return ctx.error(502, "No server is set up to open your mailbox with this application. Contact your administrator.", "R-OWA-7",
     "no Exchange 2007 CAS OWA directory has an ExternalUrl or InternalUrl");
+}
+
+/**
+ * A redirect to a legacy OWA: a 2007 CAS (R-OWA-7) or an Exchange 2003 front end (R-OWA-6).
+ * R-OWA-9: to a 2003 front end, a receiving directory that uses FBA and a request that carries
+ * credentials make it a single sign-on form posted to the front end's owaauth.dll.
+ * R-OWA-10: otherwise a receiving directory without FBA follows its legacyRedirectType
+ * (Silent: 302; Manual: a page with the legacy URL); with FBA it is a 302.
+ */
+function legacyRedirect(ctx: Ctx, rx: VirtualDirectoryInfo | undefined, url: string, to: "2003" | "2007"): Decision {
+  const rxFba = rx !== undefined && (usesFba(rx.internalAuthenticationMethods) || usesFba(rx.externalAuthenticationMethods));
+  if (to === "2003") {
+    const post = owaauthUrl(url);
+    if (rxFba && post && carriesPassword(ctx) && ctx.req.scheme === "https") {
+      ctx.rule("R-OWA-9", () => `the receiving OWA directory uses forms-based authentication and the request carries credentials: single sign-on form posted to ${post} with destination ${url}`);
+      const d = ctx.redirect("sso", url);
+      return { ...d, ssoPostUrl: post };
+    }
+    ctx.rule("R-OWA-9", () => rxFba
+      ? (post ? "no credentials in the request to hand on (or not HTTPS): plain redirect to the Exchange 2003 front end" : `exchange2003Url ${url} is not https: plain redirect, credentials are never posted in clear`)
+      : "the receiving OWA directory does not use forms-based authentication: no single sign-on form");
+  }
+  if (rxFba) return ctx.redirect("silent", url);
+  const type = rx?.legacyRedirectType ?? "Silent";
+  ctx.rule("R-OWA-10", () => `the receiving OWA directory ${rx?.name ?? "(none)"} does not use forms-based authentication; legacyRedirectType ${type}: ${type === "Silent" ? "302" : "a page that shows the legacy URL"}`);
+  return ctx.redirect(type === "Silent" ? "silent" : "manual", url);
+}
+
+/** The Exchange 2003 front end's forms-based logon (R-OWA-9), from exchange2003Url's origin; https only. */
+export function owaauthUrl(exchange2003Url: string): string | undefined {
+  try {
+    const u = new URL(exchange2003Url);
+    return u.protocol === "https:" ? `${u.origin}/exchweb/bin/auth/owaauth.dll` : undefined;
+  } catch {
+    return undefined;
+  }
 }
