@@ -144,6 +144,32 @@ describe("cas-gateway import: errors name the file and the object", () => {
 });
 
 describe("cas-gateway import: what is not an error", () => {
+  it("files saved in Export-Clixml's default UTF-16, or named otherwise, import the same", async () => {
+    const base = await importExports(await exportsWith(), CONTOSO_OPTS);
+    const from = await exportsWith();
+    const owa = await readFile(join(from, "Get-OwaVirtualDirectory.xml"), "utf8");
+    await rm(join(from, "Get-OwaVirtualDirectory.xml"));
+    await writeFile(join(from, "owa-2024-05.xml"), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(owa.replace(/^\uFEFF/, ""), "utf16le")]));
+    const r = await importExports(from, CONTOSO_OPTS);
+    expect(r.errors).toEqual([]);
+    expect(r.objects.map((o) => o.object)).toEqual(base.objects.map((o) => o.object));
+  });
+
+  it("objects from a local (Exchange 2007) shell: full type names, references as objects with ToString", async () => {
+    const from = await exportsWith("Get-ExchangeServer.xml", (t) =>
+      t
+        .replaceAll("<T>Deserialized.", "<T>")
+        .replace(
+          /<S N="Site">([^<]*)<\/S>/g,
+          (_, site: string) => `<Obj N="Site" RefId="9${site.length}"><TN RefId="90"><T>Microsoft.Exchange.Data.Directory.ADObjectId</T><T>System.Object</T></TN><ToString>${site}</ToString><Props><S N="Name">${site.split("/").pop()}</S></Props></Obj>`,
+        ),
+    );
+    const base = await importExports(await exportsWith(), CONTOSO_OPTS);
+    const r = await importExports(from, CONTOSO_OPTS);
+    expect(r.errors).toEqual([]);
+    expect(r.objects.map((o) => o.object)).toEqual(base.objects.map((o) => o.object));
+  });
+
   it("an unknown property is ignored", async () => {
     const from = await exportsWith("Get-OwaVirtualDirectory.xml", once(/<Props>/, '<Props>\r\n      <S N="SomethingExchange2030Adds">x</S>'));
     expect(await problems(from)).toEqual(await problems(await exportsWith()));

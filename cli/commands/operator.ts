@@ -17,11 +17,11 @@ import { AdsServer } from "../../operator/xds/server/server.js";
 import { resolveOptions, translate, type TranslateOptions } from "../../operator/xds/translate/index.js";
 import { addEnvoyFlags, envoyFlagShape, envoyTranslateOptions, tlsPair } from "../envoy-flags.js";
 import { HostPort } from "../flags.js";
+import { addOptions, envoyListenerOptions, envoyListenerSettings } from "../options/index.js";
 import { UsageError } from "../errors.js";
 import { loadKubeConfig } from "../kubeconfig.js";
 
 const k8sName = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a Kubernetes name");
-const LISTENERS = ["https", "http", "pop3", "pop3s", "imap4", "imaps", "smtp", "submission"] as const;
 
 export const OperatorFlags = z
   .object({
@@ -43,22 +43,7 @@ export const OperatorFlags = z
       })
       .optional(),
     ...envoyFlagShape,
-    listenerPorts: z
-      .string()
-      .optional()
-      .transform((s, ctx) => {
-        const out: Partial<Record<(typeof LISTENERS)[number], number>> = {};
-        for (const part of (s ?? "").split(",").filter(Boolean)) {
-          const [k, v] = part.split("=");
-          const n = Number(v);
-          if (!(LISTENERS as readonly string[]).includes(k) || !Number.isInteger(n) || n < 1 || n > 65535) {
-            ctx.addIssue({ code: "custom", message: `"${part}": expected name=port with name one of ${LISTENERS.join(", ")}` });
-            return z.NEVER;
-          }
-          out[k as (typeof LISTENERS)[number]] = n;
-        }
-        return out;
-      }),
+    ...envoyListenerOptions.shape,
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   })
   .refine((f) => !(f.namespace && f.allNamespaces), { message: "--namespace and --all-namespaces are alternatives" })
@@ -81,7 +66,7 @@ export interface RunningOperator {
 export function translateOptionsFrom(f: OperatorFlags): TranslateOptions {
   return {
     ...envoyTranslateOptions(f),
-    ...(f.listenerPorts && Object.keys(f.listenerPorts).length > 0 ? { ports: f.listenerPorts } : {}),
+    ...envoyListenerSettings(f),
   };
 }
 
@@ -172,8 +157,7 @@ export function register(program: Command): void {
     .option("--xds-listen <host:port>", "ADS gRPC listen address", "127.0.0.1:18000")
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9090")
     .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)");
-  addEnvoyFlags(cmd)
-    .option("--listener-ports <list>", "Envoy listener ports, e.g. https=8443,http=8080,imaps=8993 (default: the well-known ports)")
+  addOptions(addEnvoyFlags(cmd), envoyListenerOptions)
     .option("--log-level <level>", "pino log level", "info")
     .action(async (raw: Record<string, unknown>) => {
       const parsed = OperatorFlags.safeParse(raw);

@@ -29,7 +29,7 @@ describe("cas-gateway render", () => {
     const r = await runRender({ manifests: "examples/contoso" });
     expect(r.exitCode).toBe(0);
     const doc = parse(r.stdout) as { listing: Array<{ resources: Array<{ name: string }> }> };
-    expect(doc.listing[0].resources.map((x) => x.name)).toEqual(["http", "imap4", "pop3", "smtp", "submission"]);
+    expect(doc.listing[0].resources.map((x) => x.name)).toEqual(["http", "imap4", "pop3"]);
   });
 
   it("exit 1 with file:line errors when the manifests are bad", async () => {

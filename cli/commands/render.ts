@@ -18,6 +18,7 @@ import {
 } from "../../operator/xds/translate/index.js";
 import { addEnvoyFlags, envoyFlagShape, envoyTranslateOptions, tlsPair } from "../envoy-flags.js";
 import { HostPort } from "../flags.js";
+import { addOptions, envoyListenerOptions, envoyListenerSettings } from "../options/index.js";
 
 export const RenderFlags = z
   .object({
@@ -30,7 +31,7 @@ export const RenderFlags = z
     maxRequestBody: z.coerce.number().int().min(1).optional(),
     caFile: z.string().min(1).optional(),
     extProc: z.boolean().optional(),
-    smtpSite: z.string().min(1).optional(),
+    ...envoyListenerOptions.shape,
     listenAddress: z.string().min(1).optional(),
     bootstrap: z.boolean().optional(),
     nodeId: z.string().min(1).default("cas-gateway"),
@@ -57,7 +58,7 @@ export function translateOptionsFromFlags(f: z.output<typeof RenderFlags>): Tran
     ...(f.maxRequestBody !== undefined ? { maxRequestBodyBytes: f.maxRequestBody } : {}),
     ...(f.caFile ? { upstreamCaFile: f.caFile } : {}),
     ...(f.extProc !== undefined ? { extProc: f.extProc } : {}),
-    ...(f.smtpSite ? { smtpSite: f.smtpSite } : {}),
+    ...envoyListenerSettings(f),
     ...(f.listenAddress ? { listenAddress: f.listenAddress } : {}),
   };
 }
@@ -106,13 +107,12 @@ export function register(program: Command): void {
     .option("-m, --manifests <dir>", "directory of casgateway.io/v1alpha1 manifests (read recursively; required except with --bootstrap)")
     .option("-n, --namespace <ns>", "namespace for manifests that name none")
     .option("--json", "print JSON (a DiscoveryResponse-like listing per type) instead of YAML");
-  addEnvoyFlags(cmd)
+  addOptions(addEnvoyFlags(cmd), envoyListenerOptions)
     .option("--tls-sds <name>", "front-door certificate as an SDS secret served over ADS")
     .option("--ext-authz-timeout-ms <ms>", "ext_authz gRPC timeout (default 1000)")
     .option("--max-request-body <bytes>", "largest request body buffered for ext_authz (default 65536)")
     .option("--ca-file <file>", "CA bundle for upstream certificate validation")
     .option("--ext-proc", "wire the sidecar's ext_proc in for the OWA/ECP/EWS response phase")
-    .option("--smtp-site <site>", "site whose transport servers take SMTP on 25/587")
     .option("--listen-address <ip>", "address the listeners bind to (default 0.0.0.0)")
     .option("--bootstrap", "print an Envoy bootstrap (ADS to --xds) instead of the resources")
     .option("--node-id <id>", "Envoy node id for --bootstrap", "cas-gateway")

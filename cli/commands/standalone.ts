@@ -26,7 +26,9 @@ import { SidecarServer } from "../../sidecar/authz/server.js";
 import { MailProxy } from "../../sidecar/mail/index.js";
 import { directoryOptionsFromFlags, isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
 import type { MailboxDirectory } from "../../model/directory/types.js";
-import { addOptions, configInputOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
+import { addOptions, directoryOptions, configInputOptions, envoyListenerOptions, envoyListenerSettings, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
+import { ensureDevCertificate, type DevCertificate } from "../dev-cert.js";
+import { loadManifestDir } from "../../operator/provider/manifests.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
@@ -37,6 +39,7 @@ export const StandaloneFlags = z.object({
   ...sidecarOptions.shape,
   ...mailProxyOptions.shape,
   ...configInputOptions.shape,
+  ...envoyListenerOptions.shape,
   site: z.string().min(1).optional(),
   xdsPort: port("--xds-port"),
   authzPort: port("--authz-port"),
@@ -44,6 +47,7 @@ export const StandaloneFlags = z.object({
   pop3Port: port("--pop3-port"),
   imap4Port: port("--imap4-port"),
   envoyAdminPort: port("--envoy-admin-port"),
+  envoyReadyPort: port("--envoy-ready-port").prefault("19001"),
   httpPort: port("--http-port"),
   httpsPort: port("--https-port"),
   healthChecks: z.boolean(),
@@ -97,11 +101,13 @@ export async function resolveFreePorts<K extends string>(ports: Record<K, number
 export interface RunningStandalone {
   readonly xdsPort: number;
   /** Envoy's ports as configured (0 resolved to free ports). */
-  readonly envoyPorts: { readonly http: number; readonly https: number; readonly admin: number };
+  readonly envoyPorts: { readonly http: number; readonly https: number; readonly admin: number; readonly ready: number };
   readonly authzPort: number;
   readonly adminPort: number;
   readonly mailPorts: readonly { protocol: string; port: number }[];
   readonly bootstrapFile: string;
+  /** Envoy's front-door certificate: the --tls-cert/--tls-key files, or the development certificate made at start. */
+  readonly frontDoorCertificate: { readonly certFile: string; readonly keyFile: string; readonly sha256: string; readonly development: boolean; readonly names?: readonly string[] };
   /** What Envoy is doing: a pid, or why it was not started. */
   readonly envoy: string;
   /** Components that are not running, with the reason. */
@@ -134,7 +140,9 @@ export async function startStandalone(
 ): Promise<RunningStandalone> {
   // Certificate and CA files are read first: a bad one stops the start with the flag's name.
   const mailSettings = mailProxySettings(flags);
-  const envoyPorts = await resolveFreePorts({ http: flags.httpPort, https: flags.httpsPort, admin: flags.envoyAdminPort });
+  const envoyPorts = await resolveFreePorts({ http: flags.httpPort, https: flags.httpsPort, admin: flags.envoyAdminPort, ready: flags.envoyReadyPort });
+  const bootstrapFile = flags.bootstrap ?? join(tmpdir(), "cas-gateway-standalone", `envoy-${flags.site ?? "gateway"}.yaml`);
+  const frontDoorCertificate = await frontDoorCertificateFor(flags, dirname(bootstrapFile), log);
   const missing: string[] = [];
   const registries: Registry[] = [];
   const stops: (() => Promise<void> | void)[] = [];
@@ -189,7 +197,12 @@ export async function startStandalone(
       sidecar: { address: "127.0.0.1", port: authzPort },
       mailProxy: { address: "127.0.0.1", pop3Port, imap4Port, ...(mailSettings.listener.proxyProtocol ? { proxyProtocol: true } : {}) },
       listenAddress: "127.0.0.1",
-      ports: { http: envoyPorts.http, https: envoyPorts.https },
+      ...envoyListenerSettings(flags),
+      // Every listener on an unprivileged port (translator defaults, or --listener-ports); HTTP and
+      // HTTPS from --http-port/--https-port. Clients reach them directly, so public = bound unless
+      // --public-ports says otherwise (a port forward or load balancer in front).
+      ports: { ...(flags.listenerPorts ?? {}), http: envoyPorts.http, https: envoyPorts.https },
+      tls: { certFile: frontDoorCertificate.certFile, keyFile: frontDoorCertificate.keyFile },
       healthChecks: flags.healthChecks,
     });
 
@@ -273,8 +286,14 @@ export async function startStandalone(
     }
 
     // Envoy bootstrap pointing at our ADS server.
-    const bootstrapFile = flags.bootstrap ?? join(tmpdir(), "cas-gateway-standalone", `envoy-${flags.site ?? "gateway"}.yaml`);
-    const b = bootstrap({ nodeId: `standalone-${flags.site ?? "gateway"}`, nodeCluster: flags.site ?? "standalone", xds: { address: "127.0.0.1", port: xdsPort }, adminPort: envoyPorts.admin });
+    const b = bootstrap({
+      nodeId: `standalone-${flags.site ?? "gateway"}`,
+      nodeCluster: flags.site ?? "standalone",
+      xds: { address: "127.0.0.1", port: xdsPort },
+      adminPort: envoyPorts.admin,
+      readyPort: envoyPorts.ready,
+      readyAddress: "127.0.0.1",
+    });
     await mkdir(dirname(bootstrapFile), { recursive: true });
     await writeFile(bootstrapFile, b.yaml);
 
@@ -397,8 +416,8 @@ export async function startStandalone(
           }),
       );
     }
-    log.info({ xdsPort, authzPort, adminPort, mailPorts, envoyPorts, bootstrapFile, envoy: envoyState, missing }, "standalone started");
-    return { xdsPort, envoyPorts, authzPort, adminPort, mailPorts, bootstrapFile, envoy: envoyState, missing, stop: stopAll };
+    log.info({ xdsPort, authzPort, adminPort, mailPorts, envoyPorts, bootstrapFile, frontDoorCertificate, envoy: envoyState, missing }, "standalone started");
+    return { xdsPort, envoyPorts, authzPort, adminPort, mailPorts, bootstrapFile, frontDoorCertificate, envoy: envoyState, missing, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -419,14 +438,15 @@ export function register(program: Command): void {
     .option("--pop3-port <n>", "mail proxy POP3 port (Envoy forwards POP3 here)", "1110")
     .option("--imap4-port <n>", "mail proxy IMAP4 port (Envoy forwards IMAP4 here)", "1143")
     .option("--http-port <n>", "Envoy's HTTP listener port (0: a port free at start)", "8080")
-    .option("--https-port <n>", "Envoy's HTTPS listener port (built only with a certificate; 0: a port free at start)", "8443")
+    .option("--https-port <n>", "Envoy's HTTPS listener port, with --tls-cert/--tls-key or else a development certificate (0: a port free at start)", "8443")
     .option("--envoy-admin-port <n>", "Envoy's admin port (loopback; 0: a port free at start)", "9901")
+    .option("--envoy-ready-port <n>", "Envoy's readiness endpoint, GET /ready (loopback; 0: a port free at start)", "19001")
     .option("--no-health-checks", "no active health probing (control plane) and no Envoy health checks")
     .option("--envoy <mode>", "off | auto (start envoy if on PATH) | PATH to an envoy binary", "auto")
     .option("--bootstrap <file>", "where to write the Envoy bootstrap (default: $TMPDIR/cas-gateway-standalone/envoy-<site>.yaml)")
     .option("--log-level <level>", "pino log level", "info");
   // --directory: a CSV file is watched with the manifests; an ldap(s):// URL is queried live (cached).
-  addOptions(cmd, directoryOptions, sidecarOptions, mailProxyOptions, configInputOptions).action(async (raw: Record<string, unknown>) => {
+  addOptions(cmd, directoryOptions, sidecarOptions, mailProxyOptions, configInputOptions, envoyListenerOptions).action(async (raw: Record<string, unknown>) => {
     const flags = parseFlags(StandaloneFlags, raw);
     // Logs (JSON) to stderr; stdout keeps the human summary.
     const log = pino({ level: flags.logLevel }, pino.destination(2));
@@ -438,6 +458,11 @@ export function register(program: Command): void {
     for (const m of running.mailPorts) out.write(`  mail proxy ${m.protocol.padEnd(8)}127.0.0.1:${m.port}\n`);
     out.write(`  admin              http://127.0.0.1:${running.adminPort}/ (healthz, readyz, metrics, config_dump)\n`);
     out.write(`  Envoy listeners    http 127.0.0.1:${running.envoyPorts.http}, https 127.0.0.1:${running.envoyPorts.https}, admin 127.0.0.1:${running.envoyPorts.admin}\n`);
+    out.write(`  Envoy ready        http://127.0.0.1:${running.envoyPorts.ready}/ready\n`);
+    const fd = running.frontDoorCertificate;
+    out.write(`  HTTPS certificate  ${fd.certFile}${fd.development ? " (DEVELOPMENT certificate, self-signed)" : ""}\n`);
+    out.write(`                     SHA-256 ${fd.sha256}\n`);
+    out.write(`  try                https://localhost:${running.envoyPorts.https}/owa (once Envoy runs)\n`);
     out.write(`  Envoy bootstrap    ${running.bootstrapFile}\n`);
     out.write(`  Envoy              ${running.envoy}\n`);
     for (const m of running.missing) out.write(`  not running: ${m}\n`);
@@ -457,4 +482,32 @@ export function register(program: Command): void {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+/**
+ * Envoy's front-door certificate for standalone: --tls-cert/--tls-key when given (PEM files),
+ * otherwise a self-signed development certificate for every site host name in the manifests plus
+ * localhost, written beside the bootstrap (docs/front-door.md: putting a real one in front).
+ */
+async function frontDoorCertificateFor(flags: StandaloneFlags, dir: string, log: Logger): Promise<RunningStandalone["frontDoorCertificate"]> {
+  if (flags.tlsCert && flags.tlsKey) {
+    const { X509Certificate } = await import("node:crypto");
+    const { readFile } = await import("node:fs/promises");
+    let sha256: string;
+    try {
+      sha256 = new X509Certificate(await readFile(flags.tlsCert)).fingerprint256;
+    } catch (err) {
+      throw new Error(`--tls-cert ${flags.tlsCert}: not a PEM certificate (${err instanceof Error ? err.message : String(err)})`);
+    }
+    return { certFile: flags.tlsCert, keyFile: flags.tlsKey, sha256, development: false };
+  }
+  const set = await loadManifestDir(flags.manifests);
+  const hostnames: string[] = [];
+  for (const o of set.objects) if (o.object.kind === "ADSite") hostnames.push(...((o.object.spec as { hostnames?: string[] }).hostnames ?? []));
+  const c: DevCertificate = await ensureDevCertificate(dir, hostnames);
+  log.warn(
+    { certFile: c.certFile, keyFile: c.keyFile, sha256: c.sha256, names: c.names, notAfter: c.notAfter.toISOString(), reused: !c.created },
+    "HTTPS uses a self-signed DEVELOPMENT certificate (no --tls-cert/--tls-key): clients will not trust it; give a real certificate for anything but a test (docs/front-door.md)",
+  );
+  return { certFile: c.certFile, keyFile: c.keyFile, sha256: c.sha256, development: true, names: c.names };
 }

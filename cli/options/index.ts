@@ -6,4 +6,5 @@ export { addOptions, defineOptions, flagName, parseFlags, type OptionDef, type O
 export { directoryOptions } from "./directory.js";
 export { mailProxyOptions, mailProxySettings, mailTlsPair, type MailProxyFlagValues } from "./mail-proxy.js";
 export { sidecarOptions } from "./sidecar.js";
+export { envoyListenerOptions, envoyListenerSettings, type EnvoyListenerFlagValues } from "./envoy.js";
 export { configInputOptions } from "./config-input.js";

@@ -514,6 +514,25 @@ function buildFrom(objects: readonly ApiObject[]): Built {
         "Accepted",
       );
     }
+    // R-EAS-9: in one site every (2010+) ActiveSync directory has an ExternalUrl or none has; otherwise
+    // devices bounce between 451 answers depending on the server they reach.
+    const easWith: string[] = [];
+    const easWithout: string[] = [];
+    for (const m of members) {
+      // Only 2010+ CAS answer 451 (R-EAS-4); a 2007 CAS is reached through its InternalUrl /Proxy (R-EAS-2).
+      const v = m.clientAccess && m.version >= 2010 ? m.vdirs.get("ActiveSync") : undefined;
+      if (v) (v.externalUrl !== null ? easWith : easWithout).push(v.name);
+    }
+    if (easWith.length > 0 && easWithout.length > 0) {
+      report(
+        s,
+        "spec",
+        "ActiveSyncExternalUrlMismatch",
+        `R-EAS-9: ActiveSync directories of this site disagree on ExternalUrl (set on ${easWith.sort().join(", ")}; not on ${easWithout.sort().join(", ")}): devices bounce between 451 answers; set it on all or none`,
+        "warning",
+        "ActiveSyncExternalUrlConsistent",
+      );
+    }
     const internetFacing = s.spec.internetFacing ?? hasExternal;
     const prev = SITE_INFO.get(s);
     if (

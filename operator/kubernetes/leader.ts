@@ -3,6 +3,12 @@
 // nodes does not matter), renew it every retry period, step down when a renewal has not succeeded
 // within the renew deadline, and release it on shutdown (holderIdentity cleared) so a standby takes
 // over at once. Writes use the Lease's resourceVersion: two candidates racing get one 409.
+//
+// It cannot overrun: a leader's last good renew is dated when that renew was *sent* (the API server
+// stores it later, and others count the lease's duration from when they see it change, later still),
+// every request of a round is aborted at lastRenew + renewDeadline, and a timer — not the end of a
+// request — steps down at that moment, calling onStoppedLeading so work stops. renewDeadline <
+// leaseDuration leaves the difference as the margin before any other replica may take the lease.
 import type { Logger } from "pino";
 import { z } from "zod";
 import { isStatus, resourcePath, type KubeRest } from "./rest.js";
@@ -50,6 +56,8 @@ export class LeaderElector {
   /** The last lease we read and when we read it (local monotonic-ish clock). */
   private observed: { holder: string | undefined; rv: string | undefined; renewTime: string | undefined; at: number } | undefined;
   private lastRenew = 0;
+  /** Fires at lastRenew + renewDeadline while leading. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
   private currentLeader: string | undefined;
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
@@ -64,8 +72,9 @@ export class LeaderElector {
     }
   }
 
+  /** Leading, and the renew deadline has not passed (even if the event loop delayed the step-down timer). */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && Date.now() < this.lastRenew + this.renewDeadlineMs;
   }
 
   get leader(): string | undefined {
@@ -106,15 +115,23 @@ export class LeaderElector {
   private async run(): Promise<void> {
     while (!this.stopped) {
       let ok = false;
+      const roundStart = Date.now();
+      // A leader's round ends at its renew deadline; a candidate's is bounded by the same length.
+      const roundEnd = this.leading ? this.lastRenew + this.renewDeadlineMs : roundStart + this.renewDeadlineMs;
+      const abort = new AbortController();
+      const abortTimer = setTimeout(() => abort.abort("renew deadline"), Math.max(0, roundEnd - roundStart));
       try {
-        ok = await this.tryAcquireOrRenew();
+        ok = await this.tryAcquireOrRenew(abort.signal);
       } catch (err) {
         this.o.log.warn({ err: String(err), lease: `${this.o.namespace}/${this.o.name}` }, "lease request failed");
+      } finally {
+        clearTimeout(abortTimer);
       }
       const now = Date.now();
-      if (ok) {
-        this.lastRenew = now;
+      if (ok && !abort.signal.aborted) {
+        this.lastRenew = roundStart;
         if (!this.leading) this.setLeading(true);
+        this.armDeadline();
       } else if (this.leading && this.observed && this.observed.holder !== this.o.identity) {
         this.o.log.warn({ lease: this.o.name, holder: this.observed.holder }, "another replica holds the lease; stepping down");
         this.setLeading(false);
@@ -127,8 +144,20 @@ export class LeaderElector {
     }
   }
 
+  /** Step down at lastRenew + renewDeadline unless a renew succeeds first. */
+  private armDeadline() {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => {
+      if (!this.leading) return;
+      this.o.log.warn({ lease: this.o.name, renewDeadlineMs: this.renewDeadlineMs }, "renew deadline passed without a successful renew; stepping down");
+      this.setLeading(false);
+    }, Math.max(0, this.lastRenew + this.renewDeadlineMs - Date.now()));
+    this.deadlineTimer.unref?.();
+  }
+
   private setLeading(v: boolean) {
     if (this.leading === v) return;
+    if (!v) clearTimeout(this.deadlineTimer);
     this.leading = v;
     this.o.log.info({ identity: this.o.identity, lease: `${this.o.namespace}/${this.o.name}`, leading: v }, v ? "became leader" : "stopped leading");
     if (v) this.noteLeader(this.o.identity);
@@ -157,10 +186,11 @@ export class LeaderElector {
   }
 
   /** One round: true when we hold the lease after it. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
+    const call = { signal };
     let lease: Lease;
     try {
-      lease = Lease.parse(await this.o.rest.get(this.path(this.o.name)));
+      lease = Lease.parse(await this.o.rest.get(this.path(this.o.name), undefined, call));
     } catch (err) {
       if (!isStatus(err, 404)) throw err;
       try {
@@ -170,7 +200,7 @@ export class LeaderElector {
             kind: "Lease",
             metadata: { name: this.o.name, namespace: this.o.namespace },
             spec: { ...this.spec(undefined, true), leaseTransitions: 0 },
-          }),
+          }, call),
         );
         this.observe(created);
         return true;
@@ -192,7 +222,7 @@ export class LeaderElector {
           kind: "Lease",
           metadata: { ...lease.metadata, resourceVersion: lease.metadata.resourceVersion },
           spec: this.spec(lease.spec, !mine),
-        }),
+        }, call),
       );
       this.observe(updated);
       return true;

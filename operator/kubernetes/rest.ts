@@ -19,6 +19,11 @@ export class KubeApiError extends Error {
   }
 }
 
+/** Per-call options: an abort signal (the leader elector bounds each renew by its renew deadline). */
+export interface KubeCallOptions {
+  readonly signal?: AbortSignal;
+}
+
 export interface KubeRestOptions {
   /** Per-request timeout (ms). */
   readonly timeoutMs?: number;
@@ -41,14 +46,14 @@ export class KubeRest {
     return c.server.replace(/\/+$/, "");
   }
 
-  async get<T>(path: string, query?: Record<string, string | undefined>): Promise<T> {
-    return this.request<T>("GET", path, undefined, undefined, query);
+  async get<T>(path: string, query?: Record<string, string | undefined>, call?: KubeCallOptions): Promise<T> {
+    return this.request<T>("GET", path, undefined, undefined, query, call);
   }
-  async post<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>("POST", path, body, "application/json");
+  async post<T>(path: string, body: unknown, call?: KubeCallOptions): Promise<T> {
+    return this.request<T>("POST", path, body, "application/json", undefined, call);
   }
-  async put<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>("PUT", path, body, "application/json");
+  async put<T>(path: string, body: unknown, call?: KubeCallOptions): Promise<T> {
+    return this.request<T>("PUT", path, body, "application/json", undefined, call);
   }
   async mergePatch<T>(path: string, body: unknown): Promise<T> {
     return this.request<T>("PATCH", path, body, "application/merge-patch+json");
@@ -60,7 +65,9 @@ export class KubeRest {
     body?: unknown,
     contentType?: string,
     query?: Record<string, string | undefined>,
+    call?: KubeCallOptions,
   ): Promise<T> {
+    if (call?.signal?.aborted) throw new Error(`${method} ${path}: aborted before it was sent`);
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const opts: RequestOptions = { headers: {} };
@@ -97,6 +104,12 @@ export class KubeRest {
         },
       );
       req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${this.timeoutMs} ms`)));
+      const signal = call?.signal;
+      if (signal) {
+        const abort = () => req.destroy(new Error(`${method} ${url.pathname}: aborted (${String(signal.reason ?? "deadline")})`));
+        signal.addEventListener("abort", abort, { once: true });
+        req.on("close", () => signal.removeEventListener("abort", abort));
+      }
       req.on("error", reject);
       if (payload) req.write(payload);
       req.end();

@@ -59,7 +59,11 @@ export class LoadThread {
     w.on("message", (m: WorkerReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
-      if ("piece" in m) p.pieces[m.piece] = m.text;
+      if ("piece" in m) {
+        p.pieces[m.piece] = m.text;
+        // Ask for the next piece on a later turn: other work (Checks, probes) runs in between.
+        setImmediate(() => w.postMessage({ ack: m.id }));
+      }
       else {
         this.pending.delete(m.id);
         if (this.pending.size === 0) w.unref();

@@ -28,8 +28,14 @@ async function csvJob(id: number, job: Extract<LoadJob, { kind: "csv" }>): Promi
   try {
     const dir = await loadCsvDirectory(job.file);
     const parts = dir.parts();
-    // Text first, one piece a message: the receiver copies each in well under a millisecond.
-    for (let i = 0; i < parts.pieces.length; i++) port!.postMessage({ id, piece: i, text: parts.pieces[i] } satisfies WorkerReply);
+    // Text first, one piece a message, the next only once the receiver has taken the last: it copies
+    // each in well under a millisecond, but messages that are all queued at once are all taken in one
+    // turn of its event loop (200 MB of a 1M-row export: a 0.77 s stall).
+    for (let i = 0; i < parts.pieces.length; i++) {
+      const taken = new Promise<void>((resolve) => acks.set(id, resolve));
+      port!.postMessage({ id, piece: i, text: parts.pieces[i] } satisfies WorkerReply);
+      await taken;
+    }
     const { pieces: _pieces, ...rest } = parts;
     return { kind: "csv", hash, parts: { ...rest, pieceCount: parts.pieces.length } };
   } catch (err) {
@@ -42,7 +48,15 @@ async function csvJob(id: number, job: Extract<LoadJob, { kind: "csv" }>): Promi
   }
 }
 
-port.on("message", (msg: { id: number; job: LoadJob }) => {
+/** Jobs waiting for the receiver to take a piece. */
+const acks = new Map<number, () => void>();
+
+port.on("message", (msg: { id: number; job: LoadJob } | { ack: number }) => {
+  if ("ack" in msg) {
+    acks.get(msg.ack)?.();
+    acks.delete(msg.ack);
+    return;
+  }
   const { id, job } = msg;
   const run = job.kind === "manifests" ? readManifestDir(job.dir, job.options).then((r) => ({ kind: "manifests" as const, read: r })) : csvJob(id, job);
   run.then(

@@ -341,6 +341,23 @@ function readAttributes(end: number, out: DecodedCheckRequest, I: Ids): void {
   done(e);
 }
 
+/**
+ * Bytes that are not a CheckRequest, kept as a request value: grpc-js answers INTERNAL when a
+ * deserializer throws, and the sidecar's contract is a CheckResponse for every Check (a 400 here).
+ */
+export class MalformedCheckRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** decodeCheckRequest for the gRPC service: malformed bytes give a MalformedCheckRequest instead of a throw. */
+export function decodeCheckRequestOrMalformed(buf: Uint8Array): DecodedCheckRequest | MalformedCheckRequest {
+  try {
+    return decodeCheckRequest(buf);
+  } catch (err) {
+    return new MalformedCheckRequest(err instanceof Error ? err.message : String(err));
+  }
+}
+
 /** Decode a serialized envoy.service.auth.v3.CheckRequest. Throws on malformed wire data. */
 export function decodeCheckRequest(buf: Uint8Array): DecodedCheckRequest {
   const I = loadIds();

@@ -4,7 +4,7 @@
 // Client-sent x-cas-* headers are dropped here, so the engine never sees them.
 import { z } from "zod";
 import type { ClientRequest } from "../decision/types.js";
-import { DecodedCheckRequest } from "./check-codec.js";
+import { DecodedCheckRequest, MalformedCheckRequest } from "./check-codec.js";
 
 export const LIMITS = {
   /** Total header bytes accepted (Envoy's own default limit is 60 KiB). */
@@ -112,6 +112,7 @@ export interface CheckFields {
 /** Map a CheckRequest: a nested object (schema-checked here) or the wire decoder's fields. Throws BadRequestError (never anything else) on unusable input. */
 export function mapCheckRequest(raw: unknown): MappedRequest {
   if (raw instanceof DecodedCheckRequest) return mapCheckFields(raw);
+  if (raw instanceof MalformedCheckRequest) throw new BadRequestError(400, `malformed CheckRequest: ${raw.reason}`);
   const parsed = CheckRequestSchema.safeParse(raw);
   if (!parsed.success) throw new BadRequestError(400, `malformed CheckRequest: ${parsed.error.issues[0]?.path.join(".") ?? "?"}`);
   const attrs = parsed.data.attributes ?? {};

@@ -10,7 +10,7 @@ import type { MailboxDirectory } from "../../model/directory/types.js";
 import { loadEnvoyServices } from "../envoy-protos.js";
 import type { StateSource } from "../../model/state.js";
 import { AffinitySigner, randomAffinityKey } from "./affinity.js";
-import { decodeCheckRequest, encodeCheckResponse } from "./check-codec.js";
+import { decodeCheckRequestOrMalformed, encodeCheckResponse } from "./check-codec.js";
 import {
   DecisionService,
   type DecisionEngine,
@@ -55,7 +55,7 @@ export function sidecarAuthorizationService(): grpc.ServiceDefinition {
     ...base,
     Check: {
       ...check,
-      requestDeserialize: (buf: Buffer) => decodeCheckRequest(buf),
+      requestDeserialize: (buf: Buffer) => decodeCheckRequestOrMalformed(buf),
       responseSerialize: (msg: unknown) => encodeCheckResponse(msg as CheckResponseOut),
     },
   };

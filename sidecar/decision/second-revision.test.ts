@@ -240,3 +240,14 @@ describe("R-EWS-6: EWS notification affinity", () => {
     expect(d.rules).toContain("R-EWS-6");
   });
 });
+
+describe("R-EAS-9: a site's ActiveSync directories agree on ExternalUrl", () => {
+  it("R-EAS-9: some 2010+ ActiveSync directories with an ExternalUrl and some without → a site warning (validate, status)", () => {
+    const t = org({ bEasExt2: null });
+    const w = t.problems.filter((p) => p.reason === "ActiveSyncExternalUrlMismatch");
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatchObject({ kind: "ADSite", name: "b", severity: "warning" });
+    expect(w[0]!.message).toContain("R-EAS-9");
+    expect(w[0]!.message).toContain("b-cas2-activesync");
+  });
+});

@@ -79,6 +79,12 @@ export interface StandinFaults {
   conflictNextStatusPatches: number;
   /** Answer the next N list requests with 500. */
   failNextLists: number;
+  /**
+   * Network partition: requests carrying one of these Authorization headers are never answered (as
+   * if the packets were dropped); the client sees nothing until its own timeout or abort. Remove the
+   * header to heal; held requests stay unanswered.
+   */
+  partitioned: Set<string>;
 }
 
 const typeKey = (t: ResourceType) => `${t.group}/${t.version}/${t.plural}`;
@@ -97,7 +103,9 @@ export class KubeApiserverStandin {
   /** Continue token → the full list it pages through. */
   private readonly pagedLists = new Map<string, KubeObject[]>();
   readonly requests: RecordedRequest[] = [];
-  readonly faults: StandinFaults = { conflictNextStatusPatches: 0, failNextLists: 0 };
+  readonly faults: StandinFaults = { conflictNextStatusPatches: 0, failNextLists: 0, partitioned: new Set() };
+  /** Requests from a partitioned client (test/kubernetes/leader-partition.test.ts). */
+  droppedRequests = 0;
 
   async start(): Promise<string> {
     this.server = createServer((req, res) => {
@@ -208,6 +216,10 @@ export class KubeApiserverStandin {
   // ---- HTTP ----
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.headers.authorization && this.faults.partitioned.has(req.headers.authorization)) {
+      this.droppedRequests++;
+      return; // never answered; stop() closes the connection
+    }
     const url = new URL(req.url ?? "/", "http://standin");
     const query = Object.fromEntries(url.searchParams.entries());
     const method = req.method ?? "GET";

@@ -92,7 +92,7 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     }
   });
 
-  it("the gateway Service publishes 443/80/993/995/143/110/587 onto the unprivileged container ports", () => {
+  it("the gateway Service publishes 443/80/993/995/143/110 onto the unprivileged container ports (587 only with gateway.smtp.enabled)", () => {
     const svc = find(csv, "Service", "-gateway");
     expect(svc.spec.type).toBe("LoadBalancer");
     expect(svc.spec.externalTrafficPolicy).toBe("Local");
@@ -104,7 +104,6 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
       [110, 8110],
       [143, 8143],
       [443, 8443],
-      [587, 8587],
       [993, 8993],
       [995, 8995],
     ]);
@@ -171,7 +170,8 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     expect(args).toContain("--lease-namespace=$(POD_NAMESPACE)");
     expect(args).toContain("--xds-listen=0.0.0.0:18000");
     expect(args).toContain("--mailbox-configmap=cas-system/cas-mailboxes:mailboxes.csv");
-    expect(args).toContain("--listener-ports=https=8443,http=8080,imaps=8993,pop3s=8995,imap4=8143,pop3=8110,submission=8587");
+    expect(args).toContain("--listener-ports=https=8443,http=8080,imaps=8993,pop3s=8995,imap4=8143,pop3=8110");
+    expect(args).toContain("--public-ports=https=443,http=80,imaps=993,pop3s=995,imap4=143,pop3=110");
     const scoped = container(find(ldap, "Deployment", "-operator"), "operator").args as string[];
     expect(scoped).toContain("--namespace=mail");
     expect(scoped).not.toContain("--all-namespaces");

@@ -323,6 +323,40 @@ describe("sidecar gRPC server (scripted engine)", () => {
     expect(empty.denied_response?.status?.code).toBe("BadRequest");
   });
 
+  it("malformed protobuf bytes get a valid CheckResponse (400), never gRPC INTERNAL (issue 20, finding 8)", async () => {
+    script = () => route();
+    // A raw client: the bytes go on the wire as given (a truncated varint, a field past its end, a bad wire type).
+    const Raw = grpc.makeGenericClientConstructor(
+      {
+        Check: {
+          path: "/envoy.service.auth.v3.Authorization/Check",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      "RawAuthorization",
+    );
+    const c = new Raw(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as {
+      Check: (b: Buffer, cb: (e: grpc.ServiceError | null, r: Buffer) => void) => void;
+      close(): void;
+    };
+    const { loadEnvoyServices } = await import("../../sidecar/envoy-protos.js");
+    const decode = loadEnvoyServices().authorization.Check!.responseDeserialize;
+    try {
+      for (const bytes of [Buffer.from([0x0a, 0xff]), Buffer.from([0x0a, 0x05, 0x01]), Buffer.from([0x0f, 0x00]), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])]) {
+        const res = await new Promise<Buffer>((resolve, reject) => c.Check(bytes, (e, r) => (e ? reject(e) : resolve(r))));
+        const decoded = decode(res) as { denied_response?: { status?: { code?: unknown } } };
+        expect(decoded.denied_response?.status?.code).toBe("BadRequest");
+      }
+    } finally {
+      c.close();
+    }
+  });
+
   it("logs carry the request id and never credentials", async () => {
     script = () => route();
     logLines.length = 0;

@@ -109,3 +109,13 @@ seccompProfile:
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/*
+Envoy's listeners, space-separated: submission only with gateway.smtp.enabled (no listener, port or
+Service port for a protocol nobody asked for).
+*/}}
+{{- define "cas-gateway.listenerNames" -}}
+{{- $names := list "https" "http" "imaps" "pop3s" "imap4" "pop3" -}}
+{{- if .Values.gateway.smtp.enabled }}{{ $names = append $names "submission" }}{{ end -}}
+{{- join " " $names -}}
+{{- end }}

@@ -5,7 +5,7 @@
 // version is parked until the resource changes again.
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { DeltaDiscoveryRequest, deltaDiscoveryResponse, isNack, LazyResponse } from "./messages.js";
-import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
+import { BREAK_AFTER, WILDCARD_TYPES, clip, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
 
@@ -72,7 +72,7 @@ export class DeltaStream extends AdsStream {
         st.open = true;
         if (isNack(req.error_detail)) {
           st.synced = undefined;
-          st.nackMessage = req.error_detail?.message ?? "";
+          st.nackMessage = clip(req.error_detail?.message ?? "");
           for (const [n, v] of p.sent) st.nacked.set(n, v);
           for (const [n, prev] of p.previous) {
             if (prev === undefined) st.clientHas.delete(n);

@@ -8,6 +8,8 @@ export class XdsMetrics {
   readonly nacks: Counter<"mode" | "type">;
   readonly snapshots: Counter<"group">;
   readonly fleetAcked: Gauge<"topology_version">;
+  /** Requests refused by the per-client bounds (no type label: an unknown type_url never becomes a series). */
+  readonly refused: Counter<"mode" | "reason">;
 
   constructor(readonly registry: Registry = new Registry()) {
     const registers = [registry];
@@ -29,6 +31,12 @@ export class XdsMetrics {
       name: "cas_xds_snapshots_total",
       help: "Snapshots set in the cache",
       labelNames: ["group"],
+      registers,
+    });
+    this.refused = new Counter({
+      name: "cas_xds_requests_refused_total",
+      help: "Discovery requests ignored or streams closed by the per-client bounds (reason: unknown_type | rate | bad_request)",
+      labelNames: ["mode", "reason"],
       registers,
     });
     this.fleetAcked = new Gauge({

@@ -61,6 +61,14 @@ export const SHORT_TYPE: Readonly<Record<string, string>> = {
   [TYPE_URLS.secret]: "SDS",
   [TYPE_URLS.gatewayState]: "GatewayState",
 };
+/** The types this server serves; a request for any other is ignored (looked up in constant time). */
+export const KNOWN_TYPES: ReadonlySet<string> = new Set(Object.values(TYPE_URLS));
+
+/** A log field from a client (NACK error_detail, ...), cut to `max` characters with the length it had. */
+export function clip(s: string, max = 512): string {
+  return s.length <= max ? s : `${s.slice(0, max)}... (${s.length} characters, cut)`;
+}
+
 export const shortType = (typeUrl: string): string => SHORT_TYPE[typeUrl] ?? typeUrl.replace(/^type\.googleapis\.com\//, "");
 
 // Lists known to hold one type's resources sorted by name, without duplicates, each with its

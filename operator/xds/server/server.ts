@@ -10,11 +10,29 @@ import { FleetTracker } from "./fleet-tracker.js";
 import { XdsMetrics } from "./metrics.js";
 import { adsService } from "../../../model/ads-protos.js";
 import { LazyResponse } from "./messages.js";
+import { KNOWN_TYPES, clip } from "./resources.js";
 import type { Snapshot } from "./snapshot.js";
 import { SotwStream } from "./sotw.js";
 import type { AdsStream, StreamDeps, StreamStatus } from "./stream.js";
 
+/** What one client may cost (issue 20: an unauthenticated client could tie up the control plane). */
+export interface AdsClientBounds {
+  /** Largest DiscoveryRequest accepted (bytes); bigger ones end the stream (RESOURCE_EXHAUSTED). */
+  readonly maxRequestBytes: number;
+  /** Sustained requests per second per stream (token bucket), and the burst allowed above it. */
+  readonly requestsPerSecond: number;
+  readonly requestBurst: number;
+}
+
+/**
+ * Envoy sends one request per type on connect and one ACK/NACK per response: a few per second at
+ * most, even through a burst of configuration changes. EDS/RDS requests name resources: 10,000
+ * clusters are ~0.5 MB of names.
+ */
+export const DEFAULT_ADS_CLIENT_BOUNDS: AdsClientBounds = { maxRequestBytes: 4 << 20, requestsPerSecond: 50, requestBurst: 200 };
+
 export interface AdsServerOptions {
+  readonly bounds?: Partial<AdsClientBounds>;
   readonly cache?: SnapshotCache;
   readonly logger?: Logger;
   readonly registry?: Registry;
@@ -28,17 +46,21 @@ export class AdsServer {
   readonly fleet: FleetTracker;
   private readonly log: Logger;
   private readonly streams = new Set<AdsStream>();
-  private readonly grpcServer = new grpc.Server({
-    // Envoy and big snapshots: allow large messages (10,000 virtual directories make a big CDS/EDS).
-    "grpc.max_send_message_length": 256 * 1024 * 1024,
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_permit_without_calls": 1,
-  });
+  private readonly grpcServer: grpc.Server;
+  private readonly bounds: AdsClientBounds;
   private readonly unwatch: () => void;
   private boundPort: number | undefined;
 
   constructor(opts: AdsServerOptions = {}) {
+    this.bounds = { ...DEFAULT_ADS_CLIENT_BOUNDS, ...opts.bounds };
+    this.grpcServer = new grpc.Server({
+      // Envoy and big snapshots: allow large responses (10,000 virtual directories make a big CDS/EDS);
+      // requests are small, so their limit is the client bound.
+      "grpc.max_send_message_length": 256 * 1024 * 1024,
+      "grpc.max_receive_message_length": this.bounds.maxRequestBytes,
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.keepalive_permit_without_calls": 1,
+    });
     this.cache = opts.cache ?? new SnapshotCache();
     this.log = opts.logger ?? pino({ name: "xds", level: process.env.LOG_LEVEL ?? "info" });
     this.metrics = new XdsMetrics(opts.registry);
@@ -78,7 +100,33 @@ export class AdsServer {
       this.log.info({ stream: stream.id, mode: stream.mode, node: stream.node?.id, why }, "xds stream closed");
       this.fleet.update();
     };
+    // Token bucket: a client past its request rate is cut off, not queued.
+    let tokens = this.bounds.requestBurst;
+    let last = performance.now();
+    let unknownLogged = false;
     call.on("data", (req: unknown) => {
+      if (done) return;
+      const now = performance.now();
+      tokens = Math.min(this.bounds.requestBurst, tokens + ((now - last) / 1000) * this.bounds.requestsPerSecond);
+      last = now;
+      if (--tokens < 0) {
+        this.metrics.refused.inc({ mode: stream.mode, reason: "rate" });
+        this.log.warn({ stream: stream.id, node: stream.node?.id, peer: call.getPeer() }, `xds client over ${this.bounds.requestsPerSecond} requests/s (burst ${this.bounds.requestBurst}): stream closed`);
+        end("request rate exceeded");
+        // grpc-js sends an 'error' emitted on a server call as the call's status.
+        call.emit("error", { code: grpc.status.RESOURCE_EXHAUSTED, details: `more than ${this.bounds.requestsPerSecond} requests per second (burst ${this.bounds.requestBurst})` });
+        return;
+      }
+      // A type this server does not serve is ignored at once: no per-stream state, no metric label.
+      const typeUrl = (req as { type_url?: unknown } | null)?.type_url;
+      if (typeof typeUrl === "string" && typeUrl !== "" && !KNOWN_TYPES.has(typeUrl)) {
+        this.metrics.refused.inc({ mode: stream.mode, reason: "unknown_type" });
+        if (!unknownLogged) {
+          unknownLogged = true; // once per stream: a client cycling through type URLs cannot flood the log
+          this.log.warn({ stream: stream.id, node: stream.node?.id, typeUrl: clip(typeUrl, 200) }, "request for a type this server does not serve ignored (logged once per stream)");
+        }
+        return;
+      }
       try {
         stream.onRequest(req);
       } catch (err) {

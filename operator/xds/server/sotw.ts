@@ -4,7 +4,7 @@
 // until the snapshot has a different version (go-control-plane resends it in a loop).
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { DiscoveryRequest, discoveryResponse, isNack, LazyResponse } from "./messages.js";
-import { BREAK_AFTER, WILDCARD_TYPES, shortType } from "./resources.js";
+import { BREAK_AFTER, WILDCARD_TYPES, clip, shortType } from "./resources.js";
 import type { Snapshot, SnapshotResource } from "./snapshot.js";
 import { AdsStream, type StreamDeps, type StreamStatus } from "./stream.js";
 
@@ -57,7 +57,7 @@ export class SotwStream extends AdsStream {
       }
       if (isNack(req.error_detail)) {
         st.nackedVersion = st.sentVersion;
-        st.nackMessage = req.error_detail?.message ?? "";
+        st.nackMessage = clip(req.error_detail?.message ?? "");
         this.deps.metrics.nacks.inc({ mode: "sotw", type: shortType(t) });
         this.deps.log.warn(
           { stream: this.id, node: this.node?.id, type: shortType(t), rejected: st.sentVersion, inForce: st.ackedVersion, error: st.nackMessage },

@@ -23,15 +23,16 @@ const BootstrapOptionsSchema = z.object({
   xds: z.object({ address: z.string().min(1).regex(/^[^\s/]+$/), port: z.number().int().min(1).max(65535) }),
   adminPort: z.number().int().min(1).max(65535).optional(),
   readyPort: z.number().int().min(1).max(65535).optional(),
+  readyAddress: z.string().min(1).regex(/^[^\s/]+$/).optional(),
 });
 
 /** The name of the bootstrap's static readiness listener. */
 export const READY_LISTENER = "cas-gateway/ready";
 
-function readyListener(port: number): Record<string, unknown> {
+function readyListener(port: number, address: string): Record<string, unknown> {
   return {
     name: READY_LISTENER,
-    address: { socket_address: { address: "0.0.0.0", port_value: port } },
+    address: { socket_address: { address, port_value: port } },
     filter_chains: [
       {
         filters: [
@@ -81,18 +82,21 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
       lds_config: adsConfigSource(),
     },
     static_resources: {
-      ...(options.readyPort !== undefined ? { listeners: [readyListener(options.readyPort)] } : {}),
+      ...(options.readyPort !== undefined ? { listeners: [readyListener(options.readyPort, options.readyAddress ?? "0.0.0.0")] } : {}),
       clusters: [
         {
           name: XDS_CLUSTER,
           connect_timeout: "1s",
           type: isIP(xds.address) ? "STATIC" : "STRICT_DNS",
+          // gRPC needs HTTP/2; PING keep-alives find a dead control plane (or a connection a NAT or
+          // conntrack table dropped silently) in seconds, with TCP keep-alives underneath.
           typed_extension_protocol_options: {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
               "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
               explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: "30s", timeout: "5s" } } },
             },
           },
+          upstream_connection_options: { tcp_keepalive: { keepalive_time: 60, keepalive_interval: 10, keepalive_probes: 3 } },
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.address, port_value: xds.port } } } }] }],

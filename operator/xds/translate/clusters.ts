@@ -547,7 +547,7 @@ function smtpServers(topology: Topology, site: string): ServerInfo[] {
 }
 
 function smtpClusters(topology: Topology, opts: ResolvedOptions, memo: Memo): Built[] {
-  const site = smtpSite(topology, opts);
+  const site = opts.smtp ? smtpSite(topology, opts) : undefined;
   if (!site) return [];
   const servers = smtpServers(topology, site);
   const out: Built[] = [];

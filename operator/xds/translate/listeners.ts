@@ -155,7 +155,8 @@ function httpRouteConfig(opts: ResolvedOptions): Built {
             {
               name: "https",
               match: { prefix: "/" },
-              redirect: { https_redirect: true, ...(opts.ports.https !== 443 ? { port_redirect: opts.ports.https } : {}), response_code: "MOVED_PERMANENTLY" },
+              // The port clients reach HTTPS on (a Service's 443 in front of container port 8443), not the bound one.
+              redirect: { https_redirect: true, ...(opts.publicPorts.https !== 443 ? { port_redirect: opts.publicPorts.https } : {}), response_code: "MOVED_PERMANENTLY" },
             },
           ],
         },
@@ -177,6 +178,11 @@ export function routeConfigs(topology: Topology, opts: ResolvedOptions): Built[]
 // ---------------------------------------------------------------------------------------------
 // HTTP connection managers
 
+/** Response headers the CAS connection manager removes: internal server names, and x-cas-* unless debugging. */
+export function responseHeadersToRemove(opts: ResolvedOptions): string[] {
+  return [...opts.stripResponseHeaders, ...(opts.exposeDecisionHeaders ? [] : Object.values(CAS_HEADERS))];
+}
+
 function casHttpFilters(opts: ResolvedOptions): Obj[] {
   const filters: Obj[] = [
     {
@@ -187,7 +193,14 @@ function casHttpFilters(opts: ResolvedOptions): Obj[] {
       name: HEADER_MUTATION_FILTER_NAME,
       typed_config: {
         "@type": T.headerMutation,
-        mutations: { request_mutations: Object.values(CAS_HEADERS).map((h) => ({ remove: h })) },
+        mutations: {
+          request_mutations: Object.values(CAS_HEADERS).map((h) => ({ remove: h })),
+          // R-SEC-2: nothing internal reaches a client. This filter is first in the chain, so its
+          // response phase runs last: after ext_proc and after ext_authz's own denied responses
+          // (local replies run the whole encoder chain; the 451 mapper keys on dynamic metadata,
+          // not on these headers, and has already run by then).
+          response_mutations: responseHeadersToRemove(opts).map((h) => ({ remove: h })),
+        },
       },
     },
     {
@@ -253,6 +266,12 @@ function hcm(statPrefix: string, routeConfig: string, filters: Obj[], opts: Reso
       server_header_transformation: "PASS_THROUGH",
       ...(cas
         ? {
+            // Outlook Anywhere (R-OUT-2): RPC_IN_DATA / RPC_OUT_DATA are not in the HTTP/1 codec's
+            // built-in method list. Envoy's BalsaParser (the default HTTP/1 parser of the pinned
+            // release) accepts any RFC 9110 token as a method when this is set; without it, a
+            // 400 (HPE_INVALID_METHOD). HTTP/2 has no method list. Upstream, Envoy writes the
+            // method as it is (the client codec parses responses only), so no upstream setting.
+            http_protocol_options: { allow_custom_methods: true },
             // WebSocket is allowed only where a route enables it.
             upgrade_configs: [{ upgrade_type: "websocket", enabled: false }],
             local_reply_config: {
@@ -387,7 +406,8 @@ export function listeners(topology: Topology, opts: ResolvedOptions): Built[] {
       );
     }
   }
-  const smtp = smtpSite(topology, opts);
+  // SMTP and submission only when asked for (--smtp): no listener for a protocol nobody uses.
+  const smtp = opts.smtp ? smtpSite(topology, opts) : undefined;
   if (smtp) {
     for (const [name, port, upstreamPort] of [
       ["smtp", p.smtp, 25],

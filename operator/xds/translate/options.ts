@@ -2,7 +2,23 @@
 import { z } from "zod";
 import type { ListenerPorts, TranslateOptions } from "./types.js";
 
+/**
+ * Ports Envoy binds unless told otherwise: all unprivileged (>= 1024), so a non-root Envoy binds
+ * them without CAP_NET_BIND_SERVICE; a Service (or a port forward) publishes the standard ones.
+ */
 export const DEFAULT_PORTS: ListenerPorts = {
+  https: 8443,
+  http: 8080,
+  pop3: 8110,
+  pop3s: 8995,
+  imap4: 8143,
+  imaps: 8993,
+  smtp: 8025,
+  submission: 8587,
+};
+
+/** The protocols' standard ports (what a Service publishes in front of DEFAULT_PORTS). */
+export const STANDARD_PORTS: ListenerPorts = {
   https: 443,
   http: 80,
   pop3: 110,
@@ -13,7 +29,16 @@ export const DEFAULT_PORTS: ListenerPorts = {
   submission: 587,
 };
 
+export const LISTENER_NAMES = Object.keys(DEFAULT_PORTS) as readonly (keyof ListenerPorts)[];
+
+/** Exchange's internal-name response headers (R-SEC-2): removed from every response by default. */
+export const INTERNAL_RESPONSE_HEADERS = ["x-feserver", "x-beserver", "x-calculatedbetarget", "x-diaginfo", "x-targetbeserver"] as const;
+
 const port = z.number().int().min(1).max(65535);
+const listenerPorts = z
+  .object({ https: port, http: port, pop3: port, pop3s: port, imap4: port, imaps: port, smtp: port, submission: port })
+  .partial()
+  .strict();
 const host = z.string().min(1).max(253).regex(/^[^\s/]+$/, "must be a host name or IP address");
 
 export const TranslateOptionsSchema = z.object({
@@ -32,19 +57,11 @@ export const TranslateOptionsSchema = z.object({
       z.object({ sdsSecret: z.string().min(1) }).strict(),
     ])
     .optional(),
-  ports: z
-    .object({
-      https: port,
-      http: port,
-      pop3: port,
-      pop3s: port,
-      imap4: port,
-      imaps: port,
-      smtp: port,
-      submission: port,
-    })
-    .partial()
-    .optional(),
+  ports: listenerPorts.optional(),
+  publicPorts: listenerPorts.optional(),
+  smtp: z.boolean().optional(),
+  stripResponseHeaders: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be an HTTP header name")).optional(),
+  exposeDecisionHeaders: z.boolean().optional(),
   listenAddress: host.optional(),
   healthChecks: z.boolean().optional(),
   extAuthzTimeoutMs: z.number().int().min(1).max(60000).optional(),
@@ -54,8 +71,13 @@ export const TranslateOptionsSchema = z.object({
   smtpSite: z.string().min(1).optional(),
 });
 
-export interface ResolvedOptions extends Omit<TranslateOptions, "ports"> {
+export interface ResolvedOptions extends Omit<TranslateOptions, "ports" | "publicPorts" | "stripResponseHeaders"> {
   readonly ports: ListenerPorts;
+  readonly publicPorts: ListenerPorts;
+  readonly smtp: boolean;
+  /** Lower-case, sorted, without duplicates. */
+  readonly stripResponseHeaders: readonly string[];
+  readonly exposeDecisionHeaders: boolean;
   readonly listenAddress: string;
   readonly healthChecks: boolean;
   readonly extAuthzTimeoutMs: number;
@@ -67,9 +89,24 @@ export interface ResolvedOptions extends Omit<TranslateOptions, "ports"> {
 /** Throws a zod error naming the bad option. */
 export function resolveOptions(options: TranslateOptions): ResolvedOptions {
   const o = TranslateOptionsSchema.parse(options) as TranslateOptions;
+  const ports = { ...DEFAULT_PORTS, ...(o.ports ?? {}) };
+  // Naming the SMTP site is asking for SMTP.
+  const smtp = o.smtp ?? Boolean(o.smtpSite);
+  const bound = new Map<number, string>();
+  for (const k of LISTENER_NAMES) {
+    // Only listeners that can be built at the same time collide (SMTP ones only with smtp).
+    if ((k === "smtp" || k === "submission") && !smtp) continue;
+    const other = bound.get(ports[k]);
+    if (other) throw new z.ZodError([{ code: "custom", path: ["ports", k], message: `port ${ports[k]} is already the ${other} listener's`, input: ports[k] }]);
+    bound.set(ports[k], k);
+  }
   return {
     ...o,
-    ports: { ...DEFAULT_PORTS, ...(o.ports ?? {}) },
+    ports,
+    publicPorts: { ...ports, ...(o.publicPorts ?? {}) },
+    smtp,
+    stripResponseHeaders: [...new Set((o.stripResponseHeaders ?? INTERNAL_RESPONSE_HEADERS).map((h) => h.toLowerCase()))].sort(),
+    exposeDecisionHeaders: o.exposeDecisionHeaders ?? false,
     listenAddress: o.listenAddress ?? "0.0.0.0",
     healthChecks: o.healthChecks ?? true,
     // Envoy's default of 200 ms is too tight for a directory (LDAP) look-up behind the decision.

@@ -53,7 +53,8 @@ describe("translate (contoso)", () => {
   it("serves listeners, routes and clusters without problems", async () => {
     const r = await contosoResources();
     expect(r.problems).toEqual([]);
-    expect(r.listeners.map((l) => l.name)).toEqual(["http", "https", "imap4", "imaps", "pop3", "pop3s", "smtp", "submission"]);
+    // No SMTP/submission listener unless asked for (front-door.test.ts).
+    expect(r.listeners.map((l) => l.name)).toEqual(["http", "https", "imap4", "imaps", "pop3", "pop3s"]);
     expect(r.routes.map((x) => x.name)).toEqual(["http", "https", "https/europe", "https/usa"]);
     expect(r.clusters.map((c) => c.name)).toContain(SIDECAR_CLUSTER);
     for (const res of [...r.listeners, ...r.routes, ...r.clusters, ...r.endpoints]) {

@@ -99,8 +99,29 @@ export interface TranslateOptions {
   };
   /** Front-door certificate; without it only the HTTP and plain mail listeners are built. */
   readonly tls?: ListenerTls;
-  /** Listener ports; any not given take the standard ones (443, 80, 110, 995, 143, 993, 25, 587). */
+  /**
+   * Ports Envoy's listeners bind (container ports); any not given take the unprivileged defaults
+   * (8443, 8080, 8110, 8995, 8143, 8993, 8025, 8587), so a non-root Envoy can bind every one.
+   */
   readonly ports?: Partial<ListenerPorts>;
+  /**
+   * Ports clients see (a Kubernetes Service's ports in front of the container ports). Every URL
+   * the translator builds (the HTTP listener's redirect) uses these. Any not given equal `ports`.
+   */
+  readonly publicPorts?: Partial<ListenerPorts>;
+  /** Build the SMTP (25) and submission (587) listeners (default false: nobody asked for them). */
+  readonly smtp?: boolean;
+  /**
+   * Response headers removed before a response reaches a client (R-SEC-2): Exchange's internal
+   * server names. Default INTERNAL_RESPONSE_HEADERS (X-FEServer, X-BEServer, X-CalculatedBETarget,
+   * X-DiagInfo, X-TargetBEServer).
+   */
+  readonly stripResponseHeaders?: readonly string[];
+  /**
+   * Debugging only: let the sidecar's x-cas-* decision headers reach clients (default false:
+   * removed from every response, local replies included).
+   */
+  readonly exposeDecisionHeaders?: boolean;
   /** Address listeners bind to (default 0.0.0.0). */
   readonly listenAddress?: string;
   /** Active health checks on /<vdir>/healthcheck.htm (default true). */
@@ -116,7 +137,7 @@ export interface TranslateOptions {
    * (default false: the sidecar puts the affinity Set-Cookie on ext_authz's OK response).
    */
   readonly extProc?: boolean;
-  /** Site whose transport servers take SMTP on 25/587 (default: the first internet-facing site, by name). */
+  /** Site whose transport servers take SMTP on 25/587 (default: the first internet-facing site, by name); used with `smtp`. */
   readonly smtpSite?: string;
 }
 
@@ -138,4 +159,6 @@ export interface BootstrapOptions {
    * The kubelet probes it over HTTP; the admin port stays on loopback.
    */
   readonly readyPort?: number;
+  /** Address the readiness listener binds (default 0.0.0.0: a kubelet probes the pod IP; standalone uses loopback). */
+  readonly readyAddress?: string;
 }

@@ -1,0 +1,74 @@
+// The chart's ports as clients see them (issue 19): Envoy binds the container ports (8443...), the
+// Service publishes 443..., and the operator is told both. The operator's arguments are taken from
+// the rendered chart (real helm), parsed as the operator parses them, and translated: the HTTP
+// listener's redirect and every route must name the Service's ports, never a container port.
+import { describe, expect, it } from "vitest";
+import { OperatorFlags, translateOptionsFrom } from "../../cli/commands/operator.js";
+import { loadOrganisation } from "../../operator/provider/organisation.js";
+import { envoyRoot } from "../../operator/xds/translate/protos.js";
+import { translate } from "../../operator/xds/translate/index.js";
+import { container, find, render, type K8sObject } from "./helm.js";
+
+type Obj = Record<string, any>;
+const root = envoyRoot();
+const decode = (typeUrl: string, bytes: Uint8Array): Obj => {
+  const t = root.lookupType(typeUrl.slice(typeUrl.lastIndexOf("/") + 1));
+  return t.toObject(t.decode(bytes), { enums: String, longs: Number, defaults: false }) as Obj;
+};
+
+/** The operator container's args → OperatorFlags (as commander would hand them over). */
+function operatorFlags(objs: K8sObject[]) {
+  const args = container(find(objs, "Deployment", "-operator"), "operator").args as string[];
+  const raw: Record<string, unknown> = {};
+  for (const a of args.slice(1)) {
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(a);
+    if (!m) continue;
+    const key = m[1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    raw[key] = m[2] ?? true;
+  }
+  // $(POD_NAME)-style references are the kubelet's; give them values.
+  return OperatorFlags.parse({ ...raw, identity: "pod-0", leaseNamespace: "cas-system", stripResponseHeader: [] });
+}
+
+const VALUES = { "mailboxDirectory.configMap": "mailboxes", "tls.secretName": "front-door" };
+
+describe("chart: redirects and URLs use the Service's ports", () => {
+  it("the operator binds the container ports and redirects to the Service's HTTPS port (443: no port)", async () => {
+    const objs = render({ set: VALUES });
+    const svc = find(objs, "Service", "-gateway");
+    const https = (svc.spec.ports as K8sObject[]).find((p) => p.name === "https")!;
+    expect(https.port).toBe(443);
+    const opts = translateOptionsFrom(operatorFlags(objs));
+    const org = await loadOrganisation("examples/contoso");
+    const r = translate(org.topology, opts);
+    expect(r.problems).toEqual([]);
+    const listener = r.listeners.find((l) => l.name === "https")!;
+    // The container port the pod exposes under the name the Service targets.
+    const envoy = container(find(objs, "Deployment", "-gateway"), "envoy");
+    const containerHttps = (envoy.ports as K8sObject[]).find((p) => p.name === "https")!.containerPort;
+    expect(containerHttps).toBe(8443);
+    expect(decode(listener.typeUrl, listener.encoded).address.socket_address.port_value).toBe(containerHttps);
+    const http = decode(r.routes.find((x) => x.name === "http")!.typeUrl, r.routes.find((x) => x.name === "http")!.encoded);
+    expect(http.virtual_hosts[0].routes[0].redirect).toEqual({ https_redirect: true });
+    for (const rc of r.routes) expect(JSON.stringify(decode(rc.typeUrl, rc.encoded)), rc.name).not.toContain("8443");
+  });
+
+  it("a Service on another HTTPS port is the port redirects name", async () => {
+    const objs = render({ set: { ...VALUES, "gateway.service.ports.https": 9443 } });
+    const r = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(objs)));
+    const http = r.routes.find((x) => x.name === "http")!;
+    expect(decode(http.typeUrl, http.encoded).virtual_hosts[0].routes[0].redirect).toEqual({ https_redirect: true, port_redirect: 9443 });
+  });
+
+  it("submission (587) only with gateway.smtp.enabled: listener, container port and Service port", async () => {
+    const off = render({ set: VALUES });
+    expect((find(off, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => p.name)).not.toContain("submission");
+    const offListeners = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(off))).listeners.map((l) => l.name);
+    expect(offListeners).not.toContain("submission");
+    const on = render({ set: { ...VALUES, "gateway.smtp.enabled": true } });
+    expect((find(on, "Service", "-gateway").spec.ports as K8sObject[]).find((p) => p.name === "submission")?.port).toBe(587);
+    const r = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(on)));
+    const sub = r.listeners.find((l) => l.name === "submission")!;
+    expect(decode(sub.typeUrl, sub.encoded).address.socket_address.port_value).toBe(8587);
+  });
+});
