@@ -1,6 +1,8 @@
-// One request, end to end: CheckRequest → ClientRequest (verified pin, no x-cas-*) → identities →
-// directory (with a deadline below Envoy's timeout) → decide() → the Envoy answer. Nothing thrown
-// escapes: a failure becomes an error decision (503), never a crashed process or a hung call.
+// One request, top to bottom: CheckRequest → ClientRequest (verified pin, no x-cas-*) → identities →
+// directory (with a deadline below Envoy's timeout) → decide() → render the answer (response.ts) →
+// metrics and the decision line. This module orchestrates; it builds no header, cookie or page.
+// Nothing thrown escapes: a failure becomes an error decision (503), never a crashed process or a
+// hung call.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Topology } from "../../model/topology/types.js";
@@ -9,19 +11,11 @@ import type { ClientRequest, Decision } from "../decision/types.js";
 import type { DirectoryView, LookupResult, MailboxDirectory } from "../../model/directory/types.js";
 import { directoryDeadlineMs, resolveIdentities } from "../../model/directory/types.js";
 import type { GatewayState, StateSource } from "../../model/state.js";
-import { AFFINITY_PATHS, AffinitySigner, affinityPathFor } from "./affinity.js";
+import type { AffinitySigner } from "./affinity.js";
+import { DeadlineTicker, LookupTimeout } from "./deadline-ticker.js";
 import type { SidecarMetrics } from "./metrics.js";
-import { errorPage, manualRedirectPage, ssoFormPage } from "./pages.js";
-import { BadRequestError, credentialsOf, mapCheckRequest, type MappedRequest } from "./request.js";
-import {
-  EAS_451_CARRIER_STATUS,
-  decisionName,
-  deniedResponse,
-  okResponse,
-  pageResponse,
-  type CheckResponseOut,
-  type DecisionName,
-} from "./response.js";
+import { BadRequestError, mapCheckRequest, type MappedRequest } from "./request.js";
+import { DecisionRenderer, renderError, type CheckResponseOut, type DecisionName, type Rendered } from "./response.js";
 
 /** The decision engine's entry points (sidecar/decision/engine.ts and identity.ts). */
 export interface DecisionEngine {
@@ -64,99 +58,19 @@ export interface Evaluation {
   readonly decision: Decision;
   readonly response: CheckResponseOut;
   readonly requestId: string;
-  /** decision.rules joined as x-cas-rules spells them, when already built. */
-  readonly rulesText?: string;
+  /** decision.rules joined as x-cas-rules spells them. */
+  readonly rulesText: string;
 }
 
 const NOT_FOUND: LookupResult = { status: "not-found" };
-const NO_COOKIES: readonly string[] = Object.freeze([]);
 /** The directory view when the request names no identity. */
 const NO_DIRECTORY: DirectoryView = { find: () => NOT_FOUND };
-
-/** The path without its query string (log lines keep no request input we do not need). */
-function pathOnly(path: string): string {
-  const q = path.indexOf("?");
-  return q < 0 ? path : path.slice(0, q);
-}
-
-class LookupTimeout extends Error {}
-
-/**
- * Deadlines for in-flight look-ups on one coarse ticker (every 10 ms while any are pending) instead
- * of a timer per request: a directory answer usually arrives long before the deadline, and creating
- * and clearing a timer per request is measurable at tens of thousands of requests per second.
- */
-class DeadlineTicker {
-  private readonly pending = new Set<{ at: number; expire: () => void }>();
-  private timer: NodeJS.Timeout | undefined;
-
-  race<T>(p: Promise<T>, ms: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const entry = { at: Date.now() + ms, expire: () => reject(new LookupTimeout()) };
-      this.pending.add(entry);
-      if (!this.timer) {
-        this.timer = setInterval(() => this.tick(), Math.max(1, Math.min(10, ms)));
-        this.timer.unref();
-      }
-      p.then(
-        (v) => {
-          this.pending.delete(entry);
-          resolve(v);
-        },
-        (e: unknown) => {
-          this.pending.delete(entry);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
-  }
-
-  private tick(): void {
-    const now = Date.now();
-    for (const e of this.pending) {
-      if (e.at <= now) {
-        this.pending.delete(e);
-        e.expire();
-      }
-    }
-    if (this.pending.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  }
-}
-
-/** Origins (scheme://host:port) of every URL the topology configures: the only places we redirect to. */
-const originsCache = new WeakMap<Topology, ReadonlySet<string>>();
-export function configuredOrigins(t: Topology): ReadonlySet<string> {
-  let s = originsCache.get(t);
-  if (s) return s;
-  const out = new Set<string>();
-  const addUrl = (u: string | null | undefined) => {
-    if (!u) return;
-    try {
-      out.add(new URL(u).origin.toLowerCase());
-    } catch {
-      /* not a URL: never a redirect target */
-    }
-  };
-  for (const srv of t.servers.values()) {
-    addUrl(srv.internalNLBBypassUrl);
-    for (const v of srv.vdirs.values()) {
-      addUrl(v.internalUrl);
-      addUrl(v.externalUrl);
-      addUrl(v.exchange2003Url);
-    }
-  }
-  s = out;
-  originsCache.set(t, s);
-  return s;
-}
 
 export class DecisionService {
   readonly lookupTimeoutMs: number;
   readonly policy: DirectoryFailurePolicy;
   private readonly deadlines = new DeadlineTicker();
+  private readonly renderer: DecisionRenderer;
 
   /** Per-API children: `api` is serialized once into the binding, not formatted on every line. */
   private readonly apiLog: Record<"ext_authz" | "ext_proc", Logger>;
@@ -169,6 +83,7 @@ export class DecisionService {
   constructor(private readonly o: DecisionServiceOptions) {
     this.lookupTimeoutMs = o.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.policy = o.directoryFailurePolicy ?? "fail-closed";
+    this.renderer = new DecisionRenderer(o.affinity);
     this.apiLog = { ext_authz: o.logger.child({ api: "ext_authz" }), ext_proc: o.logger.child({ api: "ext_proc" }) };
   }
 
@@ -205,6 +120,75 @@ export class DecisionService {
     }
   }
 
+  /** Evaluate an already mapped request. May throw BadRequestError or anything the engine throws. */
+  evaluate(mapped: MappedRequest): Evaluation | Promise<Evaluation> {
+    const requestId = mapped.requestId ?? randomUUID();
+    const state = this.o.state.current();
+    if (!state) return this.errorEvaluation(503, "The gateway is starting; try again shortly", requestId, ["R-SIDECAR-not-ready"]);
+
+    // Affinity: only a verified pin for this host and vdir path reaches the engine.
+    let req = mapped.request;
+    const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
+    if (pin) req = { ...req, pinnedServer: pin.server };
+
+    const candidates = this.o.engine.identityCandidates(req);
+    if (candidates.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId, candidates);
+    const sync = this.syncDirectory;
+    if (sync) return this.finish(this.applyPolicy(sync, candidates), req, mapped, state, requestId, candidates);
+    return this.lookup(candidates).then((view) => this.finish(view, req, mapped, state, requestId, candidates));
+  }
+
+  /** Decide with the directory's answers, then render the decision: once, in response.ts. */
+  private finish(
+    view: DirectoryView,
+    req: ClientRequest,
+    mapped: MappedRequest,
+    state: GatewayState,
+    requestId: string,
+    candidates: readonly { value: string; source: string }[],
+  ): Evaluation {
+    const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
+    // No human trace on the hot path: nothing here reads it (`cas-gateway explain` builds one).
+    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates, trace: false } : { candidates, trace: false });
+    return withId(this.renderer.render(decision, req, mapped.casHeadersSent, state.topology), requestId);
+  }
+
+  /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */
+  private get syncDirectory(): DirectoryView | undefined {
+    const d = this.o.directory as MailboxDirectory & Partial<DirectoryView>;
+    return typeof d.find === "function" ? (d as DirectoryView) : undefined;
+  }
+
+  private applyPolicy(view: DirectoryView, candidates: readonly { value: string }[]): DirectoryView {
+    let unavailable = false;
+    for (const c of candidates) {
+      if (view.find(c.value).status === "unavailable") {
+        unavailable = true;
+        break;
+      }
+    }
+    if (!unavailable) return view;
+    this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
+    if (this.policy === "fail-closed") return view;
+    return { find: (id) => (view.find(id).status === "unavailable" ? NOT_FOUND : view.find(id)) };
+  }
+
+  /** Resolve identities within the deadline; on failure apply the policy. */
+  private async lookup(candidates: readonly { value: string }[]): Promise<DirectoryView> {
+    try {
+      // The directory gets most of the deadline and answers from its cache when its backend misses
+      // that (a hung LDAP server); the race below is the last resort for directories that cannot.
+      const lookups = resolveIdentities(this.o.directory, candidates.map((c) => c.value), { deadlineMs: directoryDeadlineMs(this.lookupTimeoutMs) });
+      const view = await this.deadlines.race(lookups, this.lookupTimeoutMs);
+      return this.applyPolicy(view, candidates);
+    } catch (err) {
+      this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
+      const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";
+      // fail-closed: the engine sees `unavailable` and refuses; local: it sees "not found" and serves locally.
+      return this.policy === "local" ? { find: () => NOT_FOUND } : { find: () => ({ status: "unavailable", reason }) };
+    }
+  }
+
   private failure(err: unknown, mapped: MappedRequest | undefined): Evaluation {
     const requestId = mapped?.requestId ?? randomUUID();
     if (err instanceof BadRequestError) {
@@ -213,6 +197,11 @@ export class DecisionService {
     }
     this.o.logger.error({ rid: requestId, err: err instanceof Error ? err.message : String(err) }, "decision failed");
     return this.errorEvaluation(503, "The service is temporarily unavailable", requestId, ["R-SIDECAR-internal-error"]);
+  }
+
+  /** The service's own refusals (not ready, bad request, internal error): no engine, no request needed. */
+  private errorEvaluation(status: number, reason: string, requestId: string, rules: `R-${string}`[]): Evaluation {
+    return withId(renderError({ outcome: "error", status, reason, rules, trace: [reason] }), requestId);
   }
 
   private done(ev: Evaluation, mapped: MappedRequest | undefined, started: number, api: "ext_authz" | "ext_proc"): Evaluation {
@@ -227,7 +216,7 @@ export class DecisionService {
       );
     }
     this.o.metrics.record(api, ev.name, d.rules, secs);
-    const log = this.decisionLog(api, ev.name, ev.rulesText ?? d.rules.join(","), d.outcome === "local" || d.outcome === "proxy" ? d.targetSite : undefined, d.identity?.source);
+    const log = this.decisionLog(api, ev.name, ev.rulesText, d.outcome === "local" || d.outcome === "proxy" ? d.targetSite : undefined, d.identity?.source);
     if (log.isLevelEnabled("info")) {
       const r = mapped?.request;
       this.queuedLoggers.push(log);
@@ -288,147 +277,14 @@ export class DecisionService {
     }
     return log;
   }
-
-  private errorEvaluation(status: number, reason: string, requestId: string, rules: `R-${string}`[]): Evaluation {
-    const decision: Decision = { outcome: "error", status, reason, rules, trace: [reason] };
-    const page = errorPage(status, reason);
-    return { name: "error", decision, requestId, response: pageResponse("error", rules, page, reason) };
-  }
-
-  /** Evaluate an already mapped request. May throw BadRequestError or anything the engine throws. */
-  evaluate(mapped: MappedRequest): Evaluation | Promise<Evaluation> {
-    const requestId = mapped.requestId ?? randomUUID();
-    const state = this.o.state.current();
-    if (!state) return this.errorEvaluation(503, "The gateway is starting; try again shortly", requestId, ["R-SIDECAR-not-ready"]);
-
-    // Affinity: only a verified pin for this host and vdir path reaches the engine.
-    let req = mapped.request;
-    const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
-    if (pin) req = { ...req, pinnedServer: pin.server };
-
-    const candidates = this.o.engine.identityCandidates(req);
-    if (candidates.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId, candidates);
-    const sync = this.syncDirectory;
-    if (sync) return this.finish(this.applyPolicy(sync, candidates), req, mapped, state, requestId, candidates);
-    return this.lookup(candidates).then((view) => this.finish(view, req, mapped, state, requestId, candidates));
-  }
-
-  private finish(
-    view: DirectoryView,
-    req: ClientRequest,
-    mapped: MappedRequest,
-    state: GatewayState,
-    requestId: string,
-    candidates: readonly { value: string; source: string }[],
-  ): Evaluation {
-    const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
-    // No human trace on the hot path: nothing here reads it (`cas-gateway explain` builds one).
-    const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates, trace: false } : { candidates, trace: false });
-    const rules = decision.rules.join(",");
-    const r = this.render(decision, req, mapped, state.topology, rules);
-    // render() answers with another decision only when it refuses an unconfigured redirect.
-    return { name: r.name, decision: r.decision, response: r.response, requestId, rulesText: r.decision === decision ? rules : undefined };
-  }
-
-  /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */
-  private get syncDirectory(): DirectoryView | undefined {
-    const d = this.o.directory as MailboxDirectory & Partial<DirectoryView>;
-    return typeof d.find === "function" ? (d as DirectoryView) : undefined;
-  }
-
-  private applyPolicy(view: DirectoryView, candidates: readonly { value: string }[]): DirectoryView {
-    let unavailable = false;
-    for (const c of candidates) {
-      if (view.find(c.value).status === "unavailable") {
-        unavailable = true;
-        break;
-      }
-    }
-    if (!unavailable) return view;
-    this.o.metrics.directoryFailures.inc({ reason: "unavailable" });
-    if (this.policy === "fail-closed") return view;
-    return { find: (id) => (view.find(id).status === "unavailable" ? NOT_FOUND : view.find(id)) };
-  }
-
-  /** Resolve identities within the deadline; on failure apply the policy. */
-  private async lookup(candidates: readonly { value: string }[]): Promise<DirectoryView> {
-    try {
-      // The directory gets most of the deadline and answers from its cache when its backend misses
-      // that (a hung LDAP server); the race below is the last resort for directories that cannot.
-      const lookups = resolveIdentities(this.o.directory, candidates.map((c) => c.value), { deadlineMs: directoryDeadlineMs(this.lookupTimeoutMs) });
-      const view = await this.deadlines.race(lookups, this.lookupTimeoutMs);
-      return this.applyPolicy(view, candidates);
-    } catch (err) {
-      this.o.metrics.directoryFailures.inc({ reason: err instanceof LookupTimeout ? "timeout" : "error" });
-      const reason = err instanceof LookupTimeout ? "directory look-up timed out" : "directory look-up failed";
-      // fail-closed: the engine sees `unavailable` and refuses; local: it sees "not found" and serves locally.
-      return this.policy === "local" ? { find: () => NOT_FOUND } : { find: () => ({ status: "unavailable", reason }) };
-    }
-  }
-
-  private render(
-    d: Decision,
-    req: ClientRequest,
-    mapped: MappedRequest,
-    topology: Topology,
-    rules: string,
-  ): { name: DecisionName; decision: Decision; response: CheckResponseOut } {
-    if (d.outcome === "error") {
-      const status = d.status >= 400 && d.status < 600 ? d.status : 500;
-      return { name: "error", decision: d, response: pageResponse("error", rules, errorPage(status, d.reason), d.reason) };
-    }
-    if (d.outcome !== "redirect") {
-      let cookies: readonly string[] = NO_COOKIES;
-      const path = (d.service && AFFINITY_PATHS[d.service]) ?? affinityPathFor(req.path);
-      if (path && d.affinity === "set" && d.targetServer) cookies = [this.o.affinity.setCookie(d.targetServer, req.host, path)];
-      else if (path && d.affinity === "clear") cookies = [this.o.affinity.clearCookie(path)];
-      return { name: d.outcome, decision: d, response: okResponse(d, mapped.casHeadersSent, cookies, rules) };
-    }
-    // Redirect: only ever to an origin the topology configures (defence in depth over the engine).
-    let target: URL | undefined;
-    try {
-      target = new URL(d.url);
-    } catch {
-      target = undefined;
-    }
-    if (!target || !configuredOrigins(topology).has(target.origin.toLowerCase())) {
-      const err: Decision = {
-        outcome: "error",
-        status: 500,
-        reason: "The gateway is misconfigured: redirect target is not a configured URL",
-        rules: [...d.rules, "R-SIDECAR-unconfigured-redirect"],
-        trace: [...d.trace, `refused redirect to unconfigured URL ${d.url}`],
-      };
-      return this.render(err, req, mapped, topology, err.rules.join(","));
-    }
-    const url = target.toString() === d.url ? d.url : target.toString();
-    const name = decisionName(d);
-    switch (d.kind) {
-      case "eas451":
-        return {
-          name,
-          decision: d,
-          response: deniedResponse(name, rules, EAS_451_CARRIER_STATUS, { "x-ms-location": url, "cache-control": "no-store" }, "", "redirect-451"),
-        };
-      case "silent":
-        return { name, decision: d, response: silent(rules, url) };
-      case "manual":
-        return { name, decision: d, response: pageResponse(name, rules, manualRedirectPage(url), name) };
-      case "sso": {
-        // Credentials go to HTTPS targets only; without them the user signs in again at the target.
-        if (target.protocol !== "https:") {
-          return { name: "redirect-manual", decision: d, response: pageResponse("redirect-manual", rules, manualRedirectPage(url), "redirect-manual") };
-        }
-        const creds = credentialsOf(req);
-        if (!creds) return { name: "redirect-silent", decision: d, response: silent(rules, url) };
-        return { name, decision: d, response: pageResponse(name, rules, ssoFormPage(url, creds, undefined, d.ssoPostUrl), name) };
-      }
-      default:
-        return { name, decision: d, response: pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error") };
-    }
-  }
 }
 
-function silent(rules: string, url: string): CheckResponseOut {
-  return deniedResponse("redirect-silent", rules, 302, { location: url, "cache-control": "no-store" }, "", "redirect-silent");
+function withId(r: Rendered, requestId: string): Evaluation {
+  return { name: r.name, decision: r.decision, response: r.response, requestId, rulesText: r.rulesText };
+}
+
+/** The path without its query string (log lines keep no request input we do not need). */
+function pathOnly(path: string): string {
+  const q = path.indexOf("?");
+  return q < 0 ? path : path.slice(0, q);
 }

@@ -1,9 +1,14 @@
-// Decision → CheckResponse (envoy.service.auth.v3, keepCase field names). The observable contract
-// (docs/sidecar-contract.md): x-cas-* headers, PERMISSION_DENIED for redirects and errors, and
-// dynamic_metadata cas_decision on every answer (docs/eas-451.md).
+// Decision → CheckResponse (envoy.service.auth.v3, keepCase field names): the one place a decision
+// becomes Envoy's answer. The observable contract (docs/sidecar-contract.md): x-cas-* headers, the
+// affinity Set-Cookie, redirect and error pages, PERMISSION_DENIED with a mapped HTTP status for
+// redirects and errors, and dynamic_metadata cas_decision on every answer (docs/eas-451.md).
+// DecisionRenderer (end of the file) chooses the answer; the functions above it build its shape.
+import type { Topology } from "../../model/topology/types.js";
 import { CAS_HEADERS, DECISION_METADATA_KEY } from "../../model/topology/names.js";
-import type { Decision } from "../decision/types.js";
-import type { Page } from "./pages.js";
+import type { ClientRequest, Decision, ErrorDecision } from "../decision/types.js";
+import { AFFINITY_PATHS, affinityPathFor, type AffinitySigner } from "./affinity.js";
+import { errorPage, manualRedirectPage, ssoFormPage, type Page } from "./pages.js";
+import { credentialsOf } from "./request.js";
 
 export type DecisionName =
   | "local"
@@ -165,4 +170,111 @@ export function deniedResponse(
 
 export function pageResponse(name: DecisionName, rules: readonly string[] | string, page: Page, message: string): CheckResponseOut {
   return deniedResponse(name, rules, page.status, page.headers, page.body, message);
+}
+
+function silent(rules: string, url: string): CheckResponseOut {
+  return deniedResponse("redirect-silent", rules, 302, { location: url, "cache-control": "no-store" }, "", "redirect-silent");
+}
+
+/** Origins (scheme://host:port) of every URL the topology configures: the only places we redirect to. */
+const originsCache = new WeakMap<Topology, ReadonlySet<string>>();
+export function configuredOrigins(t: Topology): ReadonlySet<string> {
+  let s = originsCache.get(t);
+  if (s) return s;
+  const out = new Set<string>();
+  const addUrl = (u: string | null | undefined) => {
+    if (!u) return;
+    try {
+      out.add(new URL(u).origin.toLowerCase());
+    } catch {
+      /* not a URL: never a redirect target */
+    }
+  };
+  for (const srv of t.servers.values()) {
+    addUrl(srv.internalNLBBypassUrl);
+    for (const v of srv.vdirs.values()) {
+      addUrl(v.internalUrl);
+      addUrl(v.externalUrl);
+      addUrl(v.exchange2003Url);
+    }
+  }
+  s = out;
+  originsCache.set(t, s);
+  return s;
+}
+
+/** An answer and the decision it answers. */
+export interface Rendered {
+  readonly name: DecisionName;
+  /** The decision given, or the error that replaced a redirect to an unconfigured URL. */
+  readonly decision: Decision;
+  readonly response: CheckResponseOut;
+  /** decision.rules as x-cas-rules spells them. */
+  readonly rulesText: string;
+}
+
+const NO_COOKIES: readonly string[] = Object.freeze([]);
+
+/** An error decision's answer: its page, with a status Envoy accepts. Needs no request. */
+export function renderError(d: ErrorDecision, rules: string = d.rules.join(",")): Rendered {
+  const status = d.status >= 400 && d.status < 600 ? d.status : 500;
+  return { name: "error", decision: d, response: pageResponse("error", rules, errorPage(status, d.reason), d.reason), rulesText: rules };
+}
+
+/** Turns a decision into Envoy's answer: headers, affinity cookie, page or redirect, status. */
+export class DecisionRenderer {
+  constructor(private readonly affinity: AffinitySigner) {}
+
+  /**
+   * `request` is the request the engine decided on (its host and path scope the affinity cookie, the
+   * SSO form reads its credentials); `casHeadersSent` the x-cas-* names the client sent; `topology`
+   * the one decided with (redirects go only to origins it configures).
+   */
+  render(d: Decision, request: ClientRequest, casHeadersSent: readonly string[], topology: Topology): Rendered {
+    const rules = d.rules.join(",");
+    if (d.outcome === "error") return renderError(d, rules);
+    if (d.outcome !== "redirect") {
+      let cookies: readonly string[] = NO_COOKIES;
+      const path = (d.service && AFFINITY_PATHS[d.service]) ?? affinityPathFor(request.path);
+      if (path && d.affinity === "set" && d.targetServer) cookies = [this.affinity.setCookie(d.targetServer, request.host, path)];
+      else if (path && d.affinity === "clear") cookies = [this.affinity.clearCookie(path)];
+      return { name: d.outcome, decision: d, response: okResponse(d, casHeadersSent, cookies, rules), rulesText: rules };
+    }
+    // Redirect: only ever to an origin the topology configures (defence in depth over the engine).
+    let target: URL | undefined;
+    try {
+      target = new URL(d.url);
+    } catch {
+      target = undefined;
+    }
+    if (!target || !configuredOrigins(topology).has(target.origin.toLowerCase())) {
+      return renderError({
+        outcome: "error",
+        status: 500,
+        reason: "The gateway is misconfigured: redirect target is not a configured URL",
+        rules: [...d.rules, "R-SIDECAR-unconfigured-redirect"],
+        trace: [...d.trace, `refused redirect to unconfigured URL ${d.url}`],
+      });
+    }
+    const url = target.toString() === d.url ? d.url : target.toString();
+    const name = decisionName(d);
+    const answer = (n: DecisionName, response: CheckResponseOut): Rendered => ({ name: n, decision: d, response, rulesText: rules });
+    switch (d.kind) {
+      case "eas451":
+        return answer(name, deniedResponse(name, rules, EAS_451_CARRIER_STATUS, { "x-ms-location": url, "cache-control": "no-store" }, "", "redirect-451"));
+      case "silent":
+        return answer(name, silent(rules, url));
+      case "manual":
+        return answer(name, pageResponse(name, rules, manualRedirectPage(url), name));
+      case "sso": {
+        // Credentials go to HTTPS targets only; without them the user signs in again at the target.
+        if (target.protocol !== "https:") return answer("redirect-manual", pageResponse("redirect-manual", rules, manualRedirectPage(url), "redirect-manual"));
+        const creds = credentialsOf(request);
+        if (!creds) return answer("redirect-silent", silent(rules, url));
+        return answer(name, pageResponse(name, rules, ssoFormPage(url, creds, undefined, d.ssoPostUrl), name));
+      }
+      default:
+        return answer(name, pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error"));
+    }
+  }
 }
