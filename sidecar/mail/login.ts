@@ -58,8 +58,26 @@ export type LoginResult =
       /** Text for the client: short, no internal host names. */
       readonly text: string;
       /** IMAP response code / POP3 extended code family. */
-      readonly code: "AUTHENTICATIONFAILED" | "UNAVAILABLE" | "CONTACTADMIN" | "CANNOT";
+      readonly code: RefusalCode;
     };
+
+/**
+ * RFC 5530 response codes (POP3: RFC 3206 [SYS/TEMP] for UNAVAILABLE, [SYS/PERM] for the other
+ * refusals, [AUTH] for AUTHENTICATIONFAILED). Only UNAVAILABLE tells a client to try again.
+ */
+export type RefusalCode = "AUTHENTICATIONFAILED" | "UNAVAILABLE" | "CONTACTADMIN" | "NOPERM" | "CANNOT";
+
+/**
+ * The code for an engine refusal. Only an outage is temporary: 503 (no healthy server, directory
+ * unreachable) and 504. Everything else stays true until an administrator changes something: a
+ * rule refusal (403: NOPERM), a mailbox this gateway has no server for or cannot reach securely
+ * (502, 404, 500: CONTACTADMIN). NTLM, which the proxy can never pass on, is CANNOT.
+ */
+export function refusalCode(status: number, mechanism: string): Exclude<RefusalCode, "AUTHENTICATIONFAILED"> {
+  if (mechanism.toUpperCase() === "NTLM") return "CANNOT";
+  if (status === 503 || status === 504) return "UNAVAILABLE";
+  return status === 403 ? "NOPERM" : "CONTACTADMIN";
+}
 
 /** As the sidecar's --lookup-timeout-ms default. */
 export const DEFAULT_MAIL_LOOKUP_TIMEOUT_MS = 150;
@@ -106,17 +124,13 @@ export class MailLogin {
       "mail login decided",
     );
     if (decision.outcome === "error") {
-      const temporary = decision.status >= 500;
-      return {
-        ok: false,
-        outcome: temporary ? "backend_unavailable" : "refused",
-        text: decision.reason,
-        code: mechanism === "NTLM" ? "CANNOT" : temporary ? "UNAVAILABLE" : "CONTACTADMIN",
-      };
+      const code = refusalCode(decision.status, mechanism);
+      return { ok: false, outcome: code === "UNAVAILABLE" ? "backend_unavailable" : "refused", text: decision.reason, code };
     }
     if (decision.outcome === "redirect" || !decision.mailBackend) {
+      // A configuration the gateway cannot serve over POP3/IMAP4: retrying will not change it.
       ctx.log.error({ decision: decision.outcome }, "decision for a mail login has no mail backend");
-      return { ok: false, outcome: "refused", text: "The gateway could not route this login.", code: "UNAVAILABLE" };
+      return { ok: false, outcome: "refused", text: "The gateway could not route this login.", code: "CONTACTADMIN" };
     }
     return { ok: true, decision, topology: state.topology, unknownUser };
   }

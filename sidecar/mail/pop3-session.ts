@@ -10,7 +10,8 @@ import { TLSSocket } from "node:tls";
 class Cancelled extends Error {}
 
 /** RFC 3206 / RFC 2449 extended response codes. */
-const POP3_CODE = { AUTHENTICATIONFAILED: "AUTH", UNAVAILABLE: "SYS/TEMP", CONTACTADMIN: "SYS/PERM", CANNOT: "SYS/PERM" } as const;
+// RFC 3206: SYS/TEMP tells the client to try again later; SYS/PERM that retrying will not help.
+const POP3_CODE = { AUTHENTICATIONFAILED: "AUTH", UNAVAILABLE: "SYS/TEMP", CONTACTADMIN: "SYS/PERM", NOPERM: "SYS/PERM", CANNOT: "SYS/PERM" } as const;
 
 export class Pop3Session {
   private failures = 0;

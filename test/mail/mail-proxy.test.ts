@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { healthFromDown } from "../../model/health.js";
 import { ALL_HEALTHY } from "../../model/health.js";
 import { dovecotAvailable } from "./dovecot.js";
-import { USERS, mailTopology, pyClient, run, sha256, startMailWorld, type MailWorld } from "./fixture.js";
+import { buildTopology } from "../../model/topology/build.js";
+import { USERS, mailObjects, mailTopology, pyClient, run, sha256, startMailWorld, type MailWorld } from "./fixture.js";
 import { RawClient } from "./raw.js";
 
 // Needs Debian's dovecot-imapd/dovecot-pop3d (scripts/test-deps.txt) and root to start Dovecot.
@@ -172,6 +173,36 @@ describe.skipIf(skip)("mail proxy with Dovecot back ends", () => {
       const e = await p.waitFor(/\r\n(-ERR .*)\r\n/);
       expect(e[1]).toBe("-ERR [SYS/TEMP] The mailbox server is not available. Try again later.");
       p.destroy();
+    });
+
+    it("permanent refusals read as permanent, outages as temporary (Python imaplib / poplib): [CONTACTADMIN] / [SYS/PERM] vs [UNAVAILABLE] / [SYS/TEMP]", async () => {
+      // west's server without POP3/IMAP4 directories: bob's mailbox has no server this gateway can
+      // log him in at (R-GEN-2, engine 502) until an administrator changes the organisation.
+      const objects = mailObjects({ east: w.east, west: w.west, northImapPort: 1, northPop3Port: 1 }).filter(
+        (o) => !(o.kind === "VirtualDirectory" && o.metadata.name.startsWith("west-mbx-")),
+      );
+      const noMailServer = buildTopology(objects);
+      w.state.set({ topology: noMailServer, health: ALL_HEALTHY, version: `${noMailServer.version}/no-west-mail` });
+      try {
+        const imap = await pyClient("imap", w.ports.imap, "plain", USERS.bob.user, USERS.bob.password);
+        expect(imap.ok).toBe(false);
+        expect(imap.error).toMatch(/^b?'?\[CONTACTADMIN\] No server is set up to open your mailbox/);
+        const pop3 = await pyClient("pop3", w.ports.pop3, "plain", USERS.bob.user, USERS.bob.password);
+        expect(pop3.ok).toBe(false);
+        expect(pop3.error).toMatch(/-ERR \[SYS\/PERM\] No server is set up to open your mailbox/);
+      } finally {
+        w.setHealth(ALL_HEALTHY); // back to the world's own topology
+      }
+      // An outage (the server is marked down, R-POP-5): temporary, the client may retry.
+      w.setHealth(healthFromDown(["west-mbx/Imap4", "west-mbx/Pop3"]));
+      try {
+        const imap = await pyClient("imap", w.ports.imap, "plain", USERS.bob.user, USERS.bob.password);
+        expect(imap.error).toMatch(/^b?'?\[UNAVAILABLE\] /);
+        const pop3 = await pyClient("pop3", w.ports.pop3, "plain", USERS.bob.user, USERS.bob.password);
+        expect(pop3.error).toMatch(/-ERR \[SYS\/TEMP\] /);
+      } finally {
+        w.setHealth(ALL_HEALTHY);
+      }
     });
 
     it("R-GEN-3: the mailbox server's certificate is validated (without the CA: unavailable) unless the server opts out", async () => {
