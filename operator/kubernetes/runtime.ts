@@ -33,6 +33,8 @@ export interface KubernetesOperatorOptions {
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
   readonly now?: () => Date;
+  /** Status writes: request timeout and backoff after transient failures (see StatusWriterOptions). */
+  readonly statusRetry?: { readonly requestTimeoutMs?: number; readonly initialMs?: number; readonly maxMs?: number };
 }
 
 export class KubernetesOperator {
@@ -59,6 +61,7 @@ export class KubernetesOperator {
       backoffInitialMs: o.backoffInitialMs,
       backoffMaxMs: o.backoffMaxMs,
       onRelist: (resource, reason) => this.metrics.relists.inc({ resource, reason }),
+      onResume: (resource) => this.metrics.watchResumes.inc({ resource }),
     });
     this.writer = new StatusWriter({
       rest: this.provider.rest,
@@ -66,6 +69,9 @@ export class KubernetesOperator {
       identity: o.identity,
       metrics: this.metrics,
       now: o.now,
+      requestTimeoutMs: o.statusRetry?.requestTimeoutMs,
+      retryInitialMs: o.statusRetry?.initialMs,
+      retryMaxMs: o.statusRetry?.maxMs,
     });
     this.elector = new LeaderElector({
       rest: this.provider.rest,
