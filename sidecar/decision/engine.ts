@@ -10,7 +10,7 @@ import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
 import { decideMail } from "./rules/mail.js";
-import { decideAutodiscover, decideOutlook, decidePowerShell } from "./rules/other.js";
+import { decideAutodiscover, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
 import { decideLegacyPath, decideLegacyPathWithoutMailbox } from "./rules/legacy.js";
 import { decideOwa } from "./rules/owa.js";
 import { exploitPattern } from "./security.js";
@@ -172,6 +172,11 @@ function decideUnsafe(
     if (legacy) {
       if (candidates.length > 0) ctx.identity = candidates[0];
       const d = decideLegacyPathWithoutMailbox(ctx, legacy);
+      if (d) return d;
+    }
+    if (svc === "RpcHttp") {
+      if (candidates.length > 0) ctx.identity = candidates[0];
+      const d = decideOutlookWithoutMailbox(ctx);
       if (d) return d;
     }
     if (candidates.length === 0) {

@@ -1,5 +1,5 @@
-// Exchange 2003's paths (/exchange, /exchweb, /public) through the sidecar's gRPC Check API on
-// examples/contoso: decided by R-OWA-6, R-OWA-9 and R-EWS-3 (docs/rules.md), never a bare 404.
+// Rules of the second round through the sidecar's gRPC Check API on examples/contoso (docs/rules.md):
+// Exchange 2003's paths (R-OWA-6, R-OWA-9, R-EWS-3), Outlook Anywhere (R-OUT-2, R-OUT-3).
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_HEALTHY } from "../../model/health.js";
@@ -54,5 +54,24 @@ describe("Exchange 2003's paths through the gRPC Check API (contoso)", () => {
     const a = await check({ host: "usa.contoso.com", path: "/public/", headers: basic("alice@contoso.com") });
     expect(a.denied_response?.status?.code).toBe("Found");
     expect(hdrs(a)["x-cas-rules"]).toBe("R-EWS-3");
+  });
+});
+
+describe("Outlook Anywhere through the gRPC Check API (contoso)", () => {
+  it("R-OUT-2, R-OUT-3: RPC_IN_DATA naming europe's mailbox server, NTLM negotiate only, goes to europe", async () => {
+    const r = await check({ host: "usa.contoso.com", method: "RPC_IN_DATA", path: "/rpc/rpcproxy.dll?mbx01.europe.contoso.com:6001", headers: { authorization: "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==" } });
+    expect(r.ok_response).toBeTruthy();
+    expect(hdrs(r)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "europe" });
+    expect(hdrs(r)["x-cas-rules"]).toContain("R-OUT-2");
+    expect(hdrs(r)["x-cas-rules"]).toContain("R-OUT-3");
+  });
+
+  it("R-OUT-3: both channels of alice's session get the same server", async () => {
+    const one = async (method: string) => hdrs(await check({ host: "usa.contoso.com", method, path: "/rpc/rpcproxy.dll?cas01.usa.contoso.com:6001", headers: basic("alice@contoso.com") }));
+    const a = await one("RPC_IN_DATA");
+    const b = await one("RPC_OUT_DATA");
+    expect(a["x-cas-target-server"]).toBeTruthy();
+    expect(b["x-cas-target-server"]).toBe(a["x-cas-target-server"]);
+    expect(a["x-cas-rules"]).toContain("R-OUT-3");
   });
 });
