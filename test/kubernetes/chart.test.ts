@@ -149,7 +149,9 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
         if (r.resources.includes("secrets")) expect(r.verbs).toEqual(["get", "list", "watch"]);
       }
       expect(rules.some((r) => r.resources.includes("events") && r.verbs.includes("create")), file).toBe(true);
-      expect(rules.some((r) => r.resources.includes("leases")), file).toBe(true);
+      // The leader Lease, and the replicas' fleet-progress Leases the leader watches (Programmed with N replicas).
+      const leases = rules.find((r) => r.resources.includes("leases"));
+      expect(leases?.verbs, file).toEqual(["get", "list", "watch", "create", "update", "delete"]);
     }
     expect(csv.some((o) => o.kind === "ClusterRole")).toBe(true);
     expect(ldap.some((o) => o.kind === "ClusterRole")).toBe(false);
@@ -168,6 +170,9 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     expect(args[0]).toBe("operator");
     expect(args).toContain("--all-namespaces");
     expect(args).toContain("--lease-name=cas-gateway-operator");
+    // Every replica reports its xDS clients' progress; a client that never ACKs is time-bounded.
+    expect(args).toContain("--fleet-report-seconds=30");
+    expect(args).toContain("--xds-ack-timeout-seconds=60");
     expect(args).toContain("--lease-namespace=$(POD_NAMESPACE)");
     expect(args).toContain("--xds-listen=0.0.0.0:18000");
     expect(args).toContain("--mailbox-configmap=cas-system/cas-mailboxes:mailboxes.csv");
