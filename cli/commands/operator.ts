@@ -42,6 +42,10 @@ export const OperatorFlags = z
         return { namespace, name, key };
       })
       .optional(),
+    /** A client behind its snapshot this long stops holding Programmed back (said in the condition). */
+    xdsAckTimeoutSeconds: z.coerce.number().int().min(1).max(3600).default(60),
+    /** Each replica's ADS progress report (a Lease) is renewed every third of this, and ignored when older. */
+    fleetReportSeconds: z.coerce.number().int().min(3).max(600).default(30),
     ...envoyFlagShape,
     ...envoyListenerOptions.shape,
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
@@ -79,7 +83,7 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const metrics = new KubernetesMetrics(registry);
-  const ads = new AdsServer({ logger: log.child({ component: "xds" }), registry });
+  const ads = new AdsServer({ logger: log.child({ component: "xds" }), registry, ackTimeoutMs: f.xdsAckTimeoutSeconds * 1000 });
   const xdsPort = await ads.listen(f.xdsListen.port, f.xdsListen.host);
   const identity = f.identity ?? process.env.POD_NAME ?? hostname();
   const kube = new KubernetesOperator({
@@ -95,6 +99,7 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
     mailboxConfigMap: f.mailboxConfigmap,
     metrics,
     fleet: ads.fleet,
+    fleetReports: { ttlMs: f.fleetReportSeconds * 1000 },
     debounceMs: opts.debounceMs,
   });
   // Every replica probes the servers itself: the down-list goes to the sidecars in GatewayState, so
@@ -156,7 +161,9 @@ export function register(program: Command): void {
     .option("--lease-name <name>", "name of the leader Lease", "cas-gateway-operator")
     .option("--xds-listen <host:port>", "ADS gRPC listen address", "127.0.0.1:18000")
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9090")
-    .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)");
+    .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)")
+    .option("--xds-ack-timeout-seconds <s>", "an xDS client that has not ACKed its current configuration after this long stops holding Programmed back (the condition says so)", "60")
+    .option("--fleet-report-seconds <s>", "each replica publishes its xDS clients' progress in a Lease renewed every third of this; the leader ignores reports older than this", "30");
   addOptions(addEnvoyFlags(cmd), envoyListenerOptions)
     .option("--log-level <level>", "pino log level", "info")
     .action(async (raw: Record<string, unknown>) => {

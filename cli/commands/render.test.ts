@@ -59,12 +59,14 @@ describe("cas-gateway render", () => {
     }
   });
 
-  it("bad flags are refused", async () => {
+  // Malformed or incomplete flags are usage errors: exit 2 (cli/errors.ts), not 1 (invalid input).
+  it("bad flags are refused as usage errors (exit 2)", async () => {
     const r = await runRender({ manifests: "examples/contoso", sidecar: "no-port" });
-    expect(r.exitCode).toBe(1);
+    expect(r.exitCode).toBe(2);
     expect(r.stderr[0]).toMatch(/sidecar: expected HOST:PORT/);
+    expect(r.stderr.at(-1)).toMatch(/cas-gateway render --help/);
     const r2 = await runRender({ manifests: "examples/contoso", tlsCert: "/a" });
-    expect(r2.exitCode).toBe(1);
+    expect(r2.exitCode).toBe(2);
   });
 
   it("--bootstrap prints an Envoy bootstrap pointing at the ADS server", async () => {

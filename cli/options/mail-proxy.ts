@@ -46,6 +46,11 @@ export const mailProxyOptions = defineOptions("mail proxy", {
   maxLineLength: { flags: "--max-line-length <bytes>", help: "longest command line before authentication (default 8192)", schema: limit(64, 1_048_576) },
   preAuthIdleMs: { flags: "--pre-auth-idle-ms <ms>", help: "idle time allowed before authentication (default 60000)", schema: limit(100, 3_600_000) },
   preAuthTotalMs: { flags: "--pre-auth-total-ms <ms>", help: "total time allowed to authenticate (default 180000)", schema: limit(100, 3_600_000) },
+  maxPreAuthBytes: {
+    flags: "--max-pre-auth-bytes <bytes>",
+    help: "bytes a client may send ahead before and during login; past it the connection is closed with * BYE / -ERR (default 65536)",
+    schema: limit(1024, 16 * 1_048_576),
+  },
   maxAuthFailures: { flags: "--max-auth-failures <n>", help: "failed logins per connection (default 3)", schema: limit(1, 100) },
   maxBadCommands: { flags: "--max-bad-commands <n>", help: "invalid commands per connection before authentication (default 10)", schema: limit(1, 1000) },
   maxConnections: { flags: "--max-connections <n>", help: "concurrent client connections (default 10000)", schema: limit(1, 1_000_000) },
@@ -63,7 +68,7 @@ export const mailTlsPair = [
   { message: "--tls-cert and --tls-key go together", path: ["tlsCert"] as PropertyKey[] },
 ] as const;
 
-const LIMIT_KEYS = ["maxLineLength", "preAuthIdleMs", "preAuthTotalMs", "maxAuthFailures", "maxBadCommands", "maxConnections", "maxConnectionsPerAddress", "backendTimeoutMs"] as const;
+const LIMIT_KEYS = ["maxLineLength", "preAuthIdleMs", "preAuthTotalMs", "maxPreAuthBytes", "maxAuthFailures", "maxBadCommands", "maxConnections", "maxConnectionsPerAddress", "backendTimeoutMs"] as const;
 type LimitKey = (typeof LIMIT_KEYS)[number];
 export type MailProxyFlagValues = Partial<z.output<z.ZodObject<typeof mailProxyOptions.shape>>>;
 

@@ -1,7 +1,10 @@
 // A list+watch cache for one resource type (one namespace or all), as client-go's reflector does:
 // list, then watch from the list's resourceVersion with allowWatchBookmarks; follow BOOKMARKs; on
-// 410 Gone (HTTP status or an ERROR event with code 410) re-list; on other failures back off
-// exponentially (with jitter, bounded) and re-list. client-node's ListWatch is not used because it
+// 410 Gone (HTTP status or an ERROR event with code 410) re-list. Any other watch failure (5xx, 429,
+// an ERROR event with another code, a dropped connection) backs off exponentially (with jitter,
+// bounded) and re-opens the watch from the last resourceVersion seen: a full list is a quorum read
+// of every object, which a struggling API server should not get from every replica at once. Only a
+// failed list is retried as a list. client-node's ListWatch is not used because it
 // neither asks for bookmarks nor retries after an error; its Watch (the streaming part) is.
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -52,6 +55,8 @@ export interface InformerOptions extends ResourceRef {
   readonly pageSize?: number;
   /** Called for each list (reason "initial", "gone", "error"), for metrics. */
   readonly onRelist?: (reason: "initial" | "gone" | "error") => void;
+  /** Called when a watch is re-opened from the last resourceVersion after an error (no relist). */
+  readonly onResume?: () => void;
 }
 
 export type InformerChange = { type: "ADDED" | "MODIFIED" | "DELETED"; object: RawObject } | { type: "RELISTED" };
@@ -70,7 +75,7 @@ export class Informer {
   private loop: Promise<void> | undefined;
   private hasSynced = false;
   /** Statistics for tests and metrics. */
-  readonly stats = { lists: 0, watches: 0, gone: 0, bookmarks: 0, errors: 0 };
+  readonly stats = { lists: 0, watches: 0, gone: 0, bookmarks: 0, errors: 0, resumes: 0 };
 
   constructor(private readonly o: InformerOptions) {
     this.synced = new Promise((r) => (this.syncedResolve = r));
@@ -163,12 +168,19 @@ export class Informer {
           continue;
         }
         const wait = Math.round(backoff * (0.8 + Math.random() * 0.4));
-        this.o.log.warn({ err: String(err), resource: this.resource, retryInMs: wait }, "list/watch failed; backing off");
+        const resume = this.rv !== "";
+        this.o.log.warn(
+          { err: String(err), resource: this.resource, retryInMs: wait, ...(resume ? { resumeFrom: this.rv } : {}) },
+          resume ? "watch failed; backing off, then resuming from the last resourceVersion" : "list failed; backing off",
+        );
         await this.sleep(wait);
         backoff = Math.min(backoff * 2, max);
-        // After an error the watch may have missed events for longer than the server keeps: re-list.
-        this.rv = "";
-        relistReason = "error";
+        if (resume) {
+          // Resume, not relist: if the server no longer has that resourceVersion it answers 410 and
+          // we list then.
+          this.stats.resumes++;
+          this.o.onResume?.();
+        } else if (this.hasSynced) relistReason = "error";
       }
     }
   }

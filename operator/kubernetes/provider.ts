@@ -79,6 +79,7 @@ export interface KubernetesProviderOptions {
   /** List page size (limit/continue). */
   readonly pageSize?: number;
   readonly onRelist?: (resource: string, reason: string) => void;
+  readonly onResume?: (resource: string) => void;
 }
 
 const kindLess = (k: Kind) => KINDS.indexOf(k);
@@ -107,6 +108,7 @@ export class KubernetesProvider implements Provider {
       backoffMaxMs: o.backoffMaxMs,
       pageSize: o.pageSize,
       onRelist: (reason) => o.onRelist?.(`${extra.plural}`, reason),
+      onResume: () => o.onResume?.(`${extra.plural}`),
       ...extra,
     });
     const informers = new Map<Kind, Informer>();

@@ -14,14 +14,37 @@ export class KubeApiError extends Error {
     message: string,
     readonly method: string,
     readonly path: string,
+    /** The server's Retry-After (seconds), sent with 429 and some 5xx answers. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(`${method} ${path}: ${statusCode} ${reason}: ${message}`);
   }
 }
 
+/** Retry-After is delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
+export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
+  if (!v) return undefined;
+  const t = v.trim();
+  if (/^\d+$/.test(t)) return Number(t);
+  const at = Date.parse(t);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * Errors worth retrying after a pause: 429 Too Many Requests, 5xx (the API server or etcd briefly
+ * unavailable), and failures with no HTTP answer (timeouts, connection reset/refused). 4xx answers
+ * other than 429 say the request itself is wrong and are not retried.
+ */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof KubeApiError) return err.statusCode === 429 || err.statusCode >= 500;
+  return err instanceof Error;
+}
+
 /** Per-call options: an abort signal (the leader elector bounds each renew by its renew deadline). */
 export interface KubeCallOptions {
   readonly signal?: AbortSignal;
+  /** This call's timeout (ms), instead of the client's default. */
+  readonly timeoutMs?: number;
 }
 
 export interface KubeRestOptions {
@@ -55,8 +78,8 @@ export class KubeRest {
   async put<T>(path: string, body: unknown, call?: KubeCallOptions): Promise<T> {
     return this.request<T>("PUT", path, body, "application/json", undefined, call);
   }
-  async mergePatch<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>("PATCH", path, body, "application/merge-patch+json");
+  async mergePatch<T>(path: string, body: unknown, call?: KubeCallOptions): Promise<T> {
+    return this.request<T>("PATCH", path, body, "application/merge-patch+json", undefined, call);
   }
 
   async request<T>(
@@ -80,10 +103,11 @@ export class KubeRest {
     }
     const doRequest = url.protocol === "https:" ? httpsRequest : httpRequest;
     const agent = this.agentFor(url.protocol, opts);
+    const timeoutMs = call?.timeoutMs ?? this.timeoutMs;
     return new Promise<T>((resolve, reject) => {
       const req = doRequest(
         url,
-        { ...opts, agent, method, headers, timeout: this.timeoutMs },
+        { ...opts, agent, method, headers, timeout: timeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
@@ -99,11 +123,12 @@ export class KubeRest {
             const status = res.statusCode ?? 0;
             if (status >= 200 && status < 300) return resolve(json as T);
             const s = (json ?? {}) as { reason?: string; message?: string };
-            reject(new KubeApiError(status, s.reason ?? res.statusMessage ?? "Error", s.message ?? text.slice(0, 500), method, url.pathname));
+            const retryAfter = parseRetryAfter(typeof res.headers["retry-after"] === "string" ? res.headers["retry-after"] : undefined);
+            reject(new KubeApiError(status, s.reason ?? res.statusMessage ?? "Error", s.message ?? text.slice(0, 500), method, url.pathname, retryAfter));
           });
         },
       );
-      req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${this.timeoutMs} ms`)));
+      req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: timed out after ${timeoutMs} ms`)));
       const signal = call?.signal;
       if (signal) {
         const abort = () => req.destroy(new Error(`${method} ${url.pathname}: aborted (${String(signal.reason ?? "deadline")})`));

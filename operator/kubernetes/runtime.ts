@@ -8,7 +8,8 @@ import type { Provider, ProviderSnapshot } from "../provider/types.js";
 import { buildTopology } from "../../model/topology/build.js";
 import type { Problem, Topology } from "../../model/topology/types.js";
 import type { FleetProgress } from "../xds/fleet.js";
-import { indexProblems, type ProgrammedState } from "../status/conditions.js";
+import { indexProblems, type FleetNote, type ProgrammedState } from "../status/conditions.js";
+import { FleetReports, type ReplicaProgress } from "./fleet-reports.js";
 import { ProgrammedTracker } from "../status/programmed.js";
 import { LeaderElector } from "./leader.js";
 import { KubernetesMetrics } from "./metrics.js";
@@ -33,6 +34,13 @@ export interface KubernetesOperatorOptions {
   readonly backoffInitialMs?: number;
   readonly backoffMaxMs?: number;
   readonly now?: () => Date;
+  /**
+   * Publish this replica's ADS progress and count the other replicas' (operator/kubernetes/
+   * fleet-reports.ts); on by default when `fleet` is set. `false` counts only this replica's streams.
+   */
+  readonly fleetReports?: { readonly ttlMs?: number; readonly heartbeatMs?: number } | false;
+  /** Status writes: request timeout and backoff after transient failures (see StatusWriterOptions). */
+  readonly statusRetry?: { readonly requestTimeoutMs?: number; readonly initialMs?: number; readonly maxMs?: number };
 }
 
 export class KubernetesOperator {
@@ -46,6 +54,8 @@ export class KubernetesOperator {
   private unsubscribeFleet: (() => void) | undefined;
   private synced = false;
   private readonly snapshotListeners = new Set<(s: KubernetesSnapshot) => void>();
+  readonly fleetReports: FleetReports | undefined;
+  private fleetNote: FleetNote | undefined;
 
   constructor(private readonly o: KubernetesOperatorOptions) {
     this.metrics = o.metrics ?? new KubernetesMetrics();
@@ -59,6 +69,7 @@ export class KubernetesOperator {
       backoffInitialMs: o.backoffInitialMs,
       backoffMaxMs: o.backoffMaxMs,
       onRelist: (resource, reason) => this.metrics.relists.inc({ resource, reason }),
+      onResume: (resource) => this.metrics.watchResumes.inc({ resource }),
     });
     this.writer = new StatusWriter({
       rest: this.provider.rest,
@@ -66,7 +77,24 @@ export class KubernetesOperator {
       identity: o.identity,
       metrics: this.metrics,
       now: o.now,
+      requestTimeoutMs: o.statusRetry?.requestTimeoutMs,
+      retryInitialMs: o.statusRetry?.initialMs,
+      retryMaxMs: o.statusRetry?.maxMs,
     });
+    if (o.fleet && o.fleetReports !== false) {
+      this.fleetReports = new FleetReports({
+        kc: o.kc,
+        rest: this.provider.rest,
+        log: o.log.child({ component: "fleet-reports" }),
+        namespace: o.lease.namespace,
+        leaseName: o.lease.name,
+        identity: o.identity,
+        ttlMs: o.fleetReports?.ttlMs,
+        heartbeatMs: o.fleetReports?.heartbeatMs,
+        backoffInitialMs: o.backoffInitialMs,
+        backoffMaxMs: o.backoffMaxMs,
+      });
+    }
     this.elector = new LeaderElector({
       rest: this.provider.rest,
       namespace: o.lease.namespace,
@@ -121,8 +149,16 @@ export class KubernetesOperator {
 
   async start(): Promise<void> {
     if (this.o.fleet) {
-      this.unsubscribeFleet = this.o.fleet.onAcked((v) => {
-        this.tracker.observeAck(v);
+      this.unsubscribeFleet = this.o.fleet.onAcked(() => {
+        this.fleetReports?.setLocal(this.localProgress());
+        this.observeFleet();
+        this.pushStatuses();
+      });
+    }
+    if (this.fleetReports) {
+      this.fleetReports.setLocal(this.localProgress());
+      this.fleetReports.start(() => {
+        this.observeFleet();
         this.pushStatuses();
       });
     }
@@ -134,6 +170,7 @@ export class KubernetesOperator {
   /** Graceful: stop writing, release the lease, close watches. */
   async stop(): Promise<void> {
     this.unsubscribeFleet?.();
+    await this.fleetReports?.stop();
     await this.elector.stop();
     this.writer.setLeader(false);
     await this.writer.idle();
@@ -159,7 +196,7 @@ export class KubernetesOperator {
         .filter((r): r is NonNullable<typeof r> => r !== undefined && !errorKeys.has(recordKey(r)))
         .map((r) => ({ key: recordKey(r), revision: `${r.uid ?? ""}/${r.generation ?? r.resourceVersion ?? ""}` })),
     );
-    if (this.o.fleet) this.tracker.observeAck(this.o.fleet.ackedTopologyVersion());
+    this.observeFleet();
     for (const kind of ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase"] as const) {
       const all = s.records.filter((r) => r.kind === kind).length;
       const rejected = s.rejections.filter((r) => r.kind === kind).length;
@@ -176,6 +213,28 @@ export class KubernetesOperator {
     this.pushStatuses();
   }
 
+  /** This replica's ADS progress (a test double without summary() counts as one client once it has ACKed). */
+  private localProgress(): ReplicaProgress {
+    const f = this.o.fleet!;
+    const acked = f.ackedTopologyVersion();
+    const sum = f.summary?.() ?? { clients: acked === undefined ? 0 : 1, lagging: 0, ackTimeoutMs: 0 };
+    return { ...(acked !== undefined ? { acked } : {}), clients: sum.clients, lagging: sum.lagging, ackTimeoutMs: sum.ackTimeoutMs };
+  }
+
+  /** Combine this replica's progress with the other replicas' reports and feed the Programmed tracker. */
+  private observeFleet(): void {
+    if (!this.o.fleet) return;
+    const all = [this.localProgress(), ...(this.fleetReports?.others().map((r) => r.progress) ?? [])];
+    this.tracker.observeAck(fleetAcked(all, (v) => this.tracker.rankOf(v)));
+    const counted = all.filter((r) => r.clients > 0);
+    this.fleetNote = {
+      clients: counted.reduce((n, r) => n + r.clients, 0),
+      lagging: counted.reduce((n, r) => n + r.lagging, 0),
+      replicas: counted.length,
+      ackTimeoutMs: Math.max(0, ...counted.map((r) => r.ackTimeoutMs)),
+    };
+  }
+
   private pushStatuses() {
     const s = this.snapshot;
     const t = this.topology;
@@ -184,11 +243,29 @@ export class KubernetesOperator {
     const rejections = new Map(s.rejections.map((r) => [recordKey(r), r]));
     const items: StatusDesired[] = s.records.map((record) => {
       const k = recordKey(record);
-      const programmed: ProgrammedState = this.o.fleet ? this.tracker.stateOf(k) : { state: "NoFleet" };
+      const programmed: ProgrammedState = this.o.fleet ? { ...this.tracker.stateOf(k), ...(this.fleetNote ? { fleet: this.fleetNote } : {}) } : { state: "NoFleet" };
       return { record, rejection: rejections.get(k), problems: problemsFor(record), programmed };
     });
     this.writer.update(items);
   }
+}
+
+/**
+ * Where the whole fleet is: the oldest version ACKed on any replica that has clients counted (its
+ * streams minus those left out for not ACKing in time). A replica whose counted clients have not
+ * ACKed anything, or ACKed a version this replica never produced (cannot be ordered), holds the
+ * fleet back: better Pending a moment longer than Programmed too early.
+ */
+export function fleetAcked(replicas: readonly ReplicaProgress[], rank: (version: string) => number | undefined): string | undefined {
+  let oldest: { version: string; rank: number } | undefined;
+  for (const r of replicas) {
+    if (r.clients - r.lagging <= 0) continue;
+    if (r.acked === undefined) return undefined;
+    const k = rank(r.acked);
+    if (k === undefined) return undefined;
+    if (!oldest || k < oldest.rank) oldest = { version: r.acked, rank: k };
+  }
+  return oldest?.version;
 }
 
 function sameObjects(a: readonly unknown[], b: readonly unknown[]): boolean {

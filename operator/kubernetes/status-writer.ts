@@ -2,14 +2,17 @@
 // patch; spec is never sent, so GitOps tools see no drift). Only the leader writes. A patch is sent
 // only when the computed status differs from what the API server has, carries the object's
 // resourceVersion (optimistic concurrency), and on 409 Conflict is recomputed from a fresh read
-// (bounded retries). Rejections and broken references are also recorded as Warning Events.
+// (bounded retries). A transient failure (5xx, 429, timeout, connection error) is retried for that
+// object alone with exponential backoff (jittered, capped), never sooner than the server's
+// Retry-After, without waiting for some other change to come along. Rejections and broken references
+// are also recorded as Warning Events.
 import type { Logger } from "pino";
 import { API_VERSION, KIND_PLURALS, Status, type Condition, type Kind } from "../../crds/index.js";
 import type { Problem } from "../../model/topology/types.js";
 import { computeStatus, sameStatus, statusFingerprint, type ObjectStatus, type ProgrammedState, type SubjectRejection } from "../status/conditions.js";
 import type { KubernetesMetrics } from "./metrics.js";
 import type { ObjectRecord } from "./provider.js";
-import { KubeApiError, isStatus, resourcePath, type KubeRest } from "./rest.js";
+import { KubeApiError, isStatus, isTransient, resourcePath, type KubeRest } from "./rest.js";
 
 export interface StatusWriterOptions {
   readonly rest: KubeRest;
@@ -22,6 +25,13 @@ export interface StatusWriterOptions {
   readonly maxConflictRetries?: number;
   /** Patches in flight at once (default 4). */
   readonly concurrency?: number;
+  /** Timeout of one status request (ms, default 10 000): a hung request counts as a transient failure. */
+  readonly requestTimeoutMs?: number;
+  /** Backoff after a transient failure: first pause and cap (ms, default 500 and 30 000). */
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+  /** Longest Retry-After honoured (ms, default 300 000): a larger value is clipped to this. */
+  readonly retryAfterMaxMs?: number;
 }
 
 interface Desired {
@@ -48,6 +58,8 @@ export class StatusWriter {
   private readonly inflight = new Set<string>();
   private readonly again = new Set<string>();
   private readonly component: string;
+  /** Objects waiting out a backoff after a transient failure: failures so far, and the timer that re-queues them. */
+  private readonly retrying = new Map<string, { failures: number; timer: NodeJS.Timeout | undefined }>();
 
   constructor(private readonly o: StatusWriterOptions) {
     this.component = o.component ?? "cas-gateway-operator";
@@ -55,6 +67,7 @@ export class StatusWriter {
 
   setLeader(v: boolean): void {
     this.leader = v;
+    if (!v) this.cancelRetries();
     if (v) {
       // A new leader re-checks everything (the previous one may have died mid-way).
       this.written.clear();
@@ -80,9 +93,17 @@ export class StatusWriter {
         this.desired.delete(k);
         this.written.delete(k);
         this.queue.delete(k);
+        const r = this.retrying.get(k);
+        if (r?.timer) clearTimeout(r.timer);
+        this.retrying.delete(k);
       }
     }
     this.kick();
+  }
+
+  /** Objects whose last write failed transiently and that wait for their retry. */
+  get pendingRetries(): number {
+    return this.retrying.size;
   }
 
   /** Resolves when the queue is empty (for tests and graceful shutdown). */
@@ -131,19 +152,55 @@ export class StatusWriter {
         this.again.add(k);
         continue;
       }
+      // Waiting out a backoff (or the server's Retry-After): its timer puts it back in the queue.
+      if (this.retrying.get(k)?.timer) continue;
       const d = this.desired.get(k);
-      if (!d || !this.needsWrite(k, d)) continue;
+      if (!d || !this.needsWrite(k, d)) {
+        this.retrying.delete(k);
+        continue;
+      }
       this.inflight.add(k);
       try {
         await this.write(k, d);
+        this.retrying.delete(k);
       } catch (err) {
         this.o.metrics?.statusPatches.inc({ result: "error" });
-        this.o.log.warn({ err: String(err), object: k }, "status patch failed; will retry on the next change");
+        if (isTransient(err)) this.scheduleRetry(k, err);
+        else {
+          this.retrying.delete(k);
+          this.o.log.warn({ err: String(err), object: k }, "status patch refused; will try again on the next change");
+        }
       } finally {
         this.inflight.delete(k);
         if (this.again.delete(k)) this.queue.add(k);
       }
     }
+  }
+
+  private scheduleRetry(k: string, err: unknown): void {
+    const failures = (this.retrying.get(k)?.failures ?? 0) + 1;
+    const initial = this.o.retryInitialMs ?? 500;
+    const max = this.o.retryMaxMs ?? 30_000;
+    const backoff = Math.min(max, initial * 2 ** Math.min(failures - 1, 20)) * (0.8 + Math.random() * 0.4);
+    const ra = err instanceof KubeApiError ? err.retryAfterSeconds : undefined;
+    // Retry-After is a floor: the server said when it can take the request again.
+    const delay = Math.round(ra !== undefined ? Math.max(Math.min(ra * 1000, this.o.retryAfterMaxMs ?? 300_000), backoff) : backoff);
+    const timer = setTimeout(() => {
+      const r = this.retrying.get(k);
+      if (r) r.timer = undefined;
+      if (!this.leader || !this.desired.has(k)) return;
+      this.queue.add(k);
+      this.kick();
+    }, delay);
+    timer.unref();
+    this.retrying.set(k, { failures, timer });
+    this.o.metrics?.statusRetries.inc();
+    this.o.log.warn({ err: String(err), object: k, failures, retryInMs: delay, retryAfterSeconds: ra }, "status patch failed (transient); retrying");
+  }
+
+  private cancelRetries(): void {
+    for (const r of this.retrying.values()) if (r.timer) clearTimeout(r.timer);
+    this.retrying.clear();
   }
 
   private async write(k: string, d: Desired): Promise<void> {
@@ -160,7 +217,7 @@ export class StatusWriter {
           // Optimistic concurrency: the patch applies only to the version we computed from.
           metadata: rv !== undefined ? { resourceVersion: rv } : {},
           status: { ...next, conditions: next.conditions },
-        });
+        }, { timeoutMs: this.o.requestTimeoutMs ?? 10_000 });
         this.o.metrics?.statusPatches.inc({ result: "ok" });
         this.written.set(k, { fromRv: rv, status: statusKey(next) });
         this.o.log.info({ object: k, conditions: summary(next.conditions) }, "status updated");
@@ -176,6 +233,8 @@ export class StatusWriter {
         // Someone changed the object: read it again and recompute against its current status.
         const fresh = await this.o.rest.get<{ metadata?: { resourceVersion?: string; generation?: number }; status?: unknown }>(
           resourcePath("casgateway.io", "v1alpha1", KIND_PLURALS[r.kind], r.namespace, r.name),
+          undefined,
+          { timeoutMs: this.o.requestTimeoutMs ?? 10_000 },
         );
         existing = parseStatus(fresh.status);
         rv = fresh.metadata?.resourceVersion;

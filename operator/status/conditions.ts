@@ -24,9 +24,28 @@ export interface SubjectRejection {
 }
 
 export type ProgrammedState =
-  | { readonly state: "Programmed"; readonly topologyVersion: string }
-  | { readonly state: "Pending"; readonly topologyVersion: string | undefined }
+  | { readonly state: "Programmed"; readonly topologyVersion: string; readonly fleet?: FleetNote }
+  | { readonly state: "Pending"; readonly topologyVersion: string | undefined; readonly fleet?: FleetNote }
   | { readonly state: "NoFleet" };
+
+/** Who the fleet's progress counted (every operator replica's ADS streams), for the message. */
+export interface FleetNote {
+  readonly clients: number;
+  readonly replicas: number;
+  /** Clients left out because they did not ACK within the bound. */
+  readonly lagging: number;
+  readonly ackTimeoutMs: number;
+}
+
+/**
+ * Said only when clients were left out: client counts in every message would rewrite every
+ * object's status each time an Envoy connects or goes.
+ */
+function fleetNote(n: FleetNote | undefined): string {
+  if (!n || n.lagging === 0) return "";
+  const on = n.replicas > 1 ? ` on ${n.replicas} operator replicas` : "";
+  return ` (${n.lagging} of ${n.clients} xDS clients${on} left out: no ACK within ${Math.round(n.ackTimeoutMs / 1000)} s)`;
+}
 
 export interface ObjectStatus {
   readonly observedGeneration?: number;
@@ -73,7 +92,7 @@ export function desiredConditions(
   if (errors.length > 0) {
     out.push(cond("Programmed", "False", "Invalid", "the object has errors (see Accepted/ResolvedRefs) and is left out of the Envoy configuration"));
   } else if (programmed.state === "Programmed") {
-    out.push(cond("Programmed", "True", "Programmed", `every connected Envoy has ACKed topology version ${programmed.topologyVersion}`));
+    out.push(cond("Programmed", "True", "Programmed", `every connected Envoy has ACKed topology version ${programmed.topologyVersion}${fleetNote(programmed.fleet)}`));
   } else if (programmed.state === "Pending") {
     out.push(
       cond(
@@ -81,7 +100,7 @@ export function desiredConditions(
         "False",
         "Pending",
         programmed.topologyVersion
-          ? `waiting for the Envoy fleet to ACK topology version ${programmed.topologyVersion}`
+          ? `waiting for the Envoy fleet to ACK topology version ${programmed.topologyVersion}${fleetNote(programmed.fleet)}`
           : "waiting for the first topology that contains this generation",
       ),
     );

@@ -52,6 +52,11 @@ export class ProgrammedTracker {
     if (s !== undefined && (this.acked === undefined || s > this.acked)) this.acked = s;
   }
 
+  /** Production order of a version (higher is newer); undefined for versions this process never produced. */
+  rankOf(version: string): number | undefined {
+    return this.versionSeq.get(version);
+  }
+
   stateOf(key: string): ProgrammedState {
     const o = this.objects.get(key);
     if (!o) return { state: "Pending", topologyVersion: undefined };

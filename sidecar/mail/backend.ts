@@ -93,6 +93,13 @@ async function open(t: BackendTarget, timeoutMs: number): Promise<LineConnection
   return new LineConnection(s, limits);
 }
 
+/** The client went away or hit a limit: the mailbox server connection is closed at once (its pending read fails). */
+function abandonOnAbort(c: LineConnection, signal: AbortSignal | undefined): void {
+  if (!signal) return;
+  if (signal.aborted) c.destroy();
+  else signal.addEventListener("abort", () => c.destroy(), { once: true });
+}
+
 const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 // ---------------------------------------------------------------- IMAP4
@@ -144,10 +151,11 @@ function capsFromUntagged(lines: readonly string[]): Set<string> | undefined {
   return l ? new Set(l.slice(13).toUpperCase().split(/\s+/)) : undefined;
 }
 
-export async function imapBackendLogin(t: BackendTarget, creds: Credentials, timeoutMs: number): Promise<BackendLogin> {
+export async function imapBackendLogin(t: BackendTarget, creds: Credentials, timeoutMs: number, signal?: AbortSignal): Promise<BackendLogin> {
   let c: LineConnection | undefined;
   try {
     c = await open(t, timeoutMs);
+    abandonOnAbort(c, signal);
     const greeting = (await c.readLine()).toString("utf8");
     if (!/^\* OK\b/i.test(greeting)) {
       c.destroy();
@@ -242,10 +250,11 @@ async function pop3Line(c: LineConnection): Promise<{ ok: boolean; cont: boolean
   throw new Error(`unexpected POP3 line from mailbox server: ${line.slice(0, 80)}`);
 }
 
-export async function pop3BackendLogin(t: BackendTarget, creds: Credentials, timeoutMs: number): Promise<BackendLogin> {
+export async function pop3BackendLogin(t: BackendTarget, creds: Credentials, timeoutMs: number, signal?: AbortSignal): Promise<BackendLogin> {
   let c: LineConnection | undefined;
   try {
     c = await open(t, timeoutMs);
+    abandonOnAbort(c, signal);
     const greeting = await pop3Line(c);
     if (!greeting.ok) {
       c.destroy();

@@ -15,6 +15,12 @@ export const MailLimits = z
     preAuthIdleMs: z.number().int().min(100).max(3_600_000).default(60_000),
     /** Close a connection that has not authenticated after this long, busy or not (slow-drip clients). */
     preAuthTotalMs: z.number().int().min(100).max(3_600_000).default(180_000),
+    /**
+     * Bytes a client may have sent that were not asked for yet, before and during login (e.g. while
+     * the mailbox server answers the replayed login); past it the connection is closed with IMAP
+     * `* BYE [LIMIT]` / POP3 `-ERR` (a literal being read may be as long as maxLiteralLength).
+     */
+    maxPreAuthBytes: z.number().int().min(1024).max(16 * 1_048_576).default(64 * 1024),
     /** Failed logins allowed on one connection; the next failure closes it. */
     maxAuthFailures: z.number().int().min(1).max(100).default(3),
     /** Invalid or unknown commands allowed before authentication. */

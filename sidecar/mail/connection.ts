@@ -32,17 +32,28 @@ type Waiter = { kind: "line" } | { kind: "bytes"; n: number };
  */
 export const MAX_UNREAD_BYTES = 64 * 1024;
 
+/** Why a guarded connection (before authentication) is closed whatever it is doing: see guardPreAuth. */
+export type PreAuthLimit = "pre_auth_bytes" | "deadline";
+
 export class LineConnection {
   private buf: Buffer = Buffer.alloc(0);
   private ended = false;
   private waiter: { w: Waiter; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  private guard: { readonly onLimit: (limit: PreAuthLimit) => void; readonly maxUnread: number; timer: NodeJS.Timeout | undefined } | undefined;
   private readonly onData = (d: Buffer) => {
     this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
     this.pump();
     const need = this.waiter?.w.kind === "bytes" ? this.waiter.w.n : 0;
-    if (this.buf.length >= Math.max(MAX_UNREAD_BYTES, need)) this.socket.pause();
+    if (this.guard) {
+      // Before authentication, more than the bound is not held back but refused (guardPreAuth); the
+      // socket keeps flowing up to it, so a client past it is seen (at most one more read held).
+      if (this.buf.length > Math.max(this.guard.maxUnread, need)) {
+        this.socket.pause();
+        this.trip("pre_auth_bytes");
+      }
+    } else if (this.buf.length >= Math.max(MAX_UNREAD_BYTES, need)) this.socket.pause();
   };
   private readonly onEnd = () => {
     this.ended = true;
@@ -58,6 +69,36 @@ export class LineConnection {
     if (initial?.length) this.buf = initial;
     this.attach();
     socket.resume();
+  }
+
+  /**
+   * Before authentication the connection is bounded whatever the session is doing (reading a
+   * command, or waiting for the mailbox server to answer the replayed login): `onLimit` is called
+   * once when the client has sent more than `maxUnread` bytes that nothing asked for
+   * ("pre_auth_bytes"), or when `limits.deadline` passes while no read is pending ("deadline"; a
+   * pending read fails with ReadError("deadline") instead, as before). The session answers with
+   * its protocol's error (IMAP `* BYE`, POP3 `-ERR`) and closes. release() ends the guard.
+   */
+  guardPreAuth(onLimit: (limit: PreAuthLimit) => void, maxUnread = MAX_UNREAD_BYTES): void {
+    this.unguard();
+    const g: NonNullable<LineConnection["guard"]> = { onLimit, maxUnread, timer: undefined };
+    this.guard = g;
+    if (this.limits.deadline > 0) g.timer = setTimeout(() => this.trip("deadline"), Math.max(0, this.limits.deadline - Date.now()));
+    if (this.buf.length > maxUnread) queueMicrotask(() => this.trip("pre_auth_bytes"));
+  }
+
+  private unguard(): void {
+    if (this.guard?.timer) clearTimeout(this.guard.timer);
+    this.guard = undefined;
+  }
+
+  private trip(limit: PreAuthLimit): void {
+    const g = this.guard;
+    if (!g) return;
+    // A read that is waiting reports the deadline itself (ReadError), through the session's usual path.
+    if (limit === "deadline" && this.waiter) return this.fail("deadline");
+    this.unguard();
+    g.onLimit(limit);
   }
 
   get tls(): boolean {
@@ -173,6 +214,7 @@ export class LineConnection {
   endWith(data?: string | Buffer): void {
     const s = this.socket;
     this.clearTimers();
+    this.unguard();
     if (s.destroyed) return;
     if (data !== undefined && s.writable) s.end(data);
     else s.end();
@@ -181,6 +223,7 @@ export class LineConnection {
 
   destroy(): void {
     this.clearTimers();
+    this.unguard();
     this.socket.destroy();
   }
 
@@ -232,6 +275,7 @@ export class LineConnection {
   /** Stop reading lines; hand over the stream and whatever was read but not consumed. */
   release(): { socket: Duplex; leftover: Buffer } {
     this.clearTimers();
+    this.unguard();
     this.detach();
     const leftover = this.buf;
     this.buf = Buffer.alloc(0);

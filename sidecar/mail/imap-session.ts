@@ -2,7 +2,7 @@
 // LOGIN, AUTHENTICATE PLAIN/LOGIN (with SASL-IR, RFC 4959) and NTLM (only to name the user and
 // refuse, R-POP-4). After a successful login the client is relayed to the mailbox server.
 import { TLSSocket } from "node:tls";
-import { ReadError } from "./connection.js";
+import { ReadError, type PreAuthLimit } from "./connection.js";
 import { astring, readImapCommand, type ImapCommand } from "./imap-syntax.js";
 import { TEXT_AUTH_FAILED } from "./login.js";
 import {
@@ -22,6 +22,9 @@ export class ImapSession {
   private failures = 0;
   private bad = 0;
   private sni: string | undefined;
+  /** Set once a pre-authentication limit closed the connection: a login still running is abandoned. */
+  private limited = false;
+  private readonly abandon = new AbortController();
 
   constructor(private readonly ctx: SessionContext) {
     const s = ctx.conn.socket;
@@ -54,9 +57,19 @@ export class ImapSession {
     this.ctx.conn.endWith(`* BYE ${text}\r\n`);
   }
 
+  /** Bytes or time before authentication ran out, whatever the session was doing (e.g. waiting for the mailbox server). */
+  private limitReached(limit: PreAuthLimit): void {
+    this.limited = true;
+    this.abandon.abort();
+    if (limit === "deadline") this.bye("Autologout; authentication took too long.", "deadline");
+    else this.bye("[LIMIT] Too much data sent before authentication.", limit);
+  }
+
   async run(): Promise<void> {
+    this.ctx.conn.guardPreAuth((limit) => this.limitReached(limit), this.ctx.limits.maxPreAuthBytes);
     this.send(`* OK [CAPABILITY ${this.capabilities()}] ${this.ctx.policy.greeting}`);
     for (;;) {
+      if (this.limited) return;
       let cmd: ImapCommand;
       try {
         cmd = await readImapCommand(this.ctx.conn, {
@@ -86,6 +99,7 @@ export class ImapSession {
   }
 
   private readFailed(err: unknown): void {
+    if (this.limited) return this.ctx.conn.destroy();
     if (err instanceof ReadError) {
       switch (err.reason) {
         case "closed":
@@ -254,7 +268,12 @@ export class ImapSession {
   }
 
   private async login(tag: string, creds: Credentials): Promise<"done" | "continue"> {
-    const res = await this.ctx.login.login(this.loginContext(), creds);
+    const res = await this.ctx.login.login(this.loginContext(), creds, this.abandon.signal);
+    if (this.limited) {
+      // Closed with * BYE while the mailbox server was answering: nothing is relayed.
+      if (res.ok) res.socket.destroy();
+      return "done";
+    }
     this.ctx.metrics.logins.inc({ protocol: this.protocol, outcome: res.outcome });
     if (res.ok) {
       for (const l of res.untagged) this.send(l);

@@ -157,7 +157,8 @@ export class MailLogin {
     return { find: (id) => (answered.find(id).status === "unavailable" ? { status: "not-found" } : answered.find(id)) };
   }
 
-  async login(ctx: LoginContext, creds: Credentials): Promise<LoginResult> {
+  /** `signal`: abort to give up the login (the mailbox server connection is closed at once). */
+  async login(ctx: LoginContext, creds: Credentials, signal?: AbortSignal): Promise<LoginResult> {
     const routed = await this.route(ctx, mailboxIdentity(creds), creds.mechanism);
     if (!routed.ok) return routed;
     const { decision, topology, unknownUser } = routed;
@@ -174,8 +175,8 @@ export class MailLogin {
     const started = Date.now();
     const res =
       ctx.protocol === "Imap4"
-        ? await imapBackendLogin(target, creds, this.deps.backendTimeoutMs)
-        : await pop3BackendLogin(target, creds, this.deps.backendTimeoutMs);
+        ? await imapBackendLogin(target, creds, this.deps.backendTimeoutMs, signal)
+        : await pop3BackendLogin(target, creds, this.deps.backendTimeoutMs, signal);
     const where = { targetSite: decision.targetSite, targetServer: server?.name, encryption: mb.encryption, ms: Date.now() - started };
     if (res.ok) {
       ctx.log.info({ event: "login", outcome: decision.outcome, ...where }, "logged in at mailbox server");

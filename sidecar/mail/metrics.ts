@@ -45,7 +45,7 @@ export class MailMetrics {
     });
     this.limits = new Counter({
       name: "cas_mail_limit_hits_total",
-      help: "Connections ended or commands refused by a limit (line, idle, deadline, auth_failures, bad_commands, connections).",
+      help: "Connections ended or commands refused by a limit (line, idle, deadline, pre_auth_bytes, auth_failures, bad_commands, connections).",
       labelNames: ["protocol", "limit"],
       registers: [registry],
     });

@@ -1,7 +1,7 @@
 // POP3 (RFC 1939) in the AUTHORIZATION state: CAPA (RFC 2449), STLS (RFC 2595), USER/PASS,
 // AUTH PLAIN/LOGIN (RFC 5034, with initial response), QUIT. After a successful login the client is
 // relayed to the mailbox server, which is then in its TRANSACTION state.
-import { ReadError } from "./connection.js";
+import { ReadError, type PreAuthLimit } from "./connection.js";
 import { TEXT_AUTH_FAILED } from "./login.js";
 import { LOGIN_PROMPT_PASS, LOGIN_PROMPT_USER, decodeBase64, parsePlain, type Credentials } from "./sasl.js";
 import { handOver, isSecure, plaintextAuthAllowed, starttlsAvailable, type SessionContext } from "./session.js";
@@ -18,6 +18,9 @@ export class Pop3Session {
   private bad = 0;
   private user: string | undefined;
   private sni: string | undefined;
+  /** Set once a pre-authentication limit closed the connection: a login still running is abandoned. */
+  private limited = false;
+  private readonly abandon = new AbortController();
 
   constructor(private readonly ctx: SessionContext) {
     const s = ctx.conn.socket;
@@ -45,9 +48,19 @@ export class Pop3Session {
     return caps;
   }
 
+  /** Bytes or time before authentication ran out, whatever the session was doing (e.g. waiting for the mailbox server). */
+  private limitReached(limit: PreAuthLimit): void {
+    this.limited = true;
+    this.abandon.abort();
+    if (limit === "deadline") this.close("Authentication took too long.", "deadline");
+    else this.close("Too much data sent before authentication.", limit);
+  }
+
   async run(): Promise<void> {
+    this.ctx.conn.guardPreAuth((limit) => this.limitReached(limit), this.ctx.limits.maxPreAuthBytes);
     this.send(`+OK ${this.ctx.policy.greeting}`);
     for (;;) {
+      if (this.limited) return;
       let line: string;
       try {
         line = (await this.ctx.conn.readLine()).toString("utf8");
@@ -70,6 +83,7 @@ export class Pop3Session {
   }
 
   private readFailed(err: unknown): void {
+    if (this.limited) return this.ctx.conn.destroy();
     if (err instanceof ReadError) {
       switch (err.reason) {
         case "closed":
@@ -208,7 +222,13 @@ export class Pop3Session {
         log: this.ctx.log,
       },
       creds,
+      this.abandon.signal,
     );
+    if (this.limited) {
+      // Closed with -ERR while the mailbox server was answering: nothing is relayed.
+      if (res.ok) res.socket.destroy();
+      return "done";
+    }
     this.ctx.metrics.logins.inc({ protocol: "Pop3", outcome: res.outcome });
     if (res.ok) {
       this.send(`+OK ${res.text || "Logged in."}`.trimEnd());

@@ -69,6 +69,8 @@ interface RecordedRequest {
   contentType: string | undefined;
   body: unknown;
   status: number;
+  /** When the answer was sent (Date.now()), to check retry pacing. */
+  at: number;
 }
 
 type Selector = (o: KubeObject) => boolean;
@@ -79,6 +81,15 @@ export interface StandinFaults {
   conflictNextStatusPatches: number;
   /** Answer the next N list requests with 500. */
   failNextLists: number;
+  /**
+   * Answer the next status patches with these errors, one entry per patch, in order (e.g. 503, then
+   * 429 with Retry-After: 1), as an overloaded API server or its priority-and-fairness limits do.
+   */
+  failNextStatusPatches: Array<{ code: number; retryAfter?: string }>;
+  /** Leave the next N status patches unanswered (the client's timeout ends them). */
+  hangNextStatusPatches: number;
+  /** Answer the next N watch requests with this status instead of opening the stream. */
+  failNextWatches: { count: number; code: number };
   /**
    * Network partition: requests carrying one of these Authorization headers are never answered (as
    * if the packets were dropped); the client sees nothing until its own timeout or abort. Remove the
@@ -103,7 +114,16 @@ export class KubeApiserverStandin {
   /** Continue token → the full list it pages through. */
   private readonly pagedLists = new Map<string, KubeObject[]>();
   readonly requests: RecordedRequest[] = [];
-  readonly faults: StandinFaults = { conflictNextStatusPatches: 0, failNextLists: 0, partitioned: new Set() };
+  readonly faults: StandinFaults = {
+    conflictNextStatusPatches: 0,
+    failNextLists: 0,
+    failNextStatusPatches: [],
+    hangNextStatusPatches: 0,
+    failNextWatches: { count: 0, code: 500 },
+    partitioned: new Set(),
+  };
+  /** Status patches left unanswered by hangNextStatusPatches. */
+  hungRequests = 0;
   /** Requests from a partitioned client (test/kubernetes/leader-partition.test.ts). */
   droppedRequests = 0;
 
@@ -180,6 +200,21 @@ export class KubeApiserverStandin {
     }
   }
 
+  /**
+   * Fail every open watch with an ERROR event carrying `code` (not 410: e.g. 500 when etcd is briefly
+   * unavailable, 429 when the server sheds load) and close it, as the real server does.
+   */
+  failWatches(code: number, message = "injected watch failure"): number {
+    let n = 0;
+    for (const w of [...this.watchers]) {
+      this.writeEvent(w, { type: "ERROR", object: statusBody(code, code === 429 ? "TooManyRequests" : "InternalError", message) });
+      w.res.end();
+      this.watchers.delete(w);
+      n++;
+    }
+    return n;
+  }
+
   /** Send a BOOKMARK (current resourceVersion) on every watch that asked for bookmarks. */
   bookmark(): number {
     let sent = 0;
@@ -253,6 +288,12 @@ export class KubeApiserverStandin {
     const ns = route.namespace;
     if (!route.name) {
       if (method === "GET" && query.watch === "true") {
+        if (this.faults.failNextWatches.count > 0) {
+          this.faults.failNextWatches.count--;
+          const code = this.faults.failNextWatches.code;
+          this.record(method, url.pathname, query, contentType, body, code);
+          return this.sendStatus(res, code, "InternalError", "injected watch failure");
+        }
         this.record(method, url.pathname, query, contentType, body, 200);
         return this.watch(t, ns, query, res);
       }
@@ -326,6 +367,21 @@ export class KubeApiserverStandin {
         return recordAndSend(415, statusBody(415, "UnsupportedMediaType", `the body of the request was in an unknown format: ${contentType ?? "(none)"}; this stand-in accepts application/merge-patch+json`));
       }
       const patch = body as { metadata?: { resourceVersion?: string }; status?: unknown };
+      if (this.faults.hangNextStatusPatches > 0) {
+        this.faults.hangNextStatusPatches--;
+        this.hungRequests++;
+        this.record(method, url.pathname, query, contentType, body, 0);
+        return; // never answered
+      }
+      const failure = this.faults.failNextStatusPatches.shift();
+      if (failure) {
+        this.record(method, url.pathname, query, contentType, body, failure.code);
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (failure.retryAfter !== undefined) headers["retry-after"] = failure.retryAfter;
+        res.writeHead(failure.code, headers);
+        res.end(JSON.stringify(statusBody(failure.code, failure.code === 429 ? "TooManyRequests" : "ServiceUnavailable", "injected status patch failure")));
+        return;
+      }
       if (this.faults.conflictNextStatusPatches > 0) {
         this.faults.conflictNextStatusPatches--;
         return recordAndSend(409, conflict(t, route.name));
@@ -444,7 +500,7 @@ export class KubeApiserverStandin {
   private currentAuth: string | undefined;
 
   private record(method: string, path: string, query: Record<string, string>, contentType: string | undefined, body: unknown, status: number) {
-    this.requests.push({ auth: this.currentAuth, method, path, query, contentType, body, status });
+    this.requests.push({ auth: this.currentAuth, method, path, query, contentType, body, status, at: Date.now() });
   }
 
   private sendStatus(res: ServerResponse, code: number, reason: string, message: string): void {

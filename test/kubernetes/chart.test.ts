@@ -3,7 +3,8 @@
 // with every CI values file (charts/cas-gateway/ci/*-values.yaml, the folder chart-testing reads),
 // then assertions on the rendered objects. values.yaml is also checked against values.schema.json
 // with ajv, and helm itself must refuse values the schema forbids.
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -148,7 +149,9 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
         if (r.resources.includes("secrets")) expect(r.verbs).toEqual(["get", "list", "watch"]);
       }
       expect(rules.some((r) => r.resources.includes("events") && r.verbs.includes("create")), file).toBe(true);
-      expect(rules.some((r) => r.resources.includes("leases")), file).toBe(true);
+      // The leader Lease, and the replicas' fleet-progress Leases the leader watches (Programmed with N replicas).
+      const leases = rules.find((r) => r.resources.includes("leases"));
+      expect(leases?.verbs, file).toEqual(["get", "list", "watch", "create", "update", "delete"]);
     }
     expect(csv.some((o) => o.kind === "ClusterRole")).toBe(true);
     expect(ldap.some((o) => o.kind === "ClusterRole")).toBe(false);
@@ -167,6 +170,9 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     expect(args[0]).toBe("operator");
     expect(args).toContain("--all-namespaces");
     expect(args).toContain("--lease-name=cas-gateway-operator");
+    // Every replica reports its xDS clients' progress; a client that never ACKs is time-bounded.
+    expect(args).toContain("--fleet-report-seconds=30");
+    expect(args).toContain("--xds-ack-timeout-seconds=60");
     expect(args).toContain("--lease-namespace=$(POD_NAMESPACE)");
     expect(args).toContain("--xds-listen=0.0.0.0:18000");
     expect(args).toContain("--mailbox-configmap=cas-system/cas-mailboxes:mailboxes.csv");
@@ -195,6 +201,44 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
       expect(c.args).toContain("--ldap-password-file=/etc/cas-gateway/ldap/password");
       const m = (c.volumeMounts as K8sObject[]).find((x) => x.mountPath === "/etc/cas-gateway/ldap")!;
       expect(vols.get(m.name)?.secret?.secretName).toBe("cas-ldap-bind");
+    }
+  });
+
+  it("mailboxDirectory.ldap.maxInFlight is --directory-max-in-flight of the sidecar and the mail proxy (LDAP only)", () => {
+    expect((values.mailboxDirectory as { ldap: { maxInFlight: number } }).ldap.maxInFlight).toBe(64);
+    const flag = (objs: K8sObject[]) =>
+      ["sidecar", "mail-proxy"].map((n) => ((container(find(objs, "Deployment", "-gateway"), n).args ?? []) as string[]).filter((a) => a.startsWith("--directory-max-in-flight")));
+    expect(flag(ldap)).toEqual([["--directory-max-in-flight=64"], ["--directory-max-in-flight=64"]]);
+    const set = render({ valuesFiles: [CI[1]], set: { "mailboxDirectory.ldap.maxInFlight": 8 } });
+    expect(flag(set)).toEqual([["--directory-max-in-flight=8"], ["--directory-max-in-flight=8"]]);
+    // A CSV directory has no LDAP searches to bound.
+    expect(flag(csv)).toEqual([[], []]);
+    expect(() => render({ valuesFiles: [CI[1]], set: { "mailboxDirectory.ldap.maxInFlight": 0 } })).toThrow(/maxInFlight/);
+    expect(() => render({ valuesFiles: [CI[1]], set: { "mailboxDirectory.ldap.maxInFlight": "many" } })).toThrow(/maxInFlight/);
+  });
+
+  it("docs/directory.md's Helm values block is valid chart values and renders the flags it names", () => {
+    const doc = readFileSync(join(ROOT, "docs/directory.md"), "utf8");
+    const section = doc.slice(doc.indexOf("## Helm values"));
+    const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    const documented = parse(block) as { mailboxDirectory: { ldap: Record<string, string | number> } };
+    const ajv = new Ajv({ strict: false });
+    const merged = { ...values, mailboxDirectory: { ...(values.mailboxDirectory as object), ...documented.mailboxDirectory } };
+    expect(ajv.validate(schema, merged), JSON.stringify(ajv.errors)).toBe(true);
+    // The block as a values file of its own (its DNs have commas, which --set would split).
+    const dir = mkdtempSync(join(tmpdir(), "cas-chart-doc-"));
+    const file = join(dir, "doc-values.yaml");
+    writeFileSync(file, block);
+    let sidecar: string[];
+    try {
+      sidecar = container(find(render({ valuesFiles: [CI[1], file] }), "Deployment", "-gateway"), "sidecar").args as string[];
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(sidecar).toContain(`--ldap-bind-dn=${documented.mailboxDirectory.ldap.bindDN}`);
+    for (const line of block.split("\n")) {
+      const flag = /#\s*(--[a-z0-9-]+)/.exec(line)?.[1];
+      if (flag) expect(sidecar.some((a) => a.startsWith(`${flag}=`)), `${flag} (${line.trim()})`).toBe(true);
     }
   });
 

@@ -3,6 +3,8 @@
 // STARTTLS command injection. Every case is bounded: the proxy answers protocol-correctly and closes.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import type { Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,6 +29,36 @@ async function eventually(check: () => boolean, ms = 5_000): Promise<void> {
     if (Date.now() > end) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A mailbox server that greets and then never answers (the replayed login waits): listens on
+ * north-mbx's IMAP or POP3 port (implicit TLS, the test CA's certificate). Counts what is open.
+ */
+async function slowMailboxServer(w: MailWorld, protocol: "Imap4" | "Pop3"): Promise<{ server: TlsServer; open: Set<Socket>; heard: () => boolean; close(): Promise<void> }> {
+  const port = w.topology.findServer("north-mbx")!.vdirs.get(protocol)!.internalConnectionSettings[0].port;
+  const open = new Set<Socket>();
+  let heard = false;
+  const server = createTlsServer({ cert: w.certs.cert, key: w.certs.key }, (s) => {
+    open.add(s);
+    s.on("close", () => open.delete(s));
+    s.on("error", () => undefined);
+    s.on("data", (d: Buffer) => {
+      if (d.includes(0x0a)) heard = true; // a command arrived: the login is in progress, and stays so
+    });
+    s.write(protocol === "Imap4" ? "* OK slow mailbox server\r\n" : "+OK slow mailbox server\r\n");
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  return {
+    server,
+    open,
+    heard: () => heard,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of open) s.destroy();
+        server.close(() => r());
+      }),
+  };
 }
 
 describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
@@ -224,5 +256,64 @@ describe.skipIf(!dovecotAvailable())("mail proxy under hostile input", () => {
     c.send(`k LOGIN ${USERS.alice.user} ${USERS.alice.password}\r\n`);
     await c.waitFor(/k OK /);
     c.destroy();
+  });
+
+  // Issue 20, round two: past the pre-login bound the client gets the protocol's own error and the
+  // connection closes (before: only paused, the socket held until the slow back end answered), and
+  // the total pre-login time runs while the mailbox server is answering the replayed login too
+  // (before: only while a command was being read, so a slow server kept the client for the whole
+  // back-end timeout). nora's mailbox is on north, whose server here greets and never answers.
+  it("flooding while the mailbox server is slow to answer the login: * BYE [LIMIT] / -ERR, closed, login abandoned", async () => {
+    const fp = await w.extraProxy({ limits: { ...LIMITS, preAuthIdleMs: 60_000, preAuthTotalMs: 60_000, maxConnections: 10 } });
+    const port = (proto: string) => fp.addresses().find((a) => a.protocol === proto)!.port;
+    for (const protocol of ["Imap4", "Pop3"] as const) {
+      const slow = await slowMailboxServer(w, protocol);
+      try {
+        const c = await RawClient.connect(port(protocol));
+        await c.waitFor(protocol === "Imap4" ? /^\* OK / : /^\+OK /);
+        c.send(protocol === "Imap4" ? `f LOGIN ${USERS.nora.user} ${USERS.nora.password}\r\n` : `USER ${USERS.nora.user}\r\nPASS ${USERS.nora.password}\r\n`);
+        await eventually(() => slow.heard(), 10_000);
+        const t0 = Date.now();
+        const chunk = Buffer.alloc(16 * 1024, "x");
+        for (let i = 0; i < 64 && !c.closed; i++) {
+          c.send(chunk); // 1 MiB in all, nothing asked for
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await c.waitFor(protocol === "Imap4" ? /\* BYE \[LIMIT\] Too much data sent before authentication\.\r\n/ : /-ERR Too much data sent before authentication\.\r\n/);
+        await c.waitClosed();
+        expect(Date.now() - t0).toBeLessThan(8_000);
+        expect(c.text).not.toMatch(/f OK|f NO|\+OK Logged/);
+        // The mailbox-server connection of the abandoned login is closed too.
+        await eventually(() => slow.open.size === 0, 5_000);
+      } finally {
+        await slow.close();
+      }
+    }
+    await eventually(() => fp.connectionCount === 0);
+    expect(w.logText()).toContain('"limit":"pre_auth_bytes"');
+  });
+
+  it("a login the mailbox server answers too slowly ends at the pre-login deadline: * BYE Autologout / -ERR", async () => {
+    const tp = await w.extraProxy({ limits: { ...LIMITS, maxConnections: 10 } }); // preAuthTotalMs 2.5 s, back-end timeout 15 s
+    const port = (proto: string) => tp.addresses().find((a) => a.protocol === proto)!.port;
+    for (const protocol of ["Imap4", "Pop3"] as const) {
+      const slow = await slowMailboxServer(w, protocol);
+      try {
+        const t0 = Date.now();
+        const c = await RawClient.connect(port(protocol));
+        await c.waitFor(protocol === "Imap4" ? /^\* OK / : /^\+OK /);
+        c.send(protocol === "Imap4" ? `d LOGIN ${USERS.nora.user} ${USERS.nora.password}\r\n` : `USER ${USERS.nora.user}\r\nPASS ${USERS.nora.password}\r\n`);
+        await eventually(() => slow.heard(), 10_000);
+        await c.waitFor(protocol === "Imap4" ? /\* BYE Autologout; authentication took too long\.\r\n/ : /-ERR Authentication took too long\.\r\n/, 10_000);
+        await c.waitClosed();
+        // Well before the 15 s back-end timeout that bounded it before.
+        expect(Date.now() - t0).toBeLessThan(10_000);
+        expect(c.text).not.toMatch(/d OK|d NO|\[UNAVAILABLE\]|SYS\/TEMP/);
+        await eventually(() => slow.open.size === 0, 5_000);
+      } finally {
+        await slow.close();
+      }
+    }
+    await eventually(() => tp.connectionCount === 0);
   });
 });

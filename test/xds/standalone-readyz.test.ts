@@ -2,7 +2,7 @@
 // (configuration accepted, an organisation with servers, the mailbox directory loaded, Envoy running
 // when standalone started it) and its body says every reason why not; rejected input stays visible
 // in /config_dump and in the cas_gateway_config_rejected metric. Before: 200 in all those states.
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -88,4 +88,61 @@ describe("standalone /readyz tells the truth (issue 20, finding 6)", () => {
     expect((await get(r, "/readyz")).status).toBe(503);
     expect(readFileSync(csv, "utf8").length).toBeGreaterThan(0);
   });
+
+  // Found after the first round: /readyz must not say 200 while the mailbox directory loads (an
+  // explain right after was refused "directory cannot be reached"). A 150,000-row export takes a
+  // while in the worker; every 200 must be followed by answers from the directory, and a
+  // replacement export that loads later must leave the old directory answering (still ready).
+  it("not ready while the directory loads; once ready, look-ups are answered; a reload keeps it ready", async () => {
+    const { manifests, csv } = org("loading");
+    let rows = "";
+    for (let i = 0; i < 150_000; i++) rows += `"u${i}","U ${i}","u${i}@contoso.com","u${i}@corp.contoso.com","u${i}","DB-USA-2010","00000000-0000-4000-8000-${String(i).padStart(12, "0")}","SMTP:u${i}@contoso.com"\r\n`;
+    appendFileSync(csv, rows);
+    const r = await start(manifests, csv);
+    const explain = async (user: string) => {
+      const res = await fetch(`http://127.0.0.1:${r.adminPort}/explain`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ url: "https://usa.contoso.com/owa/", user }),
+      });
+      return (await res.json()) as { decision: { outcome: string; rules: string[] } };
+    };
+    const seen: string[] = [];
+    let readyAt = 0;
+    for (const end = Date.now() + 60_000; Date.now() < end; ) {
+      const ready = await get(r, "/readyz");
+      if (ready.status !== 200) {
+        seen.push(ready.body.trim());
+        await new Promise((res) => setTimeout(res, 20));
+        continue;
+      }
+      readyAt = Date.now();
+      // Right after a 200: the first and the last row of the export are found (no 503 from the directory).
+      for (const user of ["alice@contoso.com", "u149999@contoso.com"]) {
+        const e = await explain(user);
+        expect(e.decision.rules, `${user} right after /readyz 200`).not.toContain("R-ENG-DIRECTORY-UNAVAILABLE");
+        expect(e.decision.outcome, user).toBe("local");
+      }
+      break;
+    }
+    expect(readyAt, `never ready; last reasons: ${seen.slice(-3).join(" | ")}`).toBeGreaterThan(0);
+    expect(seen.some((b) => b.includes("mailbox directory still loading") || b.includes("no mailbox directory loaded")), seen.slice(0, 3).join(" | ")).toBe(true);
+    expect(seen.every((b) => b.startsWith("not ready:"))).toBe(true);
+
+    // A new export (one more row): while it loads, the old directory answers and /readyz stays 200.
+    appendFileSync(csv, `"late","Late","late@contoso.com","late@corp.contoso.com","late","DB-USA-2010","00000000-0000-4000-8000-999999999999","SMTP:late@contoso.com"\r\n`);
+    const during: number[] = [];
+    for (const end = Date.now() + 60_000; Date.now() < end; ) {
+      during.push((await get(r, "/readyz")).status);
+      const e = await explain("u7@contoso.com");
+      expect(e.decision.rules).not.toContain("R-ENG-DIRECTORY-UNAVAILABLE");
+      if ((await explain("late@contoso.com")).decision.rules.includes("R-ENG-UNKNOWN-MAILBOX")) {
+        await new Promise((res) => setTimeout(res, 50));
+        continue;
+      }
+      break;
+    }
+    expect((await explain("late@contoso.com")).decision.outcome).toBe("local");
+    expect(during.every((s) => s === 200), JSON.stringify(during)).toBe(true);
+  }, 120_000);
 });

@@ -89,6 +89,9 @@ seccompProfile:
 {{- if $d.ldap.passwordSecretName }}
 - --ldap-password-file=/etc/cas-gateway/ldap/password
 {{- end }}
+{{- with $d.ldap.maxInFlight }}
+- --directory-max-in-flight={{ int . }}
+{{- end }}
 {{- else if $d.configMap }}
 - --directory=/etc/cas-gateway/directory/{{ $d.key }}
 {{- else }}

@@ -38,6 +38,11 @@ export interface AdsServerOptions {
   readonly registry?: Registry;
   /** control_plane.identifier in responses. */
   readonly identifier?: string;
+  /**
+   * How long a client may stay behind its current snapshot (not ACKed) before the fleet's progress
+   * stops waiting for it (default 60 s; said in the Programmed condition's message).
+   */
+  readonly ackTimeoutMs?: number;
 }
 
 export class AdsServer {
@@ -64,7 +69,7 @@ export class AdsServer {
     this.cache = opts.cache ?? new SnapshotCache();
     this.log = opts.logger ?? pino({ name: "xds", level: process.env.LOG_LEVEL ?? "info" });
     this.metrics = new XdsMetrics(opts.registry);
-    this.fleet = new FleetTracker(this.cache, () => this.streams, this.metrics);
+    this.fleet = new FleetTracker(this.cache, () => this.streams, this.metrics, opts.ackTimeoutMs);
     const deps: StreamDeps = {
       cache: this.cache,
       metrics: this.metrics,
@@ -176,6 +181,7 @@ export class AdsServer {
   /** Graceful: stop accepting, let streams end; force after `graceMs`. */
   async close(graceMs = 2000): Promise<void> {
     this.unwatch();
+    this.fleet.close();
     for (const s of this.streams) s.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -193,6 +199,7 @@ export class AdsServer {
   /** Close at once (tests). */
   forceClose(): void {
     this.unwatch();
+    this.fleet.close();
     this.grpcServer.forceShutdown();
   }
 }
