@@ -175,6 +175,35 @@ describe("cas-gateway import: what is not an error", () => {
     expect(await problems(from)).toEqual(await problems(await exportsWith()));
   });
 
+  it("OWA's LegacyRedirectType and RedirectToOptimalOWAServer become legacyRedirectType and redirectToOptimalOwaServer", async () => {
+    const owaOf = async (from: string, name: string) => {
+      const r = await importExports(from, CONTOSO_OPTS);
+      expect(r.errors.map(formatProblem)).toEqual([]);
+      return r.objects.find((o) => o.object.kind === "VirtualDirectory" && o.object.metadata.name === name)?.object.spec as Record<string, unknown>;
+    };
+    // As exported for the example: Silent on the 2010 directories, $null (absent) on the others, $true everywhere.
+    const base = await owaOf(await exportsWith(), "asia-cas01-owa");
+    expect(base.legacyRedirectType).toBe("Silent");
+    expect("redirectToOptimalOwaServer" in base).toBe(false);
+    expect("legacyRedirectType" in (await owaOf(await exportsWith(), "asia-e2016-01-owa"))).toBe(false);
+    // Manual and $false on ASIA-CAS01 (the file's first object).
+    const edited = await exportsWith("Get-OwaVirtualDirectory.xml", (t) =>
+      once(/(<Obj N="LegacyRedirectType"[^>]*>(?:(?!<\/Obj>)[\s\S])*?<ToString>)Silent/, "$1Manual")(t).replace('<B N="RedirectToOptimalOWAServer">true</B>', '<B N="RedirectToOptimalOWAServer">false</B>'),
+    );
+    expect(await owaOf(edited, "asia-cas01-owa")).toMatchObject({ legacyRedirectType: "Manual", redirectToOptimalOwaServer: false });
+    // Not modelled any more, so no warning about them.
+    expect((await problems(edited)).warnings.filter((w) => /LegacyRedirectType|RedirectToOptimalOWAServer/.test(w))).toEqual([]);
+    // A value Exchange does not write is an error naming the object.
+    const bad = await exportsWith("Get-OwaVirtualDirectory.xml", once(/(<Obj N="LegacyRedirectType"[^>]*>(?:(?!<\/Obj>)[\s\S])*?<ToString>)Silent/, "$1Sideways"));
+    expect((await problems(bad)).errors).toEqual([
+      expect.stringMatching(/^Get-OwaVirtualDirectory\.xml: ASIA-CAS01\\owa \(Default Web Site\) \(object 1\): LegacyRedirectType "Sideways" is neither Silent nor Manual$/),
+    ]);
+    const badBool = await exportsWith("Get-OwaVirtualDirectory.xml", once(/<B N="RedirectToOptimalOWAServer">true<\/B>/, '<S N="RedirectToOptimalOWAServer">sometimes</S>'));
+    expect((await problems(badBool)).errors).toEqual([
+      expect.stringMatching(/^Get-OwaVirtualDirectory\.xml: ASIA-CAS01\\owa \(Default Web Site\) \(object 1\): RedirectToOptimalOWAServer "sometimes" is neither \$true nor \$false$/),
+    ]);
+  });
+
   it("a missing file imports what is there (no MAPI directories)", async () => {
     const from = await exportsWith();
     await rm(join(from, "Get-MapiVirtualDirectory.xml"));

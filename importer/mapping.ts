@@ -145,6 +145,10 @@ class Source {
     const s = stringForm(this.rec.object.props.get(name))?.trim();
     return s ? s : undefined;
   }
+  /** The property as deserialized (undefined: not in the object; null: Nil). */
+  rawProp(name: string): PsValue | undefined {
+    return this.rec.object.props.get(name);
+  }
   optionalBool(name: string): boolean | undefined {
     const v = this.rec.object.props.get(name);
     if (typeof v === "boolean") return v;
@@ -428,12 +432,20 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
         }
         const e2003 = s.url("Exchange2003Url", false);
         if (e2003) spec.exchange2003Url = e2003;
+        // LegacyRedirectType (Exchange 2010 and later; $null → absent, which means Silent): how
+        // this directory sends users to a 2007 CAS or a 2003 front end without FBA (R-OWA-10).
         const legacyRedirect = s.optionalString("LegacyRedirectType");
-        if (legacyRedirect && /^manual$/i.test(legacyRedirect)) {
-          losses.add("legacy-redirect", server.name, (n) => `LegacyRedirectType Manual (${listOf(n)}) is not modelled: cas-gateway redirects Exchange 2007 mailboxes by R-OWA-7/R-OWA-8`);
+        if (legacyRedirect && atLeast(server.version, "2010")) {
+          if (/^(manual|silent)$/i.test(legacyRedirect)) spec.legacyRedirectType = legacyRedirect.toLowerCase() === "silent" ? "Silent" : "Manual";
+          else s.error(`LegacyRedirectType "${legacyRedirect}" is neither Silent nor Manual`);
         }
-        if (s.optionalBool("RedirectToOptimalOWAServer") === false) {
-          losses.add("optimal-owa", server.name, (n) => `RedirectToOptimalOWAServer $false (${listOf(n)}) is not modelled: cas-gateway always finds the mailbox's site`);
+        // RedirectToOptimalOWAServer is $true unless an administrator turned it off; only $false
+        // says something the API's default does not (R-OWA-11).
+        if (server.version !== "2003") {
+          const optimal = s.rawProp("RedirectToOptimalOWAServer");
+          const b = s.optionalBool("RedirectToOptimalOWAServer");
+          if (b === false) spec.redirectToOptimalOwaServer = false;
+          else if (b === undefined && optimal !== undefined && optimal !== null) s.error(`RedirectToOptimalOWAServer "${stringForm(optimal) ?? ""}" is neither $true nor $false`);
         }
       }
       if (service === "Ecp") {

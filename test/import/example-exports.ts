@@ -326,8 +326,11 @@ export function exportsOf(objects: readonly ApiObject[]): Map<string, Buffer> {
           if (cross && (ver === "2003" || ver === "2007")) fail(`${v.metadata.name}: CrossSiteRedirectType came with Exchange 2010`);
           props.push(["CrossSiteRedirectType", cross ? Enum(`${NS}.CrossSiteRedirectTypeOptions`, cross, cross === "Silent" ? 0 : 1) : Nil]);
           props.push(["Exchange2003Url", URI(sp.exchange2003Url)]);
-          props.push(["LegacyRedirectType", ver === "2010" ? Enum(`${NS}.LegacyRedirectTypeOptions`, "Silent", 0) : Nil]);
-          props.push(["RedirectToOptimalOWAServer", B(true)]);
+          const legacyType = sp.legacyRedirectType;
+          if (legacyType && (ver === "2003" || ver === "2007")) fail(`${v.metadata.name}: LegacyRedirectType came with Exchange 2010`);
+          props.push(["LegacyRedirectType", legacyType ? Enum(`${NS}.LegacyRedirectTypeOptions`, legacyType, legacyType === "Silent" ? 0 : 1) : Nil]);
+          if (sp.redirectToOptimalOwaServer === false && ver === "2003") fail(`${v.metadata.name}: an Exchange 2003 directory has no RedirectToOptimalOWAServer`);
+          props.push(["RedirectToOptimalOWAServer", B(sp.redirectToOptimalOwaServer ?? true)]);
           props.push(["FormsAuthentication", B(sp.internalAuthenticationMethods.includes("Fba"))]);
           props.push(["WindowsAuthentication", B(sp.internalAuthenticationMethods.some((m) => WINDOWS.has(m)))]);
         }

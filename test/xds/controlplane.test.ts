@@ -59,7 +59,7 @@ describe("control plane: provider → topology → snapshot cache → ADS", () =
     expect((await src.ready()).topology.version).toBe(first.topology.version);
 
     const file = join(dir, "sites.yaml");
-    await writeFile(file, (await readFile(file, "utf8")).replace("description: Europe", "description: Europe (edited)"));
+    await writeFile(file, (await readFile(file, "utf8")).replace("  name: europe\nspec:\n", "  name: europe\nspec:\n  description: Europe (edited)\n"));
     await expect.poll(() => src.current()!.topology.version, { timeout: 15_000 }).not.toBe(first.topology.version);
     expect(src.current()!.topology.sites.get("europe")!.description).toBe("Europe (edited)");
     await expect.poll(() => server.fleet.ackedTopologyVersion()).toBe(src.current()!.topology.version);

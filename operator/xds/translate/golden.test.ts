@@ -16,6 +16,12 @@ describe("xDS golden files", () => {
   it("has the cases the issue asks for", () => {
     expect(cases).toEqual(expect.arrayContaining(["contoso", "one-site", "mixed-version", "insecure", "no-health-checks"]));
   });
+  it("in/contoso.yaml is the copy of examples/contoso its first line says it is", () => {
+    const dir = path.join(IN, "../../../../examples/contoso");
+    const copy = ["sites", "site-usa", "site-europe", "site-asia", "databases"].map((f) => `---\n${readFileSync(path.join(dir, `${f}.yaml`), "utf8")}`).join("");
+    const text = readFileSync(path.join(IN, "contoso.yaml"), "utf8");
+    expect(text.slice(text.indexOf("\n") + 1), "regenerate: concatenate examples/contoso/{sites,site-usa,site-europe,site-asia,databases}.yaml").toBe(copy);
+  });
   for (const name of cases) {
     it(`${name}: resources match testdata/out/${name}.yaml`, () => {
       const { topology, options } = goldenCase(name);
