@@ -73,7 +73,8 @@ describe("docs/rules.md, the rule book", () => {
     expect(book.size).toBeGreaterThan(50);
     for (const e of book.values()) {
       expect(e.body, e.id).toMatch(/^Source: \[/m);
-      if (e.implemented) expect(e.body, e.id).toMatch(/Engine: `/);
+      // Implemented in the engine/sidecar/operator (Engine:) or in what Envoy is told (Envoy:).
+      if (e.implemented) expect(e.body, e.id).toMatch(/(?:^|\. )(?:Engine|Envoy): `/m);
       // The meaning: at least one sentence of prose under the heading.
       expect(e.body.split("\n").slice(1).join(" ").trim().length, e.id).toBeGreaterThan(60);
     }

@@ -29,8 +29,10 @@ import type { MailboxDirectory } from "../../model/directory/types.js";
 import { addOptions, directoryOptions, configInputOptions, envoyListenerOptions, envoyListenerSettings, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
 import { ensureDevCertificate, type DevCertificate } from "../dev-cert.js";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
-import { answerExplain, readJsonBody, type ExplainContext } from "../admin/explain-endpoint.js";
 import { databaseViews } from "../admin/databases.js";
+import { handleAdminPages, type AdminPagesContext } from "../admin/organisation-routes.js";
+import { ProblemClock, serverRows, siteRows, type OrganisationView, type ProblemRow } from "../admin/organisation-view.js";
+import { RecentDecisions, sidecarTotals } from "../admin/recent-decisions.js";
 
 const port = (what: string) => z.coerce.number().int().min(0, `${what} must be 0-65535`).max(65535, `${what} must be 0-65535`);
 
@@ -356,14 +358,54 @@ export async function startStandalone(
         missing,
       };
     };
+    // Decision counts over the last minutes for the organisation page (sampled, off the request path).
+    const recent = new RecentDecisions(() => sidecarTotals(authz.metrics));
+    await recent.start();
+    stops.push(() => recent.stop());
+    const problemClock = new ProblemClock();
+    const pages: AdminPagesContext = {
+      explain: { service: () => authz.decisionService(), down: () => cp.current()?.down ?? [] },
+      view: async (): Promise<OrganisationView> => {
+        const v = cp.current();
+        const st = provider.status();
+        const problems: ProblemRow[] = [
+          ...(st.manifests.rejected ? st.manifests.errors.map((e) => ({ source: "rejected edit", severity: "error" as const, text: formatError(e) })) : []),
+          ...(st.directory?.rejected ? st.directory.errors.map((e) => ({ source: "mailbox directory, rejected", severity: "error" as const, text: formatError(e) })) : []),
+          ...provider.warnings().map((e) => ({ source: "in force", severity: "warning" as const, text: formatError(e) })),
+          ...(v?.translationProblems ?? []).map((p) => ({ source: "Envoy configuration", severity: p.severity === "error" ? ("error" as const) : ("warning" as const), text: `${p.kind}/${p.name}: ${p.field}: ${p.message}` })),
+        ];
+        const down = v?.down ?? [];
+        return {
+          component: "standalone",
+          generatedAt: new Date(),
+          topologyVersion: v?.topology.version,
+          ready: ready(),
+          healthChecks: flags.healthChecks,
+          sites: siteRows(v?.topology),
+          servers: serverRows(v?.topology, down),
+          databases: v ? databaseViews(v.topology, down) : [],
+          problems,
+          problemsSince: problemClock.observe(problems),
+          decisions: { ...(await recent.summary()), windowMinutes: recent.windowMinutes },
+          notRunning: missing,
+        };
+      },
+    };
     const admin = http.createServer((req, res) => {
+      void handleAdminPages(req, res, pages)
+        .then((handled) => {
+          if (!handled) serveAdmin(req, res);
+        })
+        .catch((err: unknown) => {
+          log.warn({ err }, "admin request failed");
+          if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+          res.end("internal error\n");
+        });
+    });
+    const serveAdmin = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const path = (req.url ?? "/").split("?")[0];
-      if (path === "/explain" && req.method === "POST") {
-        void serveExplain(req, res, { service: () => authz.decisionService(), down: () => cp.current()?.down ?? [] });
-        return;
-      }
-      if (path === "/explain" || (req.method !== "GET" && req.method !== "HEAD")) {
-        res.writeHead(405, { allow: path === "/explain" ? "POST" : "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
         return;
       }
       if (path === "/healthz") res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
@@ -378,8 +420,8 @@ export async function startStandalone(
         );
       } else if (path === "/config_dump") {
         res.writeHead(200, { "content-type": "application/json" }).end(`${JSON.stringify(configDump(), null, 2)}\n`);
-      } else res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /healthz /readyz /metrics /config_dump, POST /explain\n");
-    });
+      } else res.writeHead(404, { "content-type": "text/plain" }).end("not found: try / (the organisation page) /healthz /readyz /metrics /config_dump, POST /explain\n");
+    };
     await new Promise<void>((resolve, reject) => {
       admin.once("error", reject);
       admin.listen(flags.adminPort, "127.0.0.1", () => resolve());
@@ -432,19 +474,6 @@ export async function startStandalone(
   }
 }
 
-/** POST /explain: JSON in, JSON out (cli/admin/explain-endpoint.ts). */
-async function serveExplain(req: http.IncomingMessage, res: http.ServerResponse, ctx: ExplainContext): Promise<void> {
-  const send = (status: number, body: unknown) => res.writeHead(status, { "content-type": "application/json" }).end(`${JSON.stringify(body, null, 2)}\n`);
-  try {
-    const body = await readJsonBody(req);
-    if (!body.ok) return void send(400, { error: body.error });
-    const r = await answerExplain(body.value, ctx);
-    send(r.status, r.body);
-  } catch (err) {
-    send(500, { error: err instanceof Error ? err.message : String(err) });
-  }
-}
-
 export function register(program: Command): void {
   const cmd = program
     .command("standalone")
@@ -455,7 +484,7 @@ export function register(program: Command): void {
     .option("--site <name>", "the AD site this gateway stands in (receiving site when the Host matches none)")
     .option("--xds-port <n>", "ADS gRPC port (0: any free port)", "18000")
     .option("--authz-port <n>", "sidecar ext_authz/ext_proc gRPC port", "9001")
-    .option("--admin-port <n>", "admin HTTP port (/healthz /readyz /metrics /config_dump)", "9902")
+    .option("--admin-port <n>", "admin HTTP port on loopback: the organisation page (/), POST /explain, /healthz /readyz /metrics /config_dump", "9902")
     .option("--pop3-port <n>", "mail proxy POP3 port (Envoy forwards POP3 here)", "1110")
     .option("--imap4-port <n>", "mail proxy IMAP4 port (Envoy forwards IMAP4 here)", "1143")
     .option("--http-port <n>", "Envoy's HTTP listener port (0: a port free at start)", "8080")
@@ -477,7 +506,7 @@ export function register(program: Command): void {
     out.write(`  ADS (xDS) server   127.0.0.1:${running.xdsPort}\n`);
     out.write(`  sidecar (authz)    127.0.0.1:${running.authzPort}\n`);
     for (const m of running.mailPorts) out.write(`  mail proxy ${m.protocol.padEnd(8)}127.0.0.1:${m.port}\n`);
-    out.write(`  admin              http://127.0.0.1:${running.adminPort}/ (healthz, readyz, metrics, config_dump)\n`);
+    out.write(`  organisation page  http://127.0.0.1:${running.adminPort}/ (and POST /explain, /healthz, /readyz, /metrics, /config_dump)\n`);
     out.write(`  Envoy listeners    http 127.0.0.1:${running.envoyPorts.http}, https 127.0.0.1:${running.envoyPorts.https}, admin 127.0.0.1:${running.envoyPorts.admin}\n`);
     out.write(`  Envoy ready        http://127.0.0.1:${running.envoyPorts.ready}/ready\n`);
     const fd = running.frontDoorCertificate;

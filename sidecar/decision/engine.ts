@@ -10,10 +10,11 @@ import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
 import { decideMail } from "./rules/mail.js";
-import { decideAutodiscover, decideOutlook, decidePowerShell } from "./rules/other.js";
+import { decideAutodiscover, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
+import { decideLegacyPath, decideLegacyPathWithoutMailbox } from "./rules/legacy.js";
 import { decideOwa } from "./rules/owa.js";
 import { exploitPattern } from "./security.js";
-import { serviceForRequest } from "./service.js";
+import { legacyPathOf, serviceForRequest } from "./service.js";
 import { serviceIndex, topologyIndex } from "./topology-index.js";
 import type { HealthView } from "../../model/health.js";
 import type { ClientRequest, Decision, ErrorDecision } from "./types.js";
@@ -165,7 +166,19 @@ function decideUnsafe(
     }
     ctx.note(() => `identity ${c.value} from ${c.source}: no such mailbox`);
   }
+  // Exchange 2003's /exchange, /exchweb and /public (R-OWA-6, R-EWS-3).
+  const legacy = svc === "Owa" || svc === "Public" ? legacyPathOf(req) : undefined;
   if (!ctx.mailbox) {
+    if (legacy) {
+      if (candidates.length > 0) ctx.identity = candidates[0];
+      const d = decideLegacyPathWithoutMailbox(ctx, legacy);
+      if (d) return d;
+    }
+    if (svc === "RpcHttp") {
+      if (candidates.length > 0) ctx.identity = candidates[0];
+      const d = decideOutlookWithoutMailbox(ctx);
+      if (d) return d;
+    }
     if (candidates.length === 0) {
       ctx.rule("R-ENG-NO-IDENTITY", "no identity in the request: the receiving site's servers challenge or sign the user in");
     } else {
@@ -200,8 +213,11 @@ function decideUnsafe(
 
   switch (svc) {
     case "Owa":
+      return legacy ? decideLegacyPath(ctx, legacy) : decideOwa(ctx);
     case "Ecp":
       return decideOwa(ctx);
+    case "Public":
+      return decideLegacyPath(ctx, "public");
     case "ActiveSync":
       return decideEas(ctx);
     case "Ews":

@@ -13,7 +13,21 @@ const BY_SEGMENT: ReadonlyMap<string, Service> = new Map<string, Service>([
   ["mapi", "Mapi"],
   ["rpc", "RpcHttp"],
   ["powershell", "PowerShell"],
+  // Exchange 2003's OWA and public-folder paths (R-OWA-6, R-OWA-9, R-EWS-3): decided, not 404.
+  ["exchange", "Owa"],
+  ["exchweb", "Owa"],
+  ["public", "Public"],
 ]);
+
+/** Exchange 2003's paths: /exchange (OWA), /exchweb (its logon and resources), /public (public folders, free/busy). */
+export type LegacyPath = "exchange" | "exchweb" | "public";
+
+/** The Exchange 2003 path a request is for, or undefined. */
+export function legacyPathOf(req: ClientRequest): LegacyPath | undefined {
+  if (req.mail) return undefined;
+  const seg = firstSegment(req.path);
+  return seg === "exchange" || seg === "exchweb" || seg === "public" ? seg : undefined;
+}
 
 /** First path segment, lower-cased, without query: "/OWA/auth.owa?x" → "owa". */
 export function firstSegment(path: string): string {

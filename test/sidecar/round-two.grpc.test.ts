@@ -1,0 +1,77 @@
+// Rules of the second round through the sidecar's gRPC Check API on examples/contoso (docs/rules.md):
+// Exchange 2003's paths (R-OWA-6, R-OWA-9, R-EWS-3), Outlook Anywhere (R-OUT-2, R-OUT-3).
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ALL_HEALTHY } from "../../model/health.js";
+import { SettableStateSource } from "../../model/state.js";
+import { loadOrganisation } from "../../operator/provider/organisation.js";
+import { SidecarServer } from "../../sidecar/authz/server.js";
+import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
+
+const basic = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:P@ssw0rd`).toString("base64")}` });
+let server: SidecarServer;
+let client: ReturnType<typeof authzClient>;
+const check = (init: EnvoyRequestInit) => client.check(envoyCheckRequest(init));
+const hdrs = (r: CheckResponseIn) => headerMap(r.ok_response ? r.ok_response.headers : r.denied_response?.headers);
+
+beforeAll(async () => {
+  const org = await loadOrganisation("examples/contoso", "examples/contoso/mailboxes.csv");
+  server = new SidecarServer({
+    state: new SettableStateSource({ topology: org.topology, health: ALL_HEALTHY, version: org.topology.version }),
+    directory: org.directory!,
+    affinityKey: Buffer.alloc(32, 7),
+    logger: pino({ level: "silent" }),
+  });
+  client = authzClient(await server.start(0));
+});
+afterAll(async () => {
+  client.close();
+  await server.stop();
+});
+
+describe("Exchange 2003's paths through the gRPC Check API (contoso)", () => {
+  it("R-OWA-6, R-OWA-9: dave (Exchange 2003) at /exchange gets the single sign-on form to the 2003 front end", async () => {
+    const r = await check({ host: "usa.contoso.com", path: "/exchange/dave/", headers: basic("dave@contoso.com") });
+    expect(hdrs(r)["x-cas-decision"]).toBe("redirect-sso");
+    expect(hdrs(r)["x-cas-rules"]).toBe("R-OWA-6,R-OWA-9");
+    expect(r.denied_response?.body).toContain('action="https://legacy.contoso.com/exchweb/bin/auth/owaauth.dll"');
+  });
+
+  it("R-OWA-6: alice (Exchange 2010) at /exchange and /exchweb is sent to usa's OWA with a 302", async () => {
+    for (const path of ["/exchange/", "/exchweb/bin/auth/owalogon.asp"]) {
+      const r = await check({ host: "usa.contoso.com", path, headers: basic("alice@contoso.com") });
+      expect(r.denied_response?.status?.code, path).toBe("Found");
+      expect(hdrs(r)["location"]).toMatch(/^https:\/\/[^/]+\/owa/);
+      expect(hdrs(r)["x-cas-rules"]).toBe("R-OWA-6");
+    }
+  });
+
+  it("R-EWS-3: dave's /public goes to his Exchange 2003 server's /Public; alice's /public to OWA", async () => {
+    const r = await check({ host: "usa.contoso.com", path: "/public/", headers: basic("dave@contoso.com") });
+    expect(r.ok_response).toBeTruthy();
+    expect(hdrs(r)).toMatchObject({ "x-cas-target-server": "usa-e2003", "x-cas-cluster": "server/usa-e2003/public" });
+    expect(hdrs(r)["x-cas-rules"]).toContain("R-EWS-3");
+    const a = await check({ host: "usa.contoso.com", path: "/public/", headers: basic("alice@contoso.com") });
+    expect(a.denied_response?.status?.code).toBe("Found");
+    expect(hdrs(a)["x-cas-rules"]).toBe("R-EWS-3");
+  });
+});
+
+describe("Outlook Anywhere through the gRPC Check API (contoso)", () => {
+  it("R-OUT-2, R-OUT-3: RPC_IN_DATA naming europe's mailbox server, NTLM negotiate only, goes to europe", async () => {
+    const r = await check({ host: "usa.contoso.com", method: "RPC_IN_DATA", path: "/rpc/rpcproxy.dll?mbx01.europe.contoso.com:6001", headers: { authorization: "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==" } });
+    expect(r.ok_response).toBeTruthy();
+    expect(hdrs(r)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "europe" });
+    expect(hdrs(r)["x-cas-rules"]).toContain("R-OUT-2");
+    expect(hdrs(r)["x-cas-rules"]).toContain("R-OUT-3");
+  });
+
+  it("R-OUT-3: both channels of alice's session get the same server", async () => {
+    const one = async (method: string) => hdrs(await check({ host: "usa.contoso.com", method, path: "/rpc/rpcproxy.dll?cas01.usa.contoso.com:6001", headers: basic("alice@contoso.com") }));
+    const a = await one("RPC_IN_DATA");
+    const b = await one("RPC_OUT_DATA");
+    expect(a["x-cas-target-server"]).toBeTruthy();
+    expect(b["x-cas-target-server"]).toBe(a["x-cas-target-server"]);
+    expect(a["x-cas-rules"]).toContain("R-OUT-3");
+  });
+});
