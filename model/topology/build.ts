@@ -595,6 +595,7 @@ function serverInfoOf(s: ClientAccessServer, list: readonly VirtualDirectoryInfo
     internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
     maintenance: s.spec.maintenance,
     insecureSkipVerify: s.spec.tls.insecureSkipVerify,
+    caBundle: s.spec.tls.caBundle,
     vdirs: sortedMap(new Map(list.map((v) => [v.service, v] as const))),
   });
 }

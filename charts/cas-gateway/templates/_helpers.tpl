@@ -145,3 +145,22 @@ Service port for a protocol nobody asked for).
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{- /* The CA bundle that validates the Exchange servers' certificates (upstreamTls). */ -}}
+{{- define "cas-gateway.upstreamCaConfigMap" -}}
+{{- .Values.upstreamTls.configMapName | default (printf "%s-upstream-ca" (include "cas-gateway.fullname" .)) -}}
+{{- end -}}
+{{- define "cas-gateway.upstreamCaMount" -}}
+{{- if or .Values.upstreamTls.caBundle .Values.upstreamTls.configMapName }}
+- name: upstream-ca
+  mountPath: /etc/cas-gateway/upstream-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+{{- define "cas-gateway.upstreamCaVolume" -}}
+{{- if or .Values.upstreamTls.caBundle .Values.upstreamTls.configMapName }}
+- name: upstream-ca
+  configMap:
+    name: {{ include "cas-gateway.upstreamCaConfigMap" . }}
+{{- end }}
+{{- end -}}
