@@ -11,6 +11,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY crds ./crds
 COPY model ./model
+COPY importer ./importer
 COPY operator ./operator
 COPY sidecar ./sidecar
 COPY cli ./cli

@@ -31,11 +31,19 @@ interface Def {
 
 const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
-/** Every key in value that schema does not declare, depth first, in document order. */
-export function findUnknownFields(schema: z.ZodType, value: unknown): UnknownField[] {
+/**
+ * Every key in value that schema does not declare, depth first, in document order. Suggestions are
+ * made for the first `suggestFor` only (an edit distance against every declared name each: a
+ * hostile document with 100,000 unknown keys would spend seconds on guesses nobody reads).
+ */
+export function findUnknownFields(schema: z.ZodType, value: unknown, suggestFor = Infinity): UnknownField[] {
   const out: UnknownField[] = [];
   walk(schema, value, [], out);
-  return out;
+  if (out.length > suggestFor) {
+    const plain = out.slice(suggestFor).map(({ path, known }) => ({ path, known }));
+    return [...out.slice(0, suggestFor).map((u) => ({ ...u, ...suggest(u.path[u.path.length - 1], u.known) })), ...plain];
+  }
+  return out.map((u) => ({ ...u, ...suggest(u.path[u.path.length - 1], u.known) }));
 }
 
 function walk(schema: z.ZodType, value: unknown, path: string[], out: UnknownField[]): void {
@@ -79,7 +87,7 @@ function walkObject(def: Def, value: unknown, path: string[], out: UnknownField[
   for (const [key, v] of Object.entries(value)) {
     const field = shape[key];
     if (field) walk(field, v, [...path, key], out);
-    else if (!open) out.push({ path: [...path, key], known, ...suggest(key, known) });
+    else if (!open) out.push({ path: [...path, key], known });
   }
 }
 

@@ -115,6 +115,9 @@ function isForeignChunk(text: string): boolean {
   return value !== API_GROUP && !value.startsWith(`${API_GROUP}/`);
 }
 
+/** Unknown fields named one by one per document; the rest are counted in one more error. */
+export const MAX_UNKNOWN_FIELDS_NAMED = 20;
+
 function parseChunk(text: string, lineOffset: number, file: string, opts: ManifestOptions, objects: SourcedObject[], errors: ManifestError[]): void {
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
@@ -172,9 +175,20 @@ function parseChunk(text: string, lineOffset: number, file: string, opts: Manife
     }
     if (meta && opts.defaultNamespace && meta.namespace === undefined) r.metadata = { ...meta, namespace: opts.defaultNamespace };
     // Strict, as kubectl's field validation: a misspelt field is an error, not a silently dropped key.
-    const unknown = findUnknownFields(KIND_SCHEMAS[kind], r);
-    for (const u of unknown) {
+    const unknown = findUnknownFields(KIND_SCHEMAS[kind], r, MAX_UNKNOWN_FIELDS_NAMED);
+    // The first few are named: each is located by a scan of its mapping, so naming all of a
+    // document's 100,000 unknown keys would cost their square (minutes of CPU) and 100 MB of messages.
+    for (const u of unknown.slice(0, MAX_UNKNOWN_FIELDS_NAMED)) {
       errors.push({ ...keyLocation(doc, u.path, pos, fieldLocation), ...ident, field: u.path.join("."), message: unknownFieldMessage(u) });
+    }
+    if (unknown.length > MAX_UNKNOWN_FIELDS_NAMED) {
+      const next = unknown[MAX_UNKNOWN_FIELDS_NAMED];
+      errors.push({
+        ...keyLocation(doc, next.path, pos, fieldLocation),
+        ...ident,
+        field: next.path.join("."),
+        message: `and ${unknown.length - MAX_UNKNOWN_FIELDS_NAMED} more unknown fields in this object (the first ${MAX_UNKNOWN_FIELDS_NAMED} are named)`,
+      });
     }
     const parsed = (KIND_SCHEMAS[kind] as z.ZodType<ApiObject>).safeParse(r);
     if (unknown.length > 0 && parsed.success) continue;

@@ -3,10 +3,11 @@
 // the rendered chart (real helm), parsed as the operator parses them, and translated: the HTTP
 // listener's redirect and every route must name the Service's ports, never a container port.
 import { describe, expect, it } from "vitest";
-import { OperatorFlags, translateOptionsFrom } from "../../cli/commands/operator.js";
+import { translateOptionsFrom } from "../../cli/commands/operator.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { envoyRoot } from "../../operator/xds/translate/protos.js";
 import { translate } from "../../operator/xds/translate/index.js";
+import { operatorFlags } from "./chart-operator.js";
 import { container, find, render, type K8sObject } from "./helm.js";
 
 type Obj = Record<string, any>;
@@ -15,20 +16,6 @@ const decode = (typeUrl: string, bytes: Uint8Array): Obj => {
   const t = root.lookupType(typeUrl.slice(typeUrl.lastIndexOf("/") + 1));
   return t.toObject(t.decode(bytes), { enums: String, longs: Number, defaults: false }) as Obj;
 };
-
-/** The operator container's args → OperatorFlags (as commander would hand them over). */
-function operatorFlags(objs: K8sObject[]) {
-  const args = container(find(objs, "Deployment", "-operator"), "operator").args as string[];
-  const raw: Record<string, unknown> = {};
-  for (const a of args.slice(1)) {
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(a);
-    if (!m) continue;
-    const key = m[1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    raw[key] = m[2] ?? true;
-  }
-  // $(POD_NAME)-style references are the kubelet's; give them values.
-  return OperatorFlags.parse({ ...raw, identity: "pod-0", leaseNamespace: "cas-system", stripResponseHeader: [] });
-}
 
 const VALUES = { "mailboxDirectory.configMap": "mailboxes", "tls.secretName": "front-door" };
 
