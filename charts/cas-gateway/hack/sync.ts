@@ -18,6 +18,18 @@ const XDS_HOST = "cas-gateway-xds-placeholder";
 const XDS_PORT = 18000;
 const ADMIN_PORT = 9901;
 const READY_PORT = 19001;
+const XDS_TLS_DIR = "/etc/cas-gateway/xds-tls";
+
+/** The xDS cluster's transport_socket (mutual TLS) only when xds.tls.enabled. */
+function wrapXdsTls(yaml: string): string {
+  const lines = yaml.split("\n");
+  const at = lines.findIndex((l) => /^\s+transport_socket:$/.test(l));
+  if (at < 0) throw new Error("bootstrap layout changed: no transport_socket; update charts/cas-gateway/hack/sync.ts");
+  const indent = lines[at]!.match(/^\s*/)![0].length;
+  let end = at + 1;
+  while (end < lines.length && (lines[end]!.match(/^\s*/)![0].length > indent || lines[end]!.trim() === "")) end++;
+  return [...lines.slice(0, at), "{{- if .Values.xds.tls.enabled }}", ...lines.slice(at, end), "{{- end }}", ...lines.slice(end)].join("\n");
+}
 
 /** Generated file (relative to the chart) → expected content. */
 export function expectedGeneratedFiles(): Map<string, string> {
@@ -29,9 +41,17 @@ export function expectedGeneratedFiles(): Map<string, string> {
     if (kept === text || /^ {2}annotations:/m.test(text)) throw new Error(`${f}: metadata layout changed; update charts/cas-gateway/hack/sync.ts`);
     out.set(join("files", "crds", f), kept);
   }
-  const b = bootstrap({ nodeId: "cas-gateway", nodeCluster: "cas-gateway", xds: { address: XDS_HOST, port: XDS_PORT }, adminPort: ADMIN_PORT, readyPort: READY_PORT });
-  const templated = b.yaml
-    .replace(`address: ${XDS_HOST}`, `address: {{ include "cas-gateway.xdsHost" . }}`)
+  const b = bootstrap({
+    nodeId: "cas-gateway",
+    nodeCluster: "cas-gateway",
+    xds: { address: XDS_HOST, port: XDS_PORT },
+    adminPort: ADMIN_PORT,
+    readyPort: READY_PORT,
+    // The gateway pod mounts the xDS client Secret there (templates/gateway-deployment.yaml).
+    xdsTls: { caFile: `${XDS_TLS_DIR}/ca.crt`, certFile: `${XDS_TLS_DIR}/tls.crt`, keyFile: `${XDS_TLS_DIR}/tls.key`, serverName: XDS_HOST },
+  });
+  const templated = wrapXdsTls(b.yaml)
+    .replaceAll(XDS_HOST, `{{ include "cas-gateway.xdsHost" . }}`)
     .replace(`port_value: ${XDS_PORT}`, "port_value: {{ .Values.operator.xdsPort }}")
     .replace(`port_value: ${ADMIN_PORT}`, "port_value: {{ .Values.gateway.envoy.adminPort }}")
     .replace(`port_value: ${READY_PORT}`, "port_value: {{ .Values.gateway.envoy.readyPort }}");

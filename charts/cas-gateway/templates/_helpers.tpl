@@ -123,3 +123,26 @@ chart publishes both: every listener Envoy binds has its container port and Serv
 {{- if .Values.gateway.smtp.enabled }}{{ $names = concat $names (list "smtp" "submission") }}{{ end -}}
 {{- join " " $names -}}
 {{- end }}
+
+{{- /* ADS over mutual TLS: the Secrets holding the operator's server certificate and the gateway pods' client certificate (tls.crt, tls.key, ca.crt). */ -}}
+{{- define "cas-gateway.xdsServerSecret" -}}
+{{- .Values.xds.tls.serverSecretName | default (printf "%s-xds-server" (include "cas-gateway.operatorName" .)) -}}
+{{- end -}}
+{{- define "cas-gateway.xdsClientSecret" -}}
+{{- .Values.xds.tls.clientSecretName | default (printf "%s-xds-client" (include "cas-gateway.gatewayName" .)) -}}
+{{- end -}}
+{{- define "cas-gateway.xdsClientArgs" -}}
+{{- if .Values.xds.tls.enabled }}
+- --xds-ca=/etc/cas-gateway/xds-tls/ca.crt
+- --xds-cert=/etc/cas-gateway/xds-tls/tls.crt
+- --xds-key=/etc/cas-gateway/xds-tls/tls.key
+- --xds-server-name={{ include "cas-gateway.xdsHost" . }}
+{{- end }}
+{{- end -}}
+{{- define "cas-gateway.xdsTlsMount" -}}
+{{- if .Values.xds.tls.enabled }}
+- name: xds-tls
+  mountPath: /etc/cas-gateway/xds-tls
+  readOnly: true
+{{- end }}
+{{- end -}}

@@ -24,7 +24,33 @@ const BootstrapOptionsSchema = z.object({
   adminPort: z.number().int().min(1).max(65535).optional(),
   readyPort: z.number().int().min(1).max(65535).optional(),
   readyAddress: z.string().min(1).regex(/^[^\s/]+$/).optional(),
+  xdsTls: z
+    .object({ caFile: z.string().min(1), certFile: z.string().min(1), keyFile: z.string().min(1), serverName: z.string().min(1).max(253) })
+    .optional(),
 });
+
+/**
+ * The xDS cluster's TLS: Envoy verifies the operator's certificate chain against the CA and its
+ * subject alternative names against the Service name, and presents the gateway's client certificate.
+ * The files come from a mounted Secret.
+ */
+function xdsTransportSocket(t: { caFile: string; certFile: string; keyFile: string; serverName: string }): Record<string, unknown> {
+  return {
+    name: "envoy.transport_sockets.tls",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: t.serverName,
+      common_tls_context: {
+        alpn_protocols: ["h2"],
+        tls_certificates: [{ certificate_chain: { filename: t.certFile }, private_key: { filename: t.keyFile } }],
+        validation_context: {
+          trusted_ca: { filename: t.caFile },
+          match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: t.serverName } }],
+        },
+      },
+    },
+  };
+}
 
 /** The name of the bootstrap's static readiness listener. */
 export const READY_LISTENER = "cas-gateway/ready";
@@ -97,6 +123,7 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
             },
           },
           upstream_connection_options: { tcp_keepalive: { keepalive_time: 60, keepalive_interval: 10, keepalive_probes: 3 } },
+          ...(options.xdsTls ? { transport_socket: xdsTransportSocket(options.xdsTls) } : {}),
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.address, port_value: xds.port } } } }] }],

@@ -161,4 +161,9 @@ export interface BootstrapOptions {
   readonly readyPort?: number;
   /** Address the readiness listener binds (default 0.0.0.0: a kubelet probes the pod IP; standalone uses loopback). */
   readonly readyAddress?: string;
+  /**
+   * ADS over mutual TLS: Envoy verifies the operator's certificate against `caFile` and that it
+   * names `serverName` (Envoy checks no name unless told), and presents `certFile`/`keyFile`.
+   */
+  readonly xdsTls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string; readonly serverName: string };
 }
