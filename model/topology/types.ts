@@ -72,6 +72,16 @@ export interface DatabaseInfo {
   readonly databaseName: string;
   readonly activeServer: string;
   readonly servers: readonly string[];
+  /** Offline address books generated in a mailbox of this database (R-OAB-2); guid lower-case. */
+  readonly offlineAddressBooks: readonly OfflineAddressBookInfo[];
+}
+
+export interface OfflineAddressBookInfo {
+  /** Lower-case GUID: the path segment of /OAB/<guid>/. */
+  readonly guid: string;
+  readonly name?: string;
+  /** The organisation (arbitration) mailbox that generates it. */
+  readonly generatingMailbox: string;
 }
 
 export type ProblemSeverity = "error" | "warning";
