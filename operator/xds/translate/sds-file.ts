@@ -17,8 +17,39 @@ export interface FrontDoorSdsFile {
   readonly yaml: string;
 }
 
+const dir = (f: string) => f.slice(0, f.lastIndexOf("/")) || "/";
+
+function checked(value: Record<string, unknown>, what: string): FrontDoorSdsFile {
+  const { violations } = sharedCodec().encode("envoy.service.discovery.v3.DiscoveryResponse", value);
+  if (violations.length) throw new Error(`${what} fails Envoy's validation: ${violations.map((v) => `${v.path}: ${v.message}`).join("; ")}`);
+  return { value, yaml: stringify(value) };
+}
+
+/** SDS secret names of Envoy's own xDS client certificate and of the CA that signs the operator's. */
+export const XDS_CLIENT_SDS_SECRET = "cas-gateway/xds-client";
+export const XDS_CA_SDS_SECRET = "cas-gateway/xds-ca";
+
+/**
+ * Envoy's side of ADS over mutual TLS, as file-based SDS too (Envoy's documented way to rotate the
+ * certificates of the xDS connection itself, which an SDS server cannot serve): one file with the
+ * client certificate, one with the CA (an SDS file holds exactly one secret). Both watch the mounted
+ * xDS client Secret's directory.
+ */
+export function xdsClientSdsFiles(certFile: string, keyFile: string, caFile: string): { client: FrontDoorSdsFile; ca: FrontDoorSdsFile } {
+  if (![certFile, keyFile, caFile].every((f) => f.startsWith("/"))) throw new Error("xDS client SDS files: paths must be absolute");
+  if (dir(certFile) !== dir(keyFile) || dir(caFile) !== dir(certFile)) throw new Error("xDS client SDS files: certificate, key and CA must be in one directory (one Secret volume)");
+  const watched = { path: dir(certFile) };
+  const type = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+  return {
+    client: checked(
+      { resources: [{ "@type": type, name: XDS_CLIENT_SDS_SECRET, tls_certificate: { certificate_chain: { filename: certFile }, private_key: { filename: keyFile }, watched_directory: watched } }] },
+      "xDS client SDS file",
+    ),
+    ca: checked({ resources: [{ "@type": type, name: XDS_CA_SDS_SECRET, validation_context: { trusted_ca: { filename: caFile }, watched_directory: watched } }] }, "xDS CA SDS file"),
+  };
+}
+
 export function frontDoorSdsFile(certFile: string, keyFile: string): FrontDoorSdsFile {
-  const dir = (f: string) => f.slice(0, f.lastIndexOf("/")) || "/";
   if (!certFile.startsWith("/") || !keyFile.startsWith("/")) throw new Error("front-door SDS file: certificate and key paths must be absolute");
   if (dir(certFile) !== dir(keyFile)) throw new Error("front-door SDS file: certificate and key must be in one directory (one Secret volume)");
   const secret = {
@@ -30,8 +61,5 @@ export function frontDoorSdsFile(certFile: string, keyFile: string): FrontDoorSd
       watched_directory: { path: dir(certFile) },
     },
   };
-  const value = { resources: [secret] };
-  const { violations } = sharedCodec().encode("envoy.service.discovery.v3.DiscoveryResponse", value);
-  if (violations.length) throw new Error(`front-door SDS file fails Envoy's validation: ${violations.map((v) => `${v.path}: ${v.message}`).join("; ")}`);
-  return { value, yaml: stringify(value) };
+  return checked({ resources: [secret] }, "front-door SDS file");
 }

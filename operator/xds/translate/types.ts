@@ -171,5 +171,12 @@ export interface BootstrapOptions {
    * ADS over mutual TLS: Envoy verifies the operator's certificate against `caFile` and that it
    * names `serverName` (Envoy checks no name unless told), and presents `certFile`/`keyFile`.
    */
-  readonly xdsTls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string; readonly serverName: string };
+  readonly xdsTls?: {
+    readonly caFile: string;
+    readonly certFile: string;
+    readonly keyFile: string;
+    readonly serverName: string;
+    /** Directory (on Envoy's file system) of the SDS files from xdsClientSdsFiles: certificate and CA then rotate without a restart. */
+    readonly sdsDir?: string;
+  };
 }
