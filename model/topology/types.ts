@@ -47,7 +47,7 @@ export interface ServerInfo {
   readonly maintenance: boolean;
   readonly insecureSkipVerify: boolean;
   /** PEM CA bundle for this server's certificate (spec.tls.caBundle); the gateway's bundle when undefined. */
-  readonly caBundle: string | undefined;
+  readonly caBundle?: string;
   /** Virtual directories by service (at most one per service per server). */
   readonly vdirs: ReadonlyMap<Service, VirtualDirectoryInfo>;
 }
