@@ -13,7 +13,7 @@ import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { drainedRoute } from "../../sidecar/drain/envoy-drain.js";
 import { HostPort } from "../flags.js";
-import { addOptions, directoryOptions, parseFlags, sidecarOptions } from "../options/index.js";
+import { addOptions, directoryOptions, parseFlags, sidecarOptions, xdsClientOptions, xdsClientTls, xdsClientTlsRule } from "../options/index.js";
 import { openRuntimeState } from "../runtime-state.js";
 
 export const SidecarFlags = z.object({
@@ -23,6 +23,7 @@ export const SidecarFlags = z.object({
   nodeCluster: z.string().min(1),
   ...directoryOptions.shape,
   ...sidecarOptions.shape,
+  ...xdsClientOptions.shape,
   listen: HostPort,
   admin: HostPort,
   defaultSite: z.string().min(1).optional(),
@@ -33,7 +34,7 @@ export const SidecarFlags = z.object({
 }).refine((f) => (f.manifests === undefined) !== (f.xds === undefined), {
   message: "give exactly one of --manifests (standalone) or --xds (state from the control plane)",
   path: ["manifests"],
-});
+}).refine(...xdsClientTlsRule);
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
 
 export interface RunningSidecar {
@@ -53,6 +54,7 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
   const runtime = await openRuntimeState({
     ...(flags.manifests ? { manifests: flags.manifests } : {}),
     ...(flags.xds ? { xds: flags.xds } : {}),
+    ...(xdsClientTls(flags) ? { xdsTls: xdsClientTls(flags) } : {}),
     node: { ...(flags.nodeId ? { id: flags.nodeId } : {}), idPrefix: "sidecar", cluster: flags.nodeCluster },
     directory: flags.directory,
     down: flags.down,
@@ -111,7 +113,7 @@ export function register(program: Command): void {
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
     .option("--log-level <level>", "pino log level", "info")
     .option("--drained-file <file>", "serve GET /shutdown/drained on the admin port: waits until `cas-gateway envoy-drain` has written this file (the gateway pod's preStop hooks)");
-  addOptions(cmd, directoryOptions, sidecarOptions).action(async (raw: Record<string, unknown>) => {
+  addOptions(cmd, directoryOptions, sidecarOptions, xdsClientOptions).action(async (raw: Record<string, unknown>) => {
     const flags = parseFlags(SidecarFlags, raw);
     const running = await startSidecar(flags, directoryOptionsFromFlags(flags));
     process.stdout.write(`sidecar gRPC on ${flags.listen.host}:${running.grpcPort}, admin on ${flags.admin.host}:${running.adminPort}\n`);

@@ -9,7 +9,7 @@ const bytes = opt.int(1024, 2 ** 31 - 1);
 export const configInputOptions = defineOptions("configuration input", {
   settleMs: {
     flags: "--settle-ms <ms>",
-    help: "a changed file is taken once it has been quiet this long and did not change while read (a ConfigMap's ..data swap is taken at once)",
+    help: "a changed file is taken once it has been quiet this long and did not change while read (a ConfigMap's ..data swap, and a file renamed in after it was written, are taken at once)",
     default: "1000",
     schema: opt.int(0, 600_000),
   },

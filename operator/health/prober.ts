@@ -64,6 +64,8 @@ export interface ProbeTarget {
   /** Host header and SNI. */
   readonly serverName: string;
   readonly insecureSkipVerify: boolean;
+  /** The server's own CA bundle (spec.tls.caBundle), instead of the prober's. */
+  readonly ca?: string;
   /** HTTP: which answers count as healthy. */
   readonly expect: "200" | "below-500";
   /** Mail: further endpoints of the same service (all must answer). */
@@ -130,6 +132,7 @@ export function probeTargets(topology: Topology, httpCheck: "auto" | "healthchec
             tls: c.encryption === "Ssl",
             serverName: c.hostname,
             insecureSkipVerify: s.insecureSkipVerify,
+            ...(s.caBundle !== undefined ? { ca: s.caBundle } : {}),
             expect: "200",
           }),
         );
@@ -166,6 +169,7 @@ function httpTarget(
     tls: u.protocol === "https:",
     serverName: u.hostname,
     insecureSkipVerify: s.insecureSkipVerify,
+    ...(s.caBundle !== undefined ? { ca: s.caBundle } : {}),
     expect: useHealthcheck ? "200" : "below-500",
   };
 }
@@ -215,7 +219,7 @@ function probeHttp(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, 
         ? {
             servername: net.isIP(t.serverName) ? undefined : t.serverName,
             rejectUnauthorized: !t.insecureSkipVerify,
-            ...(ca ? { ca } : {}),
+            ...((t.ca ?? ca) ? { ca: t.ca ?? ca } : {}),
           }
         : {}),
     };
@@ -254,7 +258,7 @@ function probeMail(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, 
           port: t.connectPort,
           servername: net.isIP(t.serverName) ? undefined : t.serverName,
           rejectUnauthorized: !t.insecureSkipVerify,
-          ...(ca ? { ca } : {}),
+          ...((t.ca ?? ca) ? { ca: t.ca ?? ca } : {}),
         })
       : net.connect({ host: t.connectHost, port: t.connectPort });
     const timer = setTimeout(() => finish(done(false, `no greeting within ${timeoutMs} ms`)), timeoutMs);

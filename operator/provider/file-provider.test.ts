@@ -301,6 +301,38 @@ describe("FileProvider against inputs that must not stall, empty or bloat the ga
     rmSync(ts1, { recursive: true });
   });
 
+  it("finding 5: a file renamed in after it was written is taken at once; one written in place waits for the settle time", async () => {
+    const { readdirSync, utimesSync } = await import("node:fs");
+    // Files written an hour ago (settled whatever their change time), and a settle time far longer than the test.
+    const old = new Date(Date.now() - 3_600_000);
+    for (const f of readdirSync(dir)) utimesSync(join(dir, f), old, old);
+    utimesSync(csv, old, old);
+    const { p } = await started({ settleMs: 60_000 });
+    expect(p.topology().servers.size).toBe(17);
+    // Written next to the directory, then renamed in (mv, rsync, "write a temporary file and rename it").
+    const tmp = join(root, "africa.yaml.tmp");
+    writeFileSync(tmp, SITE("africa", "africa.contoso.com"));
+    await new Promise((r) => setTimeout(r, 50)); // the rename lands after the last write's timestamp tick
+    const t0 = Date.now();
+    const renamed = waitFor(p, (s) => s.topology.sites.has("africa"), "renamed-in file", 15_000);
+    renameSync(tmp, join(dir, "africa.yaml"));
+    await renamed;
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    // The mailbox CSV too: a new export renamed over the old one.
+    const rows = readFileSync(csv, "utf8");
+    writeFileSync(join(root, "new.csv"), `${rows.trimEnd()}\n"zed","Zed","zed@contoso.com","zed@contoso.com","zed","DB-USA-2010","00000000-0000-4000-8000-000000000999","SMTP:zed@contoso.com"\n`);
+    await new Promise((r) => setTimeout(r, 50));
+    const before = p.directory()!.size;
+    const loaded = waitFor(p, (s) => (s.directory?.size ?? 0) === before + 1, "renamed-in CSV", 15_000);
+    renameSync(join(root, "new.csv"), csv);
+    await loaded;
+    // Written in place: still the settle time (60 s), so not taken within a few seconds.
+    writeFileSync(join(dir, "oceania.yaml"), SITE("oceania", "oceania.contoso.com"));
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(p.topology().sites.has("oceania")).toBe(false);
+    expect(p.topology().sites.has("africa")).toBe(true);
+  }, 60_000);
+
   it("finding 4: symbolic link loops are refused with an error, not followed", async () => {
     const { symlinkSync, mkdirSync } = await import("node:fs");
     mkdirSync(join(dir, "sub"));

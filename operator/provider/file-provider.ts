@@ -15,8 +15,9 @@
 //   working one unless allowShrink says so (`--allow-shrink`): deleting files by mistake, a failed
 //   git checkout or an unmounted volume must not empty the gateway.
 // - A change is published only once it has settled: every file read is older than settleMs and
-//   unchanged after the read (a writer that pauses between documents is not caught halfway), or the
-//   directory is a Kubernetes ConfigMap volume, whose `..data` link the kubelet swaps atomically.
+//   unchanged after the read (a writer that pauses between documents is not caught halfway), or it
+//   arrived atomically: the directory is a Kubernetes ConfigMap volume, whose `..data` link the
+//   kubelet swaps atomically, or the file was renamed in after it was written (renamedInAfterWriting).
 // - The mailbox CSV is separate: a new file replaces the directory in force only if it parses
 //   completely; otherwise the previous directory stays (none before the first good one). Decisions
 //   keep using the directory in force while a new one loads.
@@ -364,14 +365,22 @@ export class FileProvider implements Provider, MailboxDirectory {
     return this.runLane(this.csvLane, () => this.directoryOnce());
   }
 
-  /** Whether stamped files are settled: old enough (unless the volume swaps atomically) and unchanged now. Else the ms to wait. */
+  /**
+   * Whether stamped files are settled: unchanged by the read, and old enough unless they arrived
+   * atomically (a ConfigMap volume's `..data` swap, or a file renamed in after it was written: see
+   * renamedInAfterWriting). Else the ms to wait.
+   */
   private async unsettled(stamps: readonly FileStamp[], atomic: boolean): Promise<number> {
     const now = Date.now();
     let wait = 0;
     for (const s of stamps) {
-      if (!atomic) wait = Math.max(wait, s.mtimeMs + this.opts.settleMs - now);
       const again = await stat(s.path).catch(() => undefined);
-      if (!again || again.size !== s.size || again.mtimeMs !== s.mtimeMs) wait = Math.max(wait, this.opts.settleMs, 1);
+      if (!again || again.size !== s.size || again.mtimeMs !== s.mtimeMs) {
+        wait = Math.max(wait, this.opts.settleMs, 1);
+        continue;
+      }
+      const young = s.mtimeMs + this.opts.settleMs - now;
+      if (!atomic && young > 0 && !(await renamedInAfterWriting(s.path))) wait = Math.max(wait, young);
     }
     return wait > 0 ? Math.ceil(wait) + 10 : 0;
   }
@@ -432,7 +441,7 @@ export class FileProvider implements Provider, MailboxDirectory {
       return;
     }
     const young = before.mtimeMs + this.opts.settleMs - Date.now();
-    if (young > 0) {
+    if (young > 0 && !(await renamedInAfterWriting(file))) {
       const wait = Math.ceil(young) + 10;
       if (this.started) this.schedule(this.csvLane, wait);
       else {
@@ -548,6 +557,24 @@ export class FileProvider implements Provider, MailboxDirectory {
     if (this.opts.directoryFile) await add(this.opts.directoryFile);
     return parts.join("\n");
   }
+}
+
+/**
+ * A file whose inode changed after its content last did: on Linux file systems a write sets the
+ * modification time and the change time to the same instant, and a rename (or chmod, link, utimes)
+ * moves only the change time. A finished file renamed into the directory (`mv`, rename(2); rsync
+ * and scripts that write a temporary file and rename it over the old one) so arrives complete: it
+ * is taken without waiting for the settle time. A file still being
+ * written has equal times (the last write set both) and waits. Where a file system keeps no such
+ * distinction (coarse timestamps: the rename lands in the same tick as the last write; or no change
+ * time update on rename) the times are equal too, and the settle time applies: never taken early
+ * by mistake. What it cannot tell: a writer that renames or chmods a file and then goes on writing
+ * through its open descriptor; a read between those two steps sees a part (the next write is seen
+ * and read again, as with a writer that pauses longer than the settle time). docs/api.md.
+ */
+async function renamedInAfterWriting(path: string): Promise<boolean> {
+  const s = await stat(path, { bigint: true }).catch(() => undefined);
+  return s !== undefined && s.ctimeNs > s.mtimeNs;
 }
 
 /** Refuse a configuration that empties the organisation or loses more than half its servers or databases. */

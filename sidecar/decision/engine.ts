@@ -10,7 +10,7 @@ import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
 import { decideMail } from "./rules/mail.js";
-import { decideAutodiscover, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
+import { decideAutodiscover, decideOab, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
 import { decideLegacyPath, decideLegacyPathWithoutMailbox } from "./rules/legacy.js";
 import { decideOwa } from "./rules/owa.js";
 import { exploitPattern } from "./security.js";
@@ -145,6 +145,9 @@ function decideUnsafe(
   if (index.siteCount === 1) ctx.rule("R-GEN-1", () => `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
 
   if (svc === "Oab") {
+    // R-OAB-2: a 2013+ OAB named in the path goes to its generation mailbox's active server.
+    const d = decideOab(ctx);
+    if (d) return d;
     ctx.rule("R-OAB-1", "the Offline Address Book is never proxied between sites: served locally");
     return localDefault(ctx, false);
   }

@@ -3,10 +3,11 @@
 // the rendered chart (real helm), parsed as the operator parses them, and translated: the HTTP
 // listener's redirect and every route must name the Service's ports, never a container port.
 import { describe, expect, it } from "vitest";
-import { OperatorFlags, translateOptionsFrom } from "../../cli/commands/operator.js";
+import { translateOptionsFrom } from "../../cli/commands/operator.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { envoyRoot } from "../../operator/xds/translate/protos.js";
 import { translate } from "../../operator/xds/translate/index.js";
+import { operatorFlags } from "./chart-operator.js";
 import { container, find, render, type K8sObject } from "./helm.js";
 
 type Obj = Record<string, any>;
@@ -15,20 +16,6 @@ const decode = (typeUrl: string, bytes: Uint8Array): Obj => {
   const t = root.lookupType(typeUrl.slice(typeUrl.lastIndexOf("/") + 1));
   return t.toObject(t.decode(bytes), { enums: String, longs: Number, defaults: false }) as Obj;
 };
-
-/** The operator container's args → OperatorFlags (as commander would hand them over). */
-function operatorFlags(objs: K8sObject[]) {
-  const args = container(find(objs, "Deployment", "-operator"), "operator").args as string[];
-  const raw: Record<string, unknown> = {};
-  for (const a of args.slice(1)) {
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/.exec(a);
-    if (!m) continue;
-    const key = m[1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    raw[key] = m[2] ?? true;
-  }
-  // $(POD_NAME)-style references are the kubelet's; give them values.
-  return OperatorFlags.parse({ ...raw, identity: "pod-0", leaseNamespace: "cas-system", stripResponseHeader: [] });
-}
 
 const VALUES = { "mailboxDirectory.configMap": "mailboxes", "tls.secretName": "front-door" };
 
@@ -60,15 +47,36 @@ describe("chart: redirects and URLs use the Service's ports", () => {
     expect(decode(http.typeUrl, http.encoded).virtual_hosts[0].routes[0].redirect).toEqual({ https_redirect: true, port_redirect: 9443 });
   });
 
-  it("submission (587) only with gateway.smtp.enabled: listener, container port and Service port", async () => {
+  it("SMTP (25) and submission (587) only with gateway.smtp.enabled, and then every listener the operator builds is published", async () => {
+    const org = await loadOrganisation("examples/contoso");
     const off = render({ set: VALUES });
-    expect((find(off, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => p.name)).not.toContain("submission");
-    const offListeners = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(off))).listeners.map((l) => l.name);
+    const offNames = (find(off, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => p.name);
+    expect(offNames).not.toContain("smtp");
+    expect(offNames).not.toContain("submission");
+    const offListeners = translate(org.topology, translateOptionsFrom(operatorFlags(off))).listeners.map((l) => l.name);
+    expect(offListeners).not.toContain("smtp");
     expect(offListeners).not.toContain("submission");
-    const on = render({ set: { ...VALUES, "gateway.smtp.enabled": true } });
-    expect((find(on, "Service", "-gateway").spec.ports as K8sObject[]).find((p) => p.name === "submission")?.port).toBe(587);
-    const r = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(on)));
-    const sub = r.listeners.find((l) => l.name === "submission")!;
-    expect(decode(sub.typeUrl, sub.encoded).address.socket_address.port_value).toBe(8587);
+
+    const sets: Record<string, string | boolean>[] = [{ "gateway.smtp.enabled": true }, { "gateway.smtp.enabled": true, "gateway.smtp.site": "usa" }];
+    for (const set of sets) {
+      const on = render({ set: { ...VALUES, ...set } });
+      const svcPorts = new Map((find(on, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => [p.name as string, p]));
+      const containerPorts = new Map(((container(find(on, "Deployment", "-gateway"), "envoy").ports as K8sObject[]) ?? []).map((p) => [p.name as string, p.containerPort as number]));
+      expect(svcPorts.get("smtp")?.port).toBe(25);
+      expect(svcPorts.get("submission")?.port).toBe(587);
+      const r = translate(org.topology, translateOptionsFrom(operatorFlags(on)));
+      expect(r.problems).toEqual([]);
+      expect(r.listeners.map((l) => l.name)).toEqual(expect.arrayContaining(["smtp", "submission"]));
+      // Chart and translator agree: each listener's bound port is a named container port the
+      // Service targets, and the Service publishes nothing Envoy does not listen on.
+      const bound = new Map(r.listeners.map((l) => [l.name, decode(l.typeUrl, l.encoded).address.socket_address.port_value as number]));
+      for (const [name, port] of bound) {
+        expect(containerPorts.get(name), `container port for listener ${name}`).toBe(port);
+        expect(svcPorts.get(name)?.targetPort, `Service port for listener ${name}`).toBe(name);
+      }
+      expect([...svcPorts.keys()].sort()).toEqual([...bound.keys()].sort());
+      expect(bound.get("smtp")).toBe(8025);
+      expect(bound.get("submission")).toBe(8587);
+    }
   });
 });

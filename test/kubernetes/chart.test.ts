@@ -93,7 +93,7 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     }
   });
 
-  it("the gateway Service publishes 443/80/993/995/143/110 onto the unprivileged container ports (587 only with gateway.smtp.enabled)", () => {
+  it("the gateway Service publishes 443/80/993/995/143/110 onto the unprivileged container ports (25 and 587 only with gateway.smtp.enabled)", () => {
     const svc = find(csv, "Service", "-gateway");
     expect(svc.spec.type).toBe("LoadBalancer");
     expect(svc.spec.externalTrafficPolicy).toBe("Local");

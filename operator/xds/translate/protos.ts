@@ -44,7 +44,19 @@ let cached: protobuf.Root | undefined;
 
 /** The loaded, resolved root (loaded on first use; about 0.3 s). */
 export function envoyRoot(): protobuf.Root {
-  if (cached) return cached;
+  return (cached ??= loadRoot(false));
+}
+
+let withComments: protobuf.Root | undefined;
+/**
+ * The same protos with every field's `//` comment kept (e.g. "[#not-implemented-hide:]"), for the
+ * checks that read Envoy's annotations; a separate root so the translator's stays lean.
+ */
+export function envoyRootWithComments(): protobuf.Root {
+  return (withComments ??= loadRoot(true));
+}
+
+function loadRoot(comments: boolean): protobuf.Root {
   const dirs = protoIncludeDirs();
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => {
@@ -55,9 +67,8 @@ export function envoyRoot(): protobuf.Root {
     }
     return target;
   };
-  root.loadSync(PROTO_FILES, { keepCase: true });
+  root.loadSync(PROTO_FILES, { keepCase: true, ...(comments ? { alternateCommentMode: true } : {}) });
   root.resolveAll();
-  cached = root;
   return root;
 }
 
