@@ -217,6 +217,13 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     expect(() => render({ valuesFiles: [CI[1]], set: { "mailboxDirectory.ldap.maxInFlight": "many" } })).toThrow(/maxInFlight/);
   });
 
+  it("the organisation page and POST /explain stay inside the pod unless gateway.sidecar.adminPages.remote is set", () => {
+    const args = (objs: K8sObject[]) => (container(find(objs, "Deployment", "-gateway"), "sidecar").args ?? []) as string[];
+    expect((values.gateway as { sidecar: { adminPages: { remote: boolean } } }).sidecar.adminPages.remote).toBe(false);
+    expect(args(csv)).not.toContain("--admin-pages-remote");
+    expect(args(render({ valuesFiles: [CI[0]], set: { "gateway.sidecar.adminPages.remote": true } }))).toContain("--admin-pages-remote");
+  });
+
   it("docs/directory.md's Helm values block is valid chart values and renders the flags it names", () => {
     const doc = readFileSync(join(ROOT, "docs/directory.md"), "utf8");
     const section = doc.slice(doc.indexOf("## Helm values"));
