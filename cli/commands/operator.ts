@@ -1,6 +1,7 @@
 // `cas-gateway operator`: the Kubernetes operator. Watches the casgateway.io objects (one namespace or
 // all), serves the topology to Envoy and the sidecars over ADS (every replica), writes status
 // conditions and events (the leader only, by Lease), and answers /healthz, /readyz, /metrics.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
@@ -117,7 +118,10 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
   });
   // Every replica probes the servers itself: the down-list goes to the sidecars in GatewayState, so
   // decisions (affinity, failover) avoid servers that are down (Envoy also health-checks its clusters).
-  const prober = f.healthChecks ? new HealthProber(buildTopology([]), { registry, logger: log.child({ component: "health" }) }) : undefined;
+  // With --upstream-ca the health checks trust what Envoy trusts (the chart mounts the bundle at the
+  // same path in both containers); a server's own spec.tls.caBundle wins for that server.
+  const upstreamCa = f.upstreamCa ? readUpstreamCa(f.upstreamCa) : undefined;
+  const prober = f.healthChecks ? new HealthProber(buildTopology([]), { registry, logger: log.child({ component: "health" }), ...(upstreamCa ? { ca: upstreamCa } : {}) }) : undefined;
   const health: DownListSource | undefined = prober && { down: () => prober.down(), subscribe: (l) => prober.subscribe((d) => l(d)) };
   const controlPlane = new ControlPlane({
     provider: kube.snapshotProvider(),
@@ -160,6 +164,17 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
       log.info("operator stopped");
     },
   };
+}
+
+function readUpstreamCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UsageError(`--upstream-ca ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`--upstream-ca ${file}: no PEM certificate in it`);
+  return text;
 }
 
 export function register(program: Command): void {

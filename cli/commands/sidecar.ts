@@ -15,6 +15,10 @@ import { drainedRoute } from "../../sidecar/drain/envoy-drain.js";
 import { HostPort } from "../flags.js";
 import { addOptions, directoryOptions, parseFlags, sidecarOptions, xdsClientOptions, xdsClientTls, xdsClientTlsRule } from "../options/index.js";
 import { openRuntimeState } from "../runtime-state.js";
+import type { GatewayState, StateSource } from "../../model/state.js";
+import { handleAdminPages, type AdminPagesContext } from "../admin/organisation-routes.js";
+import { databaseViews, serverRows, siteRows, type OrganisationView, type ProblemRow } from "../admin/organisation-view.js";
+import { RecentDecisions, sidecarTotals } from "../admin/recent-decisions.js";
 
 export const SidecarFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory").optional(),
@@ -31,6 +35,7 @@ export const SidecarFlags = z.object({
   extProcBufferedBody: z.boolean().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
   drainedFile: z.string().min(1).optional(),
+  adminPagesRemote: z.boolean().optional(),
 }).refine((f) => (f.manifests === undefined) !== (f.xds === undefined), {
   message: "give exactly one of --manifests (standalone) or --xds (state from the control plane)",
   path: ["manifests"],
@@ -76,11 +81,16 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
     ...(flags.extProcBufferedBody ? { extProcBufferedBody: true } : {}),
   });
   const grpcPort = await server.start(flags.listen.port, flags.listen.host);
+  // The organisation page and POST /explain, from the state this sidecar decides with (cli/admin/).
+  const recent = new RecentDecisions(() => sidecarTotals(metrics));
+  await recent.start();
+  const pages = sidecarPages(state, server, recent, flags.adminPagesRemote ?? false);
   const admin = new AdminServer({
     registry: metrics.registry,
     ready: () => server.ready(),
     host: flags.admin.host,
     port: flags.admin.port,
+    handle: (req, res) => handleAdminPages(req, res, pages),
     ...(flags.drainedFile ? { routes: new Map([["/shutdown/drained", drainedRoute(flags.drainedFile)]]) } : {}),
   });
   const { port: adminPort } = await admin.start();
@@ -90,10 +100,47 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
     adminPort,
     reload: () => runtime.reload(),
     async stop() {
+      recent.stop();
       await admin.stop();
       await server.stop();
       await runtime.stop();
       logger.flush();
+    },
+  };
+}
+
+/** The organisation page's view from a sidecar's state: topology and health as the control plane sent them. */
+function sidecarPages(state: StateSource, server: SidecarServer, recent: RecentDecisions, allowRemote: boolean): AdminPagesContext {
+  const downOf = (s: GatewayState | undefined): readonly string[] => {
+    const d = (s?.health as { down?: unknown } | undefined)?.down;
+    return d instanceof Set ? [...(d as Set<string>)].sort() : [];
+  };
+  return {
+    allowRemote,
+    explain: { service: () => server.decisionService(), down: () => downOf(state.current()) },
+    view: async (): Promise<OrganisationView> => {
+      const s = state.current();
+      const down = downOf(s);
+      const problems: ProblemRow[] = (s?.topology.problems ?? []).map((p) => ({
+        source: "in force",
+        severity: p.severity === "error" ? "error" : "warning",
+        text: `${p.kind}/${p.name}: ${p.field}: ${p.message}`,
+      }));
+      return {
+        component: "sidecar",
+        generatedAt: new Date(),
+        topologyVersion: s?.topology.version,
+        ready: server.ready(),
+        // The control plane probes; a sidecar only hears what is down.
+        healthChecks: true,
+        sites: siteRows(s?.topology),
+        servers: serverRows(s?.topology, down),
+        databases: s ? databaseViews(s.topology, down) : [],
+        problems,
+        problemsSince: undefined,
+        decisions: { ...(await recent.summary()), windowMinutes: recent.windowMinutes },
+        notRunning: [],
+      };
     },
   };
 }
@@ -107,7 +154,8 @@ export function register(program: Command): void {
     .option("--node-id <id>", "xDS node id (default sidecar-<hostname>)")
     .option("--node-cluster <name>", "xDS node cluster (the control plane groups nodes by it)", "cas-gateway")
     .option("--listen <host:port>", "gRPC listen address", "127.0.0.1:9001")
-    .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9102")
+    .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz; the organisation page / and POST /explain for loopback clients)", "127.0.0.1:9102")
+    .option("--admin-pages-remote", "serve the organisation page and POST /explain to clients that are not on loopback too (no login: only behind something that authenticates)")
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")

@@ -613,6 +613,8 @@ function serverInfoOf(s: ClientAccessServer, list: readonly VirtualDirectoryInfo
     internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
     maintenance: s.spec.maintenance,
     insecureSkipVerify: s.spec.tls.insecureSkipVerify,
+    // Only when set: the topology version (a hash of these objects) stays what it was without it.
+    ...(s.spec.tls.caBundle !== undefined ? { caBundle: s.spec.tls.caBundle } : {}),
     vdirs: sortedMap(new Map(list.map((v) => [v.service, v] as const))),
   });
 }

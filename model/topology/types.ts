@@ -46,6 +46,8 @@ export interface ServerInfo {
   readonly internalNLBBypassUrl: string | undefined;
   readonly maintenance: boolean;
   readonly insecureSkipVerify: boolean;
+  /** PEM CA bundle for this server's certificate (spec.tls.caBundle); the gateway's bundle when undefined. */
+  readonly caBundle?: string;
   /** Virtual directories by service (at most one per service per server). */
   readonly vdirs: ReadonlyMap<Service, VirtualDirectoryInfo>;
 }

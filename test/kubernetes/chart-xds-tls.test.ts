@@ -84,13 +84,39 @@ describe("chart: ADS over mutual TLS and the NetworkPolicy (helm template)", () 
     const tls = cluster.transport_socket.typed_config;
     expect(tls["@type"]).toBe("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext");
     expect(tls.sni).toBe(XDS_HOST);
-    expect(tls.common_tls_context.tls_certificates).toEqual([
-      { certificate_chain: { filename: "/etc/cas-gateway/xds-tls/tls.crt" }, private_key: { filename: "/etc/cas-gateway/xds-tls/tls.key" } },
-    ]);
-    expect(tls.common_tls_context.validation_context).toEqual({
-      trusted_ca: { filename: "/etc/cas-gateway/xds-tls/ca.crt" },
-      match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: XDS_HOST } }],
+    // Certificate and CA over file-based SDS (files in the same ConfigMap, watched), so a renewed xDS
+    // Secret is used without restarting Envoy.
+    const fileSds = (name: string, file: string) => ({
+      name,
+      sds_config: { path_config_source: { path: `/etc/envoy/${file}`, watched_directory: { path: "/etc/envoy" } }, resource_api_version: "V3" },
     });
+    expect(tls.common_tls_context.tls_certificate_sds_secret_configs).toEqual([fileSds("cas-gateway/xds-client", "xds-client-sds.yaml")]);
+    expect(tls.common_tls_context.combined_validation_context).toEqual({
+      default_validation_context: { match_typed_subject_alt_names: [{ san_type: "DNS", matcher: { exact: XDS_HOST } }] },
+      validation_context_sds_secret_config: fileSds("cas-gateway/xds-ca", "xds-ca-sds.yaml"),
+    });
+    const cm = find(objs, "ConfigMap", "-bootstrap");
+    const client = parse(String(cm.data["xds-client-sds.yaml"])) as K8sObject;
+    const ca = parse(String(cm.data["xds-ca-sds.yaml"])) as K8sObject;
+    expect(client.resources).toEqual([
+      {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        name: "cas-gateway/xds-client",
+        tls_certificate: {
+          certificate_chain: { filename: "/etc/cas-gateway/xds-tls/tls.crt" },
+          private_key: { filename: "/etc/cas-gateway/xds-tls/tls.key" },
+          watched_directory: { path: "/etc/cas-gateway/xds-tls" },
+        },
+      },
+    ]);
+    expect(ca.resources).toEqual([
+      {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        name: "cas-gateway/xds-ca",
+        validation_context: { trusted_ca: { filename: "/etc/cas-gateway/xds-tls/ca.crt" }, watched_directory: { path: "/etc/cas-gateway/xds-tls" } },
+      },
+    ]);
+    for (const f of [client, ca]) expect(sharedCodec().encode("envoy.service.discovery.v3.DiscoveryResponse", f).violations).toEqual([]);
     // The rendered bootstrap still passes Envoy's Bootstrap proto validation.
     expect(sharedCodec().encode("envoy.config.bootstrap.v3.Bootstrap", bootstrap).violations).toEqual([]);
   });
@@ -158,5 +184,6 @@ describe("chart: ADS over mutual TLS and the NetworkPolicy (helm template)", () 
     expect((container(find(plain, "Deployment", "-operator"), "operator").args as string[]).some((a) => a.startsWith("--xds-tls"))).toBe(false);
     expect((container(find(plain, "Deployment", "-gateway"), "sidecar").args as string[]).some((a) => a.startsWith("--xds-ca"))).toBe(false);
     expect(xdsCluster(plain).cluster.transport_socket).toBeUndefined();
+    expect(find(plain, "ConfigMap", "-bootstrap").data["xds-client-sds.yaml"]).toBeUndefined();
   });
 });
