@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 # One image for the operator and the sidecar: `cas-gateway operator ...` / `cas-gateway sidecar ...`.
+# Node 24 LTS (maintenance until April 2028; Node 20 reached its end of life in April 2026). The
+# code also runs on Node >= 20.19 (package.json engines), which the development machine has.
 
 # ---- build: compile TypeScript, then keep only production dependencies ----
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 ENV npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 COPY package.json package-lock.json ./
@@ -20,7 +22,7 @@ RUN npm run build \
  && find dist -name '*.map' -delete
 
 # ---- runtime: node, production node_modules, dist; nothing else ----
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # glibc malloc: keep buffers of up to 32 MiB on the heap and freed memory up to 128 MiB in the
 # process. A SotW CDS response is one ~12 MB buffer (grpc-js frames each message in a fresh one);

@@ -16,6 +16,8 @@ export const envoyFlagShape = {
   mailProxyProtocol: z.boolean().optional(),
   tlsCert: z.string().min(1).optional(),
   tlsKey: z.string().min(1).optional(),
+  tlsSdsFile: z.string().regex(/^\/\S*[^/\s]$/, "must be an absolute path on Envoy's file system").optional(),
+  upstreamCa: z.string().regex(/^\/\S*[^/\s]$/, "must be an absolute path on Envoy's file system").optional(),
   healthChecks: z.boolean().default(true),
 };
 
@@ -23,7 +25,10 @@ const EnvoyFlags = z.object(envoyFlagShape);
 export type EnvoyFlags = z.output<typeof EnvoyFlags>;
 
 /** The cross-field rule of the shape above (add with .refine on the command's object). */
-export const tlsPair = [(f: { tlsCert?: string; tlsKey?: string }) => !(f.tlsCert || f.tlsKey) || Boolean(f.tlsCert && f.tlsKey), { message: "--tls-cert and --tls-key go together" }] as const;
+export const tlsPair = [
+  (f: { tlsCert?: string; tlsKey?: string; tlsSdsFile?: string }) => (!(f.tlsCert || f.tlsKey) || Boolean(f.tlsCert && f.tlsKey)) && !(f.tlsSdsFile && f.tlsCert),
+  { message: "--tls-cert and --tls-key go together; --tls-sds-file is their alternative" },
+] as const;
 
 export function addEnvoyFlags(cmd: Command): Command {
   return cmd
@@ -34,6 +39,8 @@ export function addEnvoyFlags(cmd: Command): Command {
     .option("--mail-proxy-protocol", "Envoy sends PROXY protocol v2 to the mail proxy (its --proxy-protocol listeners)")
     .option("--tls-cert <file>", "front-door certificate chain (PEM file on Envoy's file system)")
     .option("--tls-key <file>", "front-door private key (PEM file on Envoy's file system)")
+    .option("--tls-sds-file <file>", "front-door certificate over file-based SDS: the SDS file on Envoy's file system (naming the mounted Secret's files); a renewed Secret needs no restart")
+    .option("--upstream-ca <file>", "CA bundle (PEM, on Envoy's file system) that validates the Exchange servers' certificates (default: the system bundle)")
     .option("--no-health-checks", "no active health checks on the virtual directories");
 }
 
@@ -43,6 +50,8 @@ export function envoyTranslateOptions(f: EnvoyFlags): TranslateOptions {
     sidecar: { address: f.sidecar.host, port: f.sidecar.port },
     mailProxy: { address: f.mailProxy, pop3Port: f.pop3Port, imap4Port: f.imap4Port, ...(f.mailProxyProtocol ? { proxyProtocol: true } : {}) },
     ...(f.tlsCert && f.tlsKey ? { tls: { certFile: f.tlsCert, keyFile: f.tlsKey } } : {}),
+    ...(f.tlsSdsFile ? { tls: { sdsFile: f.tlsSdsFile } } : {}),
+    ...(f.upstreamCa ? { upstreamCaFile: f.upstreamCa } : {}),
     healthChecks: f.healthChecks,
   };
 }

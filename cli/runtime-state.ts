@@ -12,11 +12,14 @@ import type { DirectoryView, LookupResult, MailboxDirectory } from "../model/dir
 import { healthFromDown } from "../model/health.js";
 import { SettableStateSource, type StateSource } from "../model/state.js";
 import { XdsStateSource } from "../sidecar/state-xds-client.js";
+import type { XdsClientTls } from "../model/xds-tls.js";
 
 export interface RuntimeStateInput {
   /** Exactly one of manifests (standalone files) and xds (HOST:PORT of the control plane). */
   readonly manifests?: string;
   readonly xds?: string;
+  /** TLS to the ADS server (with xds). */
+  readonly xdsTls?: XdsClientTls;
   readonly node: { readonly id?: string; readonly idPrefix: string; readonly cluster: string };
   /** A CSV file or an ldap(s):// URL. */
   readonly directory: string;
@@ -87,6 +90,7 @@ export async function openRuntimeState(input: RuntimeStateInput): Promise<Runtim
   } else {
     xds = new XdsStateSource({
       address: input.xds!,
+      ...(input.xdsTls ? { tls: input.xdsTls } : {}),
       node: { id: input.node.id ?? `${input.node.idPrefix}-${hostname()}`, cluster: input.node.cluster },
       logger: logger.child({ component: "xds" }),
     }).start();

@@ -91,6 +91,12 @@ const REFUSED: Record<string, () => Obj[]> = {
     spec(o).activeServer = "not-a-member";
     return [o];
   },
+  "offlineAddressBooks must not name one guid twice": () => {
+    const o = example("MailboxDatabase");
+    const oab = { guid: "8a3f3e5e-1c1e-4d55-9c62-2f3c2b8a4e11", generatingMailbox: "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@contoso.com" };
+    spec(o).offlineAddressBooks = [oab, { ...oab, name: "again" }];
+    return [o];
+  },
   "crossSiteRedirectType applies to Owa and Ecp only": () => {
     const o = example("VirtualDirectory", service("ActiveSync"));
     spec(o).crossSiteRedirectType = "Silent";

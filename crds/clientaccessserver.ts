@@ -45,6 +45,14 @@ export const ClientAccessServerSpec = withCrossFieldRules(
           .describe(
             "Do not validate this server's certificate (name, expiry, trust), as Exchange CAS-to-CAS proxying does (R-GEN-3). Reported as a warning condition.",
           ),
+        caBundle: z
+          .string()
+          .max(65536)
+          .regex(/-----BEGIN CERTIFICATE-----/, "must hold PEM certificates (-----BEGIN CERTIFICATE-----)")
+          .optional()
+          .describe(
+            "PEM CA certificates that validate this server's certificate (an internal CA), instead of the gateway's bundle (the chart's upstreamTls.caBundle, else the system CAs). Used by Envoy and by the operator's health checks.",
+          ),
       })
       .default({ insecureSkipVerify: false })
       .describe("Upstream TLS settings for connections to this server."),

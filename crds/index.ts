@@ -8,7 +8,7 @@ import { VirtualDirectory } from "./virtualdirectory.js";
 export * from "./common.js";
 export { ADSite, ADSiteSpec } from "./adsite.js";
 export { ClientAccessServer, ClientAccessServerSpec } from "./clientaccessserver.js";
-export { MailboxDatabase, MailboxDatabaseSpec } from "./mailboxdatabase.js";
+export { MailboxDatabase, MailboxDatabaseSpec, OfflineAddressBook } from "./mailboxdatabase.js";
 export { VirtualDirectory, VirtualDirectorySpec, ConnectionSetting } from "./virtualdirectory.js";
 
 export const KINDS = ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase"] as const;

@@ -12,6 +12,8 @@ export interface AdminServerOptions {
   readonly port?: number;
   /** Further GET paths (exact match) → handler, e.g. the gateway pod's /shutdown/drained. */
   readonly routes?: ReadonlyMap<string, (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>>;
+  /** Tried first, for any method (e.g. the sidecar's organisation page and POST /explain): true when it answered. */
+  readonly handle?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
 }
 
 export class AdminServer {
@@ -36,6 +38,7 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.o.handle && (await this.o.handle(req, res))) return;
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");

@@ -3,6 +3,7 @@
 // NACKs with the reason and keeps the state it had. Reconnects with capped exponential backoff;
 // on reconnect it sends the version it has, so an unchanged control plane sends nothing again.
 import * as grpc from "@grpc/grpc-js";
+import { xdsChannel, type XdsClientTls } from "../model/xds-tls.js";
 import { pino, type Logger } from "pino";
 import { z } from "zod";
 import { adsService } from "../model/ads-protos.js";
@@ -17,6 +18,8 @@ export interface XdsStateSourceOptions {
   /** host:port of the ADS server. */
   readonly address: string;
   readonly node: { readonly id: string; readonly cluster: string };
+  /** TLS to the ADS server (CA, and a client certificate for mutual TLS); plaintext without it. */
+  readonly tls?: XdsClientTls;
   readonly logger?: Logger;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -50,7 +53,8 @@ export class XdsStateSource implements StateSource {
 
   constructor(private readonly opts: XdsStateSourceOptions) {
     const Ctor = adsService();
-    this.client = new Ctor(opts.address, grpc.credentials.createInsecure()) as unknown as typeof this.client;
+    const channel = xdsChannel(opts.tls);
+    this.client = new Ctor(opts.address, channel.credentials, channel.options) as unknown as typeof this.client;
     this.log = opts.logger ?? pino({ name: "state-xds-client", level: process.env.LOG_LEVEL ?? "info" });
     this.backoff = opts.initialBackoffMs ?? 250;
   }

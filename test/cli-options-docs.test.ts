@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { Command, type Option } from "commander";
 import { describe, expect, it } from "vitest";
 import { registerCommands } from "../cli/commands/index.js";
-import { configInputOptions, directoryOptions, envoyListenerOptions, mailProxyOptions, sidecarOptions, type OptionGroup } from "../cli/options/index.js";
+import { configInputOptions, directoryOptions, envoyListenerOptions, mailProxyOptions, sidecarOptions, xdsClientOptions, type OptionGroup } from "../cli/options/index.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const DOC = readFileSync(join(ROOT, "docs", "cli.md"), "utf8");
-const GROUPS: Record<string, OptionGroup> = Object.fromEntries([directoryOptions, sidecarOptions, mailProxyOptions, configInputOptions, envoyListenerOptions].map((g) => [g.name, g]));
+const GROUPS: Record<string, OptionGroup> = Object.fromEntries([directoryOptions, sidecarOptions, mailProxyOptions, configInputOptions, envoyListenerOptions, xdsClientOptions].map((g) => [g.name, g]));
 
 interface DocRow {
   readonly flag: string;

@@ -11,7 +11,7 @@ import { directoryOptionsFromFlags, type DirectoryOptions } from "../../sidecar/
 import { pino } from "pino";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { HostPort } from "../flags.js";
-import { addOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags } from "../options/index.js";
+import { addOptions, directoryOptions, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, xdsClientOptions, xdsClientTls, xdsClientTlsRule } from "../options/index.js";
 import { openRuntimeState } from "../runtime-state.js";
 
 export const MailProxyFlags = z
@@ -21,6 +21,7 @@ export const MailProxyFlags = z
     nodeId: z.string().min(1).optional(),
     ...directoryOptions.shape,
     ...mailProxyOptions.shape,
+    ...xdsClientOptions.shape,
     imap: HostPort.optional(),
     pop3: HostPort.optional(),
     imaps: HostPort.optional(),
@@ -33,6 +34,7 @@ export const MailProxyFlags = z
   .refine((f) => !f.manifests !== !f.xds, { message: "give either --manifests (files) or --xds (the operator's ADS server)", path: ["manifests"] })
   .refine((f) => f.imap || f.pop3 || f.imaps || f.pop3s, { message: "give at least one of --imap, --pop3, --imaps, --pop3s", path: ["imap"] })
   .refine(...mailTlsPair)
+  .refine(...xdsClientTlsRule)
   .refine((f) => (!f.imaps && !f.pop3s) || f.tlsCert, { message: "--imaps/--pop3s need --tls-cert and --tls-key", path: ["tlsCert"] });
 export type MailProxyFlags = z.infer<typeof MailProxyFlags>;
 
@@ -57,6 +59,7 @@ export async function startMailProxy(flags: MailProxyFlags, directoryOptions: Di
   const runtime = await openRuntimeState({
     ...(flags.manifests ? { manifests: flags.manifests } : {}),
     ...(flags.xds ? { xds: `${flags.xds.host}:${flags.xds.port}` } : {}),
+    ...(xdsClientTls(flags) ? { xdsTls: xdsClientTls(flags) } : {}),
     node: { ...(flags.nodeId ? { id: flags.nodeId } : {}), idPrefix: "mail-proxy", cluster: "cas-gateway" },
     directory: flags.directory,
     down: flags.down,
@@ -133,7 +136,7 @@ export function register(program: Command): void {
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9103")
     .option("--log-level <level>", "pino log level", "info");
-  addOptions(cmd, directoryOptions, mailProxyOptions).action(async (raw: Record<string, unknown>) => {
+  addOptions(cmd, directoryOptions, mailProxyOptions, xdsClientOptions).action(async (raw: Record<string, unknown>) => {
     const flags = parseFlags(MailProxyFlags, raw);
     const running = await startMailProxy(flags, directoryOptionsFromFlags(flags));
     for (const l of running.proxy.addresses()) process.stdout.write(`${l.name} on ${l.host}:${l.port}\n`);

@@ -1,6 +1,7 @@
 // `cas-gateway operator`: the Kubernetes operator. Watches the casgateway.io objects (one namespace or
 // all), serves the topology to Envoy and the sidecars over ADS (every replica), writes status
 // conditions and events (the leader only, by Lease), and answers /healthz, /readyz, /metrics.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Command } from "commander";
@@ -46,13 +47,21 @@ export const OperatorFlags = z
     xdsAckTimeoutSeconds: z.coerce.number().int().min(1).max(3600).default(60),
     /** Each replica's ADS progress report (a Lease) is renewed every third of this, and ignored when older. */
     fleetReportSeconds: z.coerce.number().int().min(3).max(600).default(30),
+    /** ADS over mutual TLS: the server's certificate and key, and the CA that signs clients' certificates. */
+    xdsTlsCert: z.string().min(1).optional(),
+    xdsTlsKey: z.string().min(1).optional(),
+    xdsClientCa: z.string().min(1).optional(),
     ...envoyFlagShape,
     ...envoyListenerOptions.shape,
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   })
   .refine((f) => !(f.namespace && f.allNamespaces), { message: "--namespace and --all-namespaces are alternatives" })
   .refine((f) => f.namespace || f.allNamespaces, { message: "say which objects to watch: --namespace NS or --all-namespaces" })
-  .refine(...tlsPair);
+  .refine(...tlsPair)
+  .refine((f) => [f.xdsTlsCert, f.xdsTlsKey, f.xdsClientCa].every((v) => v === undefined) || [f.xdsTlsCert, f.xdsTlsKey, f.xdsClientCa].every((v) => v !== undefined), {
+    message: "--xds-tls-cert, --xds-tls-key and --xds-client-ca go together (ADS over TLS requires client certificates)",
+    path: ["xdsTlsCert"],
+  });
 export type OperatorFlagsInput = z.input<typeof OperatorFlags>;
 export type OperatorFlags = z.output<typeof OperatorFlags>;
 
@@ -83,7 +92,12 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const metrics = new KubernetesMetrics(registry);
-  const ads = new AdsServer({ logger: log.child({ component: "xds" }), registry, ackTimeoutMs: f.xdsAckTimeoutSeconds * 1000 });
+  const ads = new AdsServer({
+    logger: log.child({ component: "xds" }),
+    registry,
+    ackTimeoutMs: f.xdsAckTimeoutSeconds * 1000,
+    ...(f.xdsTlsCert && f.xdsTlsKey && f.xdsClientCa ? { tls: { certFile: f.xdsTlsCert, keyFile: f.xdsTlsKey, clientCaFile: f.xdsClientCa } } : {}),
+  });
   const xdsPort = await ads.listen(f.xdsListen.port, f.xdsListen.host);
   const identity = f.identity ?? process.env.POD_NAME ?? hostname();
   const kube = new KubernetesOperator({
@@ -104,7 +118,10 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
   });
   // Every replica probes the servers itself: the down-list goes to the sidecars in GatewayState, so
   // decisions (affinity, failover) avoid servers that are down (Envoy also health-checks its clusters).
-  const prober = f.healthChecks ? new HealthProber(buildTopology([]), { registry, logger: log.child({ component: "health" }) }) : undefined;
+  // With --upstream-ca the health checks trust what Envoy trusts (the chart mounts the bundle at the
+  // same path in both containers); a server's own spec.tls.caBundle wins for that server.
+  const upstreamCa = f.upstreamCa ? readUpstreamCa(f.upstreamCa) : undefined;
+  const prober = f.healthChecks ? new HealthProber(buildTopology([]), { registry, logger: log.child({ component: "health" }), ...(upstreamCa ? { ca: upstreamCa } : {}) }) : undefined;
   const health: DownListSource | undefined = prober && { down: () => prober.down(), subscribe: (l) => prober.subscribe((d) => l(d)) };
   const controlPlane = new ControlPlane({
     provider: kube.snapshotProvider(),
@@ -149,6 +166,17 @@ export async function startOperator(f: OperatorFlags, opts: { kc?: KubeConfig; l
   };
 }
 
+function readUpstreamCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UsageError(`--upstream-ca ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`--upstream-ca ${file}: no PEM certificate in it`);
+  return text;
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command("operator")
@@ -163,6 +191,9 @@ export function register(program: Command): void {
     .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9090")
     .option("--mailbox-configmap <ns/name:key>", "ConfigMap key holding the mailbox CSV (watched and validated)")
     .option("--xds-ack-timeout-seconds <s>", "an xDS client that has not ACKed its current configuration after this long stops holding Programmed back (the condition says so)", "60")
+    .option("--xds-tls-cert <file>", "ADS over mutual TLS: the server's certificate chain (PEM; re-read every minute, a renewed Secret needs no restart)")
+    .option("--xds-tls-key <file>", "private key (PEM) of --xds-tls-cert")
+    .option("--xds-client-ca <file>", "CA bundle (PEM) that signs the clients' certificates: a client without one is refused")
     .option("--fleet-report-seconds <s>", "each replica publishes its xDS clients' progress in a Lease renewed every third of this; the leader ignores reports older than this", "30");
   addOptions(addEnvoyFlags(cmd), envoyListenerOptions)
     .option("--log-level <level>", "pino log level", "info")

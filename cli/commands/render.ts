@@ -111,7 +111,7 @@ export function register(program: Command): void {
     .option("--tls-sds <name>", "front-door certificate as an SDS secret served over ADS")
     .option("--ext-authz-timeout-ms <ms>", "ext_authz gRPC timeout (default 1000)")
     .option("--max-request-body <bytes>", "largest request body buffered for ext_authz (default 65536)")
-    .option("--ca-file <file>", "CA bundle for upstream certificate validation")
+    .option("--ca-file <file>", "CA bundle for upstream certificate validation (an older name of --upstream-ca)")
     .option("--ext-proc", "wire the sidecar's ext_proc in for the OWA/ECP/EWS response phase")
     .option("--listen-address <ip>", "address the listeners bind to (default 0.0.0.0)")
     .option("--bootstrap", "print an Envoy bootstrap (ADS to --xds) instead of the resources")

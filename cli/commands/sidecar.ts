@@ -13,8 +13,12 @@ import { SidecarMetrics } from "../../sidecar/authz/metrics.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { drainedRoute } from "../../sidecar/drain/envoy-drain.js";
 import { HostPort } from "../flags.js";
-import { addOptions, directoryOptions, parseFlags, sidecarOptions } from "../options/index.js";
+import { addOptions, directoryOptions, parseFlags, sidecarOptions, xdsClientOptions, xdsClientTls, xdsClientTlsRule } from "../options/index.js";
 import { openRuntimeState } from "../runtime-state.js";
+import type { GatewayState, StateSource } from "../../model/state.js";
+import { handleAdminPages, type AdminPagesContext } from "../admin/organisation-routes.js";
+import { databaseViews, serverRows, siteRows, type OrganisationView, type ProblemRow } from "../admin/organisation-view.js";
+import { RecentDecisions, sidecarTotals } from "../admin/recent-decisions.js";
 
 export const SidecarFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory").optional(),
@@ -23,6 +27,7 @@ export const SidecarFlags = z.object({
   nodeCluster: z.string().min(1),
   ...directoryOptions.shape,
   ...sidecarOptions.shape,
+  ...xdsClientOptions.shape,
   listen: HostPort,
   admin: HostPort,
   defaultSite: z.string().min(1).optional(),
@@ -30,10 +35,11 @@ export const SidecarFlags = z.object({
   extProcBufferedBody: z.boolean().optional(),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
   drainedFile: z.string().min(1).optional(),
+  adminPagesRemote: z.boolean().optional(),
 }).refine((f) => (f.manifests === undefined) !== (f.xds === undefined), {
   message: "give exactly one of --manifests (standalone) or --xds (state from the control plane)",
   path: ["manifests"],
-});
+}).refine(...xdsClientTlsRule);
 export type SidecarFlags = z.infer<typeof SidecarFlags>;
 
 export interface RunningSidecar {
@@ -53,6 +59,7 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
   const runtime = await openRuntimeState({
     ...(flags.manifests ? { manifests: flags.manifests } : {}),
     ...(flags.xds ? { xds: flags.xds } : {}),
+    ...(xdsClientTls(flags) ? { xdsTls: xdsClientTls(flags) } : {}),
     node: { ...(flags.nodeId ? { id: flags.nodeId } : {}), idPrefix: "sidecar", cluster: flags.nodeCluster },
     directory: flags.directory,
     down: flags.down,
@@ -74,11 +81,16 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
     ...(flags.extProcBufferedBody ? { extProcBufferedBody: true } : {}),
   });
   const grpcPort = await server.start(flags.listen.port, flags.listen.host);
+  // The organisation page and POST /explain, from the state this sidecar decides with (cli/admin/).
+  const recent = new RecentDecisions(() => sidecarTotals(metrics));
+  await recent.start();
+  const pages = sidecarPages(state, server, recent, flags.adminPagesRemote ?? false);
   const admin = new AdminServer({
     registry: metrics.registry,
     ready: () => server.ready(),
     host: flags.admin.host,
     port: flags.admin.port,
+    handle: (req, res) => handleAdminPages(req, res, pages),
     ...(flags.drainedFile ? { routes: new Map([["/shutdown/drained", drainedRoute(flags.drainedFile)]]) } : {}),
   });
   const { port: adminPort } = await admin.start();
@@ -88,10 +100,47 @@ export async function startSidecar(flags: SidecarFlags, directoryOptions: Direct
     adminPort,
     reload: () => runtime.reload(),
     async stop() {
+      recent.stop();
       await admin.stop();
       await server.stop();
       await runtime.stop();
       logger.flush();
+    },
+  };
+}
+
+/** The organisation page's view from a sidecar's state: topology and health as the control plane sent them. */
+function sidecarPages(state: StateSource, server: SidecarServer, recent: RecentDecisions, allowRemote: boolean): AdminPagesContext {
+  const downOf = (s: GatewayState | undefined): readonly string[] => {
+    const d = (s?.health as { down?: unknown } | undefined)?.down;
+    return d instanceof Set ? [...(d as Set<string>)].sort() : [];
+  };
+  return {
+    allowRemote,
+    explain: { service: () => server.decisionService(), down: () => downOf(state.current()) },
+    view: async (): Promise<OrganisationView> => {
+      const s = state.current();
+      const down = downOf(s);
+      const problems: ProblemRow[] = (s?.topology.problems ?? []).map((p) => ({
+        source: "in force",
+        severity: p.severity === "error" ? "error" : "warning",
+        text: `${p.kind}/${p.name}: ${p.field}: ${p.message}`,
+      }));
+      return {
+        component: "sidecar",
+        generatedAt: new Date(),
+        topologyVersion: s?.topology.version,
+        ready: server.ready(),
+        // The control plane probes; a sidecar only hears what is down.
+        healthChecks: true,
+        sites: siteRows(s?.topology),
+        servers: serverRows(s?.topology, down),
+        databases: s ? databaseViews(s.topology, down) : [],
+        problems,
+        problemsSince: undefined,
+        decisions: { ...(await recent.summary()), windowMinutes: recent.windowMinutes },
+        notRunning: [],
+      };
     },
   };
 }
@@ -105,13 +154,14 @@ export function register(program: Command): void {
     .option("--node-id <id>", "xDS node id (default sidecar-<hostname>)")
     .option("--node-cluster <name>", "xDS node cluster (the control plane groups nodes by it)", "cas-gateway")
     .option("--listen <host:port>", "gRPC listen address", "127.0.0.1:9001")
-    .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz)", "127.0.0.1:9102")
+    .option("--admin <host:port>", "admin HTTP address (/metrics, /healthz, /readyz; the organisation page / and POST /explain for loopback clients)", "127.0.0.1:9102")
+    .option("--admin-pages-remote", "serve the organisation page and POST /explain to clients that are not on loopback too (no login: only behind something that authenticates)")
     .option("--default-site <site>", "receiving site when the Host header matches no site")
     .option("--down <server[/Service]...>", "servers (or server/Service) to treat as down", [])
     .option("--ext-proc-buffered-body", "Envoy's ext_proc buffers request bodies (request_body_mode BUFFERED): decide on the body")
     .option("--log-level <level>", "pino log level", "info")
     .option("--drained-file <file>", "serve GET /shutdown/drained on the admin port: waits until `cas-gateway envoy-drain` has written this file (the gateway pod's preStop hooks)");
-  addOptions(cmd, directoryOptions, sidecarOptions).action(async (raw: Record<string, unknown>) => {
+  addOptions(cmd, directoryOptions, sidecarOptions, xdsClientOptions).action(async (raw: Record<string, unknown>) => {
     const flags = parseFlags(SidecarFlags, raw);
     const running = await startSidecar(flags, directoryOptionsFromFlags(flags));
     process.stdout.write(`sidecar gRPC on ${flags.listen.host}:${running.grpcPort}, admin on ${flags.admin.host}:${running.adminPort}\n`);

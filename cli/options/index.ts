@@ -8,3 +8,4 @@ export { mailProxyOptions, mailProxySettings, mailTlsPair, type MailProxyFlagVal
 export { sidecarOptions } from "./sidecar.js";
 export { envoyListenerOptions, envoyListenerSettings, type EnvoyListenerFlagValues } from "./envoy.js";
 export { configInputOptions } from "./config-input.js";
+export { xdsClientOptions, xdsClientTls, xdsClientTlsRule, type XdsClientFlagValues } from "./xds-client.js";

@@ -265,6 +265,8 @@ function applyReplacements(prev: Built, replaced: readonly (readonly [ApiObject,
       const prevInfo = DB_INFO.get(was);
       if (!prevInfo || p.databases.get(was.metadata.name) !== prevInfo) return undefined;
       if ((now.spec.databaseName ?? now.metadata.name) !== prevInfo.databaseName) return undefined;
+      // OABs are checked across databases (R-OAB-2): a change to them rebuilds everything.
+      if (JSON.stringify(was.spec.offlineAddressBooks ?? []) !== JSON.stringify(now.spec.offlineAddressBooks ?? [])) return undefined;
       const srv = servers ?? p.servers;
       if (!srv.get(now.spec.activeServer)?.mailbox || !now.spec.servers.every((x) => srv.has(x))) return undefined;
       let info = DB_INFO.get(now);
@@ -468,6 +470,22 @@ function buildFrom(objects: readonly ApiObject[]): Built {
     databases.set(info.name, info);
     for (const k of keys) dbIndex.set(k, info);
   }
+  // R-OAB-2: one OAB GUID is generated in one database; generation in a mailbox is Exchange 2013+.
+  const oabOwner = new Map<string, string>();
+  for (const d of [...ofKind("MailboxDatabase")].sort((a, b) => cmp(a.metadata.name, b.metadata.name))) {
+    const info = databases.get(d.metadata.name);
+    if (!info || info.offlineAddressBooks.length === 0) continue;
+    (d.spec.offlineAddressBooks ?? []).forEach((o, i) => {
+      const owner = oabOwner.get(o.guid.toLowerCase());
+      if (owner !== undefined && owner !== info.name) {
+        report(d, `spec.offlineAddressBooks.${i}.guid`, "DuplicateOfflineAddressBook", `R-OAB-2: offline address book ${o.guid} is already generated in MailboxDatabase "${owner}"; downloads go there and this entry is ignored`, "warning", "OfflineAddressBooksResolved");
+      } else oabOwner.set(o.guid.toLowerCase(), info.name);
+    });
+    const active = servers.get(info.activeServer);
+    if (active && active.version < 2013) {
+      report(d, "spec.offlineAddressBooks", "OfflineAddressBookBefore2013", `R-OAB-2: OABs are generated in a mailbox from Exchange 2013; this database's active server ${active.name} runs Exchange ${active.version}, so its OAB downloads are served by the receiving site (R-OAB-1)`, "warning", "OfflineAddressBooksResolved");
+    }
+  }
 
   // Sites, with derived facts.
   const sites = new Map<string, SiteInfo>();
@@ -595,6 +613,8 @@ function serverInfoOf(s: ClientAccessServer, list: readonly VirtualDirectoryInfo
     internalNLBBypassUrl: s.spec.internalNLBBypassUrl,
     maintenance: s.spec.maintenance,
     insecureSkipVerify: s.spec.tls.insecureSkipVerify,
+    // Only when set: the topology version (a hash of these objects) stays what it was without it.
+    ...(s.spec.tls.caBundle !== undefined ? { caBundle: s.spec.tls.caBundle } : {}),
     vdirs: sortedMap(new Map(list.map((v) => [v.service, v] as const))),
   });
 }
@@ -664,6 +684,9 @@ function databaseInfoOf(d: MailboxDatabase): DatabaseInfo {
     databaseName: d.spec.databaseName ?? d.metadata.name,
     activeServer: d.spec.activeServer,
     servers: Object.freeze([...d.spec.servers].sort()),
+    offlineAddressBooks: Object.freeze(
+      (d.spec.offlineAddressBooks ?? []).map((o) => Object.freeze({ guid: o.guid.toLowerCase(), ...(o.name ? { name: o.name } : {}), generatingMailbox: o.generatingMailbox })),
+    ),
   });
 }
 

@@ -46,6 +46,8 @@ export interface ServerInfo {
   readonly internalNLBBypassUrl: string | undefined;
   readonly maintenance: boolean;
   readonly insecureSkipVerify: boolean;
+  /** PEM CA bundle for this server's certificate (spec.tls.caBundle); the gateway's bundle when undefined. */
+  readonly caBundle?: string;
   /** Virtual directories by service (at most one per service per server). */
   readonly vdirs: ReadonlyMap<Service, VirtualDirectoryInfo>;
 }
@@ -70,6 +72,16 @@ export interface DatabaseInfo {
   readonly databaseName: string;
   readonly activeServer: string;
   readonly servers: readonly string[];
+  /** Offline address books generated in a mailbox of this database (R-OAB-2); guid lower-case. */
+  readonly offlineAddressBooks: readonly OfflineAddressBookInfo[];
+}
+
+export interface OfflineAddressBookInfo {
+  /** Lower-case GUID: the path segment of /OAB/<guid>/. */
+  readonly guid: string;
+  readonly name?: string;
+  /** The organisation (arbitration) mailbox that generates it. */
+  readonly generatingMailbox: string;
 }
 
 export type ProblemSeverity = "error" | "warning";

@@ -64,6 +64,8 @@ export interface ProbeTarget {
   /** Host header and SNI. */
   readonly serverName: string;
   readonly insecureSkipVerify: boolean;
+  /** The server's own CA bundle (spec.tls.caBundle), instead of the prober's. */
+  readonly ca?: string;
   /** HTTP: which answers count as healthy. */
   readonly expect: "200" | "below-500";
   /** Mail: further endpoints of the same service (all must answer). */
@@ -130,6 +132,7 @@ export function probeTargets(topology: Topology, httpCheck: "auto" | "healthchec
             tls: c.encryption === "Ssl",
             serverName: c.hostname,
             insecureSkipVerify: s.insecureSkipVerify,
+            ...(s.caBundle !== undefined ? { ca: s.caBundle } : {}),
             expect: "200",
           }),
         );
@@ -166,20 +169,25 @@ function httpTarget(
     tls: u.protocol === "https:",
     serverName: u.hostname,
     insecureSkipVerify: s.insecureSkipVerify,
+    ...(s.caBundle !== undefined ? { ca: s.caBundle } : {}),
     expect: useHealthcheck ? "200" : "below-500",
   };
 }
 
-/** One probe, never throws, always ends within timeoutMs (plus a little). */
-export function probe(t: ProbeTarget, timeoutMs: number, ca?: string | readonly string[]): Promise<ProbeResult> {
+/**
+ * One probe, never throws, always ends within timeoutMs (plus a little), or at once when `signal`
+ * aborts (the prober stopping: its socket is destroyed rather than waited for).
+ */
+export function probe(t: ProbeTarget, timeoutMs: number, ca?: string | readonly string[], signal?: AbortSignal): Promise<ProbeResult> {
   const started = performance.now();
   const done = (ok: boolean, detail: string): ProbeResult => ({ ok, detail, ms: performance.now() - started });
   const caList = ca === undefined ? undefined : typeof ca === "string" ? [ca] : [...ca];
-  if (t.kind === "http") return probeHttp(t, timeoutMs, caList, done);
-  return probeMail(t, timeoutMs, caList, done).then(async (r) => {
+  if (signal?.aborted) return Promise.resolve(done(false, "stopped"));
+  if (t.kind === "http") return probeHttp(t, timeoutMs, caList, done, signal);
+  return probeMail(t, timeoutMs, caList, done, signal).then(async (r) => {
     for (const m of t.more ?? []) {
-      if (!r.ok) break;
-      r = await probeMail(m, timeoutMs, caList, done);
+      if (!r.ok || signal?.aborted) break;
+      r = await probeMail(m, timeoutMs, caList, done, signal);
     }
     return r;
   });
@@ -187,14 +195,16 @@ export function probe(t: ProbeTarget, timeoutMs: number, ca?: string | readonly 
 
 type Done = (ok: boolean, detail: string) => ProbeResult;
 
-function probeHttp(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, done: Done): Promise<ProbeResult> {
+function probeHttp(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, done: Done, signal?: AbortSignal): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const u = new URL(t.url);
     let settled = false;
+    const onAbort = () => finish(done(false, "stopped"));
     const finish = (r: ProbeResult) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       req.destroy();
       resolve(r);
     };
@@ -209,7 +219,7 @@ function probeHttp(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, 
         ? {
             servername: net.isIP(t.serverName) ? undefined : t.serverName,
             rejectUnauthorized: !t.insecureSkipVerify,
-            ...(ca ? { ca } : {}),
+            ...((t.ca ?? ca) ? { ca: t.ca ?? ca } : {}),
           }
         : {}),
     };
@@ -220,20 +230,23 @@ function probeHttp(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, 
       finish(done(ok, `HTTP ${status}`));
     });
     const timer = setTimeout(() => finish(done(false, `timeout after ${timeoutMs} ms`)), timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (err: NodeJS.ErrnoException) => finish(done(false, err.code ?? err.message)));
     req.end();
   });
 }
 
-function probeMail(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, done: Done): Promise<ProbeResult> {
+function probeMail(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, done: Done, signal?: AbortSignal): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let settled = false;
     let buf = "";
     const expected = t.kind === "pop3" ? "+OK" : "* OK";
+    const onAbort = () => finish(done(false, "stopped"));
     const finish = (r: ProbeResult) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       // Polite goodbye when the service answered; then close either way.
       if (r.ok) socket.end(t.kind === "pop3" ? "QUIT\r\n" : "a1 LOGOUT\r\n");
       socket.destroy();
@@ -245,10 +258,11 @@ function probeMail(t: ProbeTarget, timeoutMs: number, ca: string[] | undefined, 
           port: t.connectPort,
           servername: net.isIP(t.serverName) ? undefined : t.serverName,
           rejectUnauthorized: !t.insecureSkipVerify,
-          ...(ca ? { ca } : {}),
+          ...((t.ca ?? ca) ? { ca: t.ca ?? ca } : {}),
         })
       : net.connect({ host: t.connectHost, port: t.connectPort });
     const timer = setTimeout(() => finish(done(false, `no greeting within ${timeoutMs} ms`)), timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
     socket.setEncoding("latin1");
     socket.on("data", (chunk: string) => {
       buf += chunk;
@@ -273,6 +287,8 @@ export class HealthProber {
   private gen = 0;
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
+  /** Aborts the probes of the round in flight when the prober stops. */
+  private abort: AbortController | undefined;
   private running = false;
   readonly registry: Registry;
   private readonly healthyGauge: Gauge<"server" | "service">;
@@ -364,10 +380,15 @@ export class HealthProber {
     void loop();
   }
 
+  /**
+   * Stops at once: the round in flight is cut short (its open probe sockets destroyed, nothing more
+   * taken from its queue, no result recorded), so shutdown does not wait for probes to time out.
+   */
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.abort?.abort();
     await this.round;
   }
 
@@ -383,9 +404,11 @@ export class HealthProber {
   private async runRound(): Promise<void> {
     const queue = [...this.states.values()];
     const transitions: HealthTransition[] = [];
+    const abort = (this.abort = new AbortController());
     const worker = async () => {
-      for (let st = queue.shift(); st; st = queue.shift()) {
-        const r = await probe(st.target, this.o.timeoutMs, this.o.ca);
+      for (let st = queue.shift(); st && !abort.signal.aborted; st = queue.shift()) {
+        const r = await probe(st.target, this.o.timeoutMs, this.o.ca, abort.signal);
+        if (abort.signal.aborted) return; // stopping: a cut-short probe says nothing about the server
         if (this.states.get(st.target.key) !== st) continue; // target replaced meanwhile
         st.last = r;
         this.probes.inc({ server: st.target.server, service: st.target.service, result: r.ok ? "success" : "failure" });
@@ -408,6 +431,8 @@ export class HealthProber {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.concurrency, queue.length) }, worker));
+    if (this.abort === abort) this.abort = undefined;
+    if (abort.signal.aborted) return;
     for (const t of transitions) this.log.warn({ target: t.key, healthy: t.healthy, detail: t.detail }, "health changed");
     this.recompute(transitions);
   }

@@ -39,6 +39,8 @@ export class DecodedCheckRequest {
   /** HttpRequest.header_map.headers, when Envoy sends that form instead. */
   headerList: WireHeader[] | undefined = undefined;
   sourceAddress = "";
+  /** SocketAddress.port_value of the downstream connection (0 when absent): with the address, the connection's key (R-LB-8). */
+  sourcePort = 0;
   contextExtensions: Record<string, string> = EMPTY;
 }
 
@@ -65,7 +67,7 @@ interface Ids {
   attrs: { source: number; request: number; context_extensions: number };
   peer: { address: number };
   address: { socket_address: number };
-  socket: { address: number };
+  socket: { address: number; port_value: number };
   request: { http: number };
   http: {
     method: number;
@@ -122,7 +124,7 @@ function loadIds(): Ids {
     attrs: f(attrs, "source", "request", "context_extensions") as Ids["attrs"],
     peer: f(peer, "address") as Ids["peer"],
     address: f(address, "socket_address") as Ids["address"],
-    socket: f(socket, "address") as Ids["socket"],
+    socket: f(socket, "address", "port_value") as Ids["socket"],
     request: f(request, "http") as Ids["request"],
     http: f(http, "method", "headers", "header_map", "path", "host", "scheme", "query", "body", "raw_body") as Ids["http"],
     headerMap: f(headerMap, "headers") as Ids["headerMap"],
@@ -313,6 +315,7 @@ function readSource(end: number, out: DecodedCheckRequest, I: Ids): void {
             const w3 = t3 % 8;
             const id3 = (t3 - w3) / 8;
             if (id3 === I.socket.address && w3 === LEN) out.sourceAddress = readString(se);
+            else if (id3 === I.socket.port_value && w3 === VARINT) out.sourcePort = varint(se);
             else skip(w3, se);
           }
           done(se);

@@ -15,6 +15,8 @@ import type { AffinitySigner } from "./affinity.js";
 import { DeadlineTicker, LookupTimeout } from "./deadline-ticker.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { BadRequestError, mapCheckRequest, type MappedRequest } from "./request.js";
+import { ConnectionMemory, connectionKey } from "./connections.js";
+import { isConnectionAuthentication } from "../decision/service.js";
 import { DecisionRenderer, renderError, withConfigVersion, type CheckResponseOut, type DecisionName, type Rendered } from "./response.js";
 
 /** The decision engine's entry points (sidecar/decision/engine.ts and identity.ts). */
@@ -45,6 +47,8 @@ export interface DecisionServiceOptions {
   readonly directoryFailurePolicy?: DirectoryFailurePolicy;
   /** Receiving site when the Host matches none (context_extensions `cas_site` overrides per route). */
   readonly defaultSite?: string;
+  /** Per-connection memory for NTLM/Negotiate connections (R-LB-8); a default-bounded one when absent. */
+  readonly connections?: ConnectionMemory;
 }
 
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 150;
@@ -79,6 +83,7 @@ export class DecisionService {
   readonly policy: DirectoryFailurePolicy;
   private readonly deadlines = new DeadlineTicker();
   private readonly renderer: DecisionRenderer;
+  readonly connections: ConnectionMemory;
 
   /** Per-API children: `api` is serialized once into the binding, not formatted on every line. */
   private readonly apiLog: Record<"ext_authz" | "ext_proc", Logger>;
@@ -92,6 +97,8 @@ export class DecisionService {
     this.lookupTimeoutMs = o.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
     this.policy = o.directoryFailurePolicy ?? "fail-closed";
     this.renderer = new DecisionRenderer(o.affinity);
+    this.connections = o.connections ?? new ConnectionMemory();
+    o.metrics.connectionMemory = this.connections;
     this.apiLog = { ext_authz: o.logger.child({ api: "ext_authz" }), ext_proc: o.logger.child({ api: "ext_proc" }) };
   }
 
@@ -138,6 +145,7 @@ export class DecisionService {
     let req = mapped.request;
     const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
     if (pin) req = { ...req, pinnedServer: pin.server };
+    req = this.withConnection(req, false);
 
     const candidates = this.o.engine.identityCandidates(req);
     if (candidates.length === 0) return this.finish(NO_DIRECTORY, req, mapped, state, requestId, candidates);
@@ -158,6 +166,7 @@ export class DecisionService {
     const defaultSite = mapped.contextExtensions[CONTEXT_SITE_KEY] ?? this.o.defaultSite;
     // No human trace on the hot path: nothing here reads it (`cas-gateway explain` builds one).
     const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates, trace: false } : { candidates, trace: false });
+    if (req.connection) this.remember(req, decision);
     const r = this.renderer.render(decision, req, mapped.casHeadersSent, state.topology);
     return withId({ ...r, response: withConfigVersion(r.response, r.name, state.version) }, requestId);
   }
@@ -173,12 +182,47 @@ export class DecisionService {
     let req = request;
     const pin = this.o.affinity.pinFromCookieHeader(req.headers.cookie, req.host, req.path);
     if (pin) req = { ...req, pinnedServer: pin.server };
+    // A request that names its connection (source address and port) is explained as that connection's.
+    req = this.withConnection(req, true);
     const candidates = this.o.engine.identityCandidates(req);
     const sync = this.syncDirectory;
     const view = candidates.length === 0 ? NO_DIRECTORY : sync ? this.applyPolicy(sync, candidates) : await this.lookup(candidates);
     const site = defaultSite ?? this.o.defaultSite;
     const decision = this.o.engine.decide(req, state.topology, view, state.health, { candidates, trace: true, ...(site ? { defaultSite: site } : {}) });
     return { decision, state, ...(pin ? { pinnedServer: pin.server } : {}) };
+  }
+
+  /**
+   * R-LB-8: the request with its connection, when Envoy named one (source address and port) and the
+   * connection matters: it authenticates with NTLM/Negotiate, or an earlier request on it did.
+   * `readOnly` (explain): look without refreshing.
+   */
+  private withConnection(req: ClientRequest, readOnly: boolean): ClientRequest {
+    if (req.mail) return req;
+    const key = connectionKey(req.sourceAddress, req.sourcePort, req.host);
+    if (key === undefined) return req;
+    const bound = readOnly ? this.connections.peek(key) : this.connections.get(key);
+    if (bound) return { ...req, connection: { key, bound } };
+    return isConnectionAuthentication(req.headers.authorization) ? { ...req, connection: { key } } : req;
+  }
+
+  /** Bind the connection to the one server its first NTLM/Negotiate request was sent to (R-LB-8). */
+  private remember(req: ClientRequest, d: Decision): void {
+    const c = req.connection!;
+    if ((d.outcome === "local" || d.outcome === "proxy") && d.targetServer && d.service) {
+      const b = c.bound;
+      if (b && b.server === d.targetServer && b.service === d.service) return;
+      this.connections.set(c.key, {
+        service: d.service,
+        site: d.targetSite,
+        server: d.targetServer,
+        ...(d.rewrite ? { rewrite: d.rewrite } : {}),
+        decidedBy: d.identity ? `${d.identity.source} ${d.identity.value}` : `the receiving site ${d.receivingSite ?? "?"}`,
+      });
+    } else if (c.bound && d.outcome !== "local" && d.outcome !== "proxy") {
+      // Redirected or refused: the connection is not held to a server any more.
+      this.connections.delete(c.key);
+    }
   }
 
   /** A directory that also answers synchronously (DirectoryView.find), e.g. the in-memory CSV export. */

@@ -1,5 +1,6 @@
 // Prometheus metrics of the sidecar, on their own registry (several sidecars can live in one test process).
-import { Counter, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { ConnectionMemory } from "./connections.js";
 import { TalliedHistogram, type HistogramSeries } from "./tallied-histogram.js";
 
 export class SidecarMetrics {
@@ -9,6 +10,11 @@ export class SidecarMetrics {
   readonly duration: TalliedHistogram<"api" | "decision">;
   readonly directoryFailures: Counter<"reason">;
   readonly badRequests: Counter<"status">;
+  readonly connections: Gauge;
+  readonly connectionsForgotten: Counter<"reason">;
+  /** The per-connection memory the gauges read at scrape time (R-LB-8); set by DecisionService. */
+  connectionMemory: ConnectionMemory | undefined;
+  private forgottenReported = { expired: 0, evicted: 0 };
 
   /**
    * Per-request counting happens here, in plain numbers under two-level maps keyed by the engine's
@@ -90,6 +96,26 @@ export class SidecarMetrics {
       help: "Directory look-ups that timed out or were unavailable",
       labelNames: ["reason"],
       registers: [this.registry],
+    });
+    this.connections = new Gauge({
+      name: "cas_sidecar_connections_remembered",
+      help: "Downstream connections remembered because they authenticate with NTLM/Negotiate (R-LB-8)",
+      registers: [this.registry],
+      collect: () => this.connections.set(this.connectionMemory?.size ?? 0),
+    });
+    this.connectionsForgotten = new Counter({
+      name: "cas_sidecar_connections_forgotten_total",
+      help: "Remembered connections forgotten: idle past the limit (expired) or least recently used past the bound (evicted)",
+      labelNames: ["reason"],
+      registers: [this.registry],
+      collect: () => {
+        const f = this.connectionMemory?.forgotten;
+        if (!f) return;
+        for (const reason of ["expired", "evicted"] as const) {
+          if (f[reason] > this.forgottenReported[reason]) this.connectionsForgotten.inc({ reason }, f[reason] - this.forgottenReported[reason]);
+          this.forgottenReported[reason] = f[reason];
+        }
+      },
     });
     this.badRequests = new Counter({
       name: "cas_sidecar_bad_requests_total",

@@ -106,6 +106,8 @@ export interface CheckFields {
   readonly headersOwned?: boolean;
   readonly headerList?: readonly { key: string; value?: string | undefined; raw_value?: Uint8Array | readonly number[] | undefined }[] | undefined;
   readonly sourceAddress: string;
+  /** Downstream connection's source port (0 or absent when unknown). */
+  readonly sourcePort?: number;
   readonly contextExtensions: Readonly<Record<string, string>>;
 }
 
@@ -130,8 +132,14 @@ export function mapCheckRequest(raw: unknown): MappedRequest {
     headers: http?.headers,
     headerList: http?.header_map?.headers,
     sourceAddress: attrs.source?.address?.socket_address?.address ?? "",
+    sourcePort: portOf(attrs.source?.address?.socket_address?.port_value),
     contextExtensions: attrs.context_extensions ?? {},
   });
+}
+
+function portOf(v: number | string | undefined): number | undefined {
+  const n = typeof v === "string" ? Number(v) : v;
+  return n !== undefined && Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
 }
 
 function hasEntries(o: Readonly<Record<string, string>> | undefined): o is Readonly<Record<string, string>> {
@@ -196,6 +204,8 @@ export function mapCheckFields(http: CheckFields): MappedRequest {
   const request: { -readonly [K in keyof ClientRequest]: ClientRequest[K] } = { method, host, path, scheme, headers };
   if (body !== undefined) request.body = body;
   if (sa) request.sourceAddress = sa;
+  const sp = http.sourcePort;
+  if (sa && sp !== undefined && sp > 0 && sp < 65536) request.sourcePort = sp;
   const rid = headers["x-request-id"];
   const mapped: { -readonly [K in keyof MappedRequest]: MappedRequest[K] } = {
     request,

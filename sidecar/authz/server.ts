@@ -20,6 +20,7 @@ import { extProcHandler } from "./ext-proc.js";
 import type { CheckResponseOut } from "./response.js";
 import { createSidecarLogger } from "./logging.js";
 import { SidecarMetrics } from "./metrics.js";
+import { ConnectionMemory, type ConnectionMemoryOptions } from "./connections.js";
 
 export interface SidecarServerOptions {
   readonly state: StateSource;
@@ -36,6 +37,8 @@ export interface SidecarServerOptions {
   readonly defaultSite?: string;
   /** Envoy's ext_proc config buffers request bodies. */
   readonly extProcBufferedBody?: boolean;
+  /** Bounds of the per-connection memory of NTLM/Negotiate connections (R-LB-8). */
+  readonly connectionMemory?: ConnectionMemoryOptions;
 }
 
 /** Service names the health service reports: "" (overall) and the two Envoy services. */
@@ -92,6 +95,7 @@ export class SidecarServer {
       ...(this.o.lookupTimeoutMs !== undefined ? { lookupTimeoutMs: this.o.lookupTimeoutMs } : {}),
       ...(this.o.directoryFailurePolicy ? { directoryFailurePolicy: this.o.directoryFailurePolicy } : {}),
       ...(this.o.defaultSite ? { defaultSite: this.o.defaultSite } : {}),
+      connections: new ConnectionMemory(this.o.connectionMemory),
     });
     return this.service;
   }

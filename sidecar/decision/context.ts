@@ -137,6 +137,11 @@ export class Ctx {
   mailboxSite?: SiteIndex;
   version?: VersionNumber;
   cls?: VersionClass;
+  /**
+   * R-LB-8: the first NTLM/Negotiate request of a downstream connection. Its target is one server,
+   * never a pool (a pool could split the handshake), and the connection stays there.
+   */
+  connectionAuth = false;
 
   constructor(
     readonly req: ClientRequest,
@@ -341,6 +346,11 @@ export class Ctx {
       const affinity: Affinity = o.mode === "sticky" ? (pin?.name === a.name ? "keep" : "set") : pin ? "clear" : "none";
       return { site: siteName, cls, server: a, affinity };
     }
+    if (o.mode === "pool" && this.connectionAuth) {
+      const chosen = rendezvous(this.affinityKey ?? "", usable);
+      this.rule("R-LB-8", () => `the connection authenticates with NTLM/Negotiate: one server of the pool, ${chosen.name}, takes the whole handshake`);
+      return { site: siteName, cls, server: chosen, affinity: pin ? "clear" : "none" };
+    }
     if (o.mode === "pool") {
       this.rule("R-LB-6", () => `pool of ${usable.length} usable ${cls} server(s) of site ${siteName} only`);
       return { site: siteName, cls, affinity: "none" };
@@ -385,7 +395,7 @@ export class Ctx {
     const p = this.pick(site, "2013+", { mode: "pool", crossSite: o.crossSite, requireIwa: o.requireIwa, iwaRule: o.iwaRule, combined: false }, svc);
     if (isError(p)) return p;
     this.rule("R-2013-1", () => `any 2013+ server may take a 2013+ mailbox's request; no affinity${pin ? " (existing pin cleared)" : ""}`);
-    return { site: p.site, cls: p.cls, affinity };
+    return p.server ? { site: p.site, cls: p.cls, server: p.server, affinity } : { site: p.site, cls: p.cls, affinity };
   }
 
   /** Route to one named server (2003 back-end, R-EAS-1, R-POP-1, R-EWS-3). */

@@ -10,11 +10,11 @@ import { identityCandidates, type IdentityCandidate } from "./identity.js";
 import { decideEas } from "./rules/eas.js";
 import { decideEws } from "./rules/ews.js";
 import { decideMail } from "./rules/mail.js";
-import { decideAutodiscover, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
+import { decideAutodiscover, decideOab, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
 import { decideLegacyPath, decideLegacyPathWithoutMailbox } from "./rules/legacy.js";
 import { decideOwa } from "./rules/owa.js";
 import { exploitPattern } from "./security.js";
-import { legacyPathOf, serviceForRequest } from "./service.js";
+import { isConnectionAuthentication, legacyPathOf, serviceForRequest } from "./service.js";
 import { serviceIndex, topologyIndex } from "./topology-index.js";
 import type { HealthView } from "../../model/health.js";
 import type { ClientRequest, Decision, ErrorDecision } from "./types.js";
@@ -144,13 +144,40 @@ function decideUnsafe(
   ctx.note(() => `receiving site ${local.info.name} (${hostSite ? `host ${req.host}` : `host ${req.host} unknown: default site`})`);
   if (index.siteCount === 1) ctx.rule("R-GEN-1", () => `one site only (${local.info.name}): nothing is proxied or redirected between sites`);
 
+  // R-LB-8: a connection that authenticates with NTLM/Negotiate was decided by its first request.
+  const conn = req.connection;
+  let iwaConnection = false;
+  if (conn && !req.mail) {
+    const bound = conn.bound;
+    if (bound && bound.service === svc) {
+      const server = topology.servers.get(bound.server);
+      if (server && server.site === bound.site && server.vdirs.has(svc) && ctx.usable(server)) {
+        ctx.rule("R-LB-8", () => `connection ${conn.key} was decided by its first NTLM/Negotiate request (${bound.decidedBy}): it stays on ${server.name}, site ${bound.site}; nothing in this request moves it`);
+        return ctx.route({ site: bound.site, cls: server.versionClass, server, affinity: "none" }, bound.rewrite);
+      }
+      ctx.note(() => `connection ${conn.key} was bound to ${bound.server}, which can no longer take ${svc} (${server ? ctx.whyUnusable(server) : "not in the topology"}): decided afresh, the client authenticates again`);
+    } else if (bound) {
+      ctx.note(() => `connection ${conn.key} was bound for ${bound.service}; this request is ${svc}: decided on its own`);
+    }
+    iwaConnection = isConnectionAuthentication(req.headers["authorization"]);
+    if (iwaConnection) {
+      ctx.connectionAuth = true;
+      ctx.rule("R-LB-8", () => `first NTLM/Negotiate request on connection ${conn.key}: decided by what names a mailbox without the handshake (URL, X-AnchorMailbox, pin), else the receiving site, whose CAS proxies onward; the user inside an AUTHENTICATE message is not used`);
+    }
+  }
+
   if (svc === "Oab") {
+    // R-OAB-2: a 2013+ OAB named in the path goes to its generation mailbox's active server.
+    const d = decideOab(ctx);
+    if (d) return d;
     ctx.rule("R-OAB-1", "the Offline Address Book is never proxied between sites: served locally");
     return localDefault(ctx, false);
   }
 
   // Identity, in precedence order (identity.ts): the first that names a known mailbox wins.
-  const candidates = options.candidates ?? identityCandidates(req);
+  let candidates = options.candidates ?? identityCandidates(req);
+  // R-LB-8: the handshake's own user never routes the connection.
+  if (iwaConnection && candidates.some((c) => c.source === "ntlm")) candidates = candidates.filter((c) => c.source !== "ntlm");
   for (const c of candidates) {
     const r = directory.find(c.value);
     if (r.status === "found") {

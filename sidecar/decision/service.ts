@@ -88,3 +88,11 @@ export function lowerPathOnly(path: string): string {
   const q = path.indexOf("?");
   return (q < 0 ? path : path.slice(0, q)).toLowerCase();
 }
+
+/** Authorization: NTLM or Negotiate (Kerberos inside SPNEGO): schemes that authenticate the connection (R-LB-8). */
+export function isConnectionAuthentication(authorization: string | undefined): boolean {
+  if (authorization === undefined || authorization.length < 4) return false;
+  const c = authorization.charCodeAt(0) | 0x20;
+  if (c === 0x6e /* n */) return /^ntlm(\s|$)/i.test(authorization) || /^negotiate(\s|$)/i.test(authorization);
+  return false;
+}

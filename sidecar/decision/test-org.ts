@@ -34,7 +34,7 @@ export interface ServerSpec {
 export interface OrgSpec {
   sites: { name: string; hostnames?: string[]; internetFacing?: boolean }[];
   servers: ServerSpec[];
-  databases: { name: string; active: string; servers?: string[] }[];
+  databases: { name: string; active: string; servers?: string[]; oabs?: { guid: string; name?: string; generatingMailbox: string }[] }[];
 }
 
 const PATHS: Record<Service, string> = {
@@ -112,7 +112,7 @@ export function buildOrg(spec: OrgSpec): Topology {
       apiVersion: API_VERSION,
       kind: "MailboxDatabase",
       metadata: meta(d.name),
-      spec: { activeServer: d.active, servers: d.servers ?? [d.active] },
+      spec: { activeServer: d.active, servers: d.servers ?? [d.active], ...(d.oabs ? { offlineAddressBooks: d.oabs } : {}) },
     });
   }
   return buildTopology(objs);

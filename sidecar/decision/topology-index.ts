@@ -1,7 +1,7 @@
 // Per-topology indexes the engine needs on every request, computed once per Topology object
 // (topologies are immutable, so a WeakMap keyed by the object is a safe cache).
 import type { Service } from "../../crds/index.js";
-import type { ServerInfo, SiteInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../model/topology/types.js";
+import type { DatabaseInfo, OfflineAddressBookInfo, ServerInfo, SiteInfo, Topology, VersionClass, VirtualDirectoryInfo } from "../../model/topology/types.js";
 
 export const CLASSES_NEWEST_FIRST: readonly VersionClass[] = ["2013+", "2010", "2007", "2003"];
 
@@ -28,6 +28,8 @@ export interface TopologyIndex {
   findDatabase(name: string): ReturnType<Topology["findDatabase"]>;
   /** Server by name (exact first, then topology.findServer, bounded memo). */
   findServer(name: string): ServerInfo | undefined;
+  /** R-OAB-2: lower-case OAB GUID → the OAB and the database whose mailbox generates it. */
+  readonly offlineAddressBooks: ReadonlyMap<string, { readonly oab: OfflineAddressBookInfo; readonly database: DatabaseInfo }>;
 }
 
 const MEMO_LIMIT = 4096;
@@ -87,7 +89,12 @@ export function topologyIndex(topology: Topology): TopologyIndex {
   const hostExact = new Map(topology.hostToSite);
   const dbMemo = memo((n) => topology.findDatabase(n));
   const srvMemo = memo((n) => topology.servers.get(n) ?? topology.findServer(n));
-  idx = { sites, siteCount: sites.size, hostExact, findDatabase: dbMemo, findServer: srvMemo };
+  // R-OAB-2: OAB GUID → the database whose mailbox generates it (the first by name, as build.ts warns).
+  const oabs = new Map<string, { oab: OfflineAddressBookInfo; database: DatabaseInfo }>();
+  for (const d of [...topology.databases.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    for (const oab of d.offlineAddressBooks) if (!oabs.has(oab.guid)) oabs.set(oab.guid, { oab, database: d });
+  }
+  idx = { sites, siteCount: sites.size, hostExact, findDatabase: dbMemo, findServer: srvMemo, offlineAddressBooks: oabs };
   cache.set(topology, idx);
   return idx;
 }

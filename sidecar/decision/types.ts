@@ -20,6 +20,14 @@ export interface ClientRequest {
   /** Request body when buffered (EWS SOAP, Autodiscover POST, OWA FBA logon), UTF-8. */
   readonly body?: string;
   readonly sourceAddress?: string;
+  /** Source port of the downstream connection (with sourceAddress, the connection's key: R-LB-8). */
+  readonly sourcePort?: number;
+  /**
+   * Set by the sidecar, which remembers connections (R-LB-8): this request's downstream connection,
+   * and how the connection was decided when an earlier request on it authenticated with NTLM or
+   * Negotiate. Absent for a lone request (explain), which is decided on its own.
+   */
+  readonly connection?: { readonly key: string; readonly bound?: ConnectionBinding };
   /** Set by the mail proxy: POP3 and IMAP4 do not come from a path. */
   readonly mail?: {
     readonly protocol: "Pop3" | "Imap4";
@@ -30,6 +38,17 @@ export interface ClientRequest {
   };
   /** The server named by a verified affinity pin (the sidecar checks the cookie signature). */
   readonly pinnedServer?: string;
+}
+
+/** Where a connection that authenticates with NTLM/Negotiate was sent by its first request (R-LB-8). */
+export interface ConnectionBinding {
+  readonly service: Service;
+  readonly site: string;
+  /** The one server the handshake stays on. */
+  readonly server: string;
+  readonly rewrite?: RewriteName;
+  /** What decided it (the identity source, or "the receiving site"), for the trace. */
+  readonly decidedBy: string;
 }
 
 export type RedirectKind = "silent" | "manual" | "sso" | "eas451";

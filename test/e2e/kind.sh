@@ -4,7 +4,9 @@
 # servers and Dovecot for POP3/IMAP4, then check through Envoy:
 #   OWA same-site proxy, OWA silent and manual redirects, ActiveSync 451 + X-MS-Location, EWS
 #   cross-site proxy, the affinity cookie and failover when the pinned backend is deleted, IMAP logins
-#   reaching the right site, and status conditions (Accepted=False for a bad object, Programmed=True).
+#   reaching the right site, and status conditions (Accepted=False for a bad object, Programmed=True);
+#   then a gateway rollout while an ActiveSync Ping long poll is open (the old pod drains: the Ping
+#   gets its answer), and a front-door certificate renewal served without a pod restart (file SDS).
 # Needs: a running Docker engine, kind, helm, kubectl, curl, openssl, python3, node (repo deps installed).
 # When one is missing it prints which and exits 0 with "skipped": it never reports a pass it did not see.
 # Run: npm run test:e2e:kind      (KEEP_CLUSTER=1 keeps the cluster for debugging; CLUSTER=name to pick one)
@@ -147,13 +149,21 @@ fi
 kubectl -n "$ORG_NS" delete virtualdirectory e2e-dangling >/dev/null
 
 # ---- traffic through Envoy ----
+# port_forward: (re)start the port-forward to the gateway Service (it follows one pod: after a
+# rollout it must be started again) and wait until HTTPS answers through it.
+port_forward() {
+  if [[ -n "$PF_PID" ]]; then kill "$PF_PID" 2>/dev/null || true; fi
+  kubectl -n "$SYS_NS" port-forward "svc/$GW_SVC" 18443:443 18080:80 18143:143 >>"$WORK/pf.log" 2>&1 &
+  PF_PID=$!
+  for _ in $(seq 1 60); do
+    if curl -sk -o /dev/null --max-time 2 --resolve usa.contoso.com:18443:127.0.0.1 https://usa.contoso.com:18443/; then return 0; fi
+    sleep 1
+  done
+  return 1
+}
+
 log "port-forward to the gateway"
-kubectl -n "$SYS_NS" port-forward "svc/$GW_SVC" 18443:443 18080:80 18143:143 >"$WORK/pf.log" 2>&1 &
-PF_PID=$!
-for _ in $(seq 1 60); do
-  if curl -sk -o /dev/null --max-time 2 --resolve usa.contoso.com:18443:127.0.0.1 https://usa.contoso.com:18443/; then break; fi
-  sleep 1
-done
+port_forward || fail "port-forward: no HTTPS answer through the gateway within 60 s"
 
 # request NAME EXPECTED_STATUS HOST PATH [curl args...]: fetches, keeps headers/body in $WORK/NAME.*
 request() {
@@ -262,6 +272,60 @@ for user, site in (("alice@contoso.com", "usa"), ("frank@contoso.com", "europe")
     c.logout()
 sys.exit(0 if ok else 1)
 EOF
+
+log "rollout during an ActiveSync long poll (alice's Ping, held 45 s by her server)"
+# The Ping goes through the port-forward to the current gateway pod; the rollout replaces that pod.
+# Its preStop hook drains Envoy and waits, so the open Ping must still get its answer (200 from the
+# backend) instead of a cut connection.
+OLD_POD=$(kubectl -n "$SYS_NS" get pods -l app.kubernetes.io/component=gateway -o jsonpath='{.items[0].metadata.name}')
+curl -sk --max-time 150 -o "$WORK/ping.body" -D "$WORK/ping.headers" -w '%{http_code}' --resolve usa.contoso.com:18443:127.0.0.1 \
+  -X POST "https://usa.contoso.com:18443/Microsoft-Server-ActiveSync?Cmd=Ping&User=alice&DeviceId=E2E2&DeviceType=SmartPhone" \
+  -H "Authorization: Basic $(basic alice@contoso.com)" -H "MS-ASProtocolVersion: 14.1" -H "Content-Type: application/vnd.ms-sync.wbxml" \
+  --data-binary '' >"$WORK/ping.code" 2>"$WORK/ping.err" &
+PING_PID=$!
+sleep 5
+kubectl -n "$SYS_NS" rollout restart "deploy/$GW_SVC" >/dev/null
+kubectl -n "$SYS_NS" rollout status "deploy/$GW_SVC" --timeout=300s
+if [[ -n "$(kubectl -n "$SYS_NS" get pod "$OLD_POD" -o jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null)" ]]; then
+  pass "rollout: the old pod $OLD_POD is draining (Terminating) while the Ping is open"
+else
+  fail "rollout: the old pod $OLD_POD was already gone while the Ping was open"
+fi
+wait "$PING_PID" || true
+PING_CODE=$(cat "$WORK/ping.code" 2>/dev/null || echo 000)
+if [[ "$PING_CODE" == 200 ]] && grep -q 'Ping answered after' "$WORK/ping.body"; then
+  pass "rollout: the open Ping was answered ($(cat "$WORK/ping.body"))"
+else
+  fail "rollout: the open Ping got HTTP $PING_CODE ($(cat "$WORK/ping.err" 2>/dev/null)) instead of its answer"
+fi
+port_forward || fail "port-forward after the rollout: no HTTPS answer within 60 s"
+
+log "front-door certificate renewal without a restart (file-based SDS)"
+serial_served() {
+  openssl s_client -connect 127.0.0.1:18443 -servername usa.contoso.com </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2
+}
+POD=$(kubectl -n "$SYS_NS" get pods -l app.kubernetes.io/component=gateway --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+RESTARTS=$(kubectl -n "$SYS_NS" get pod "$POD" -o jsonpath='{.status.containerStatuses[?(@.name=="envoy")].restartCount}')
+BEFORE=$(serial_served)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mail.contoso.com" \
+  -addext "subjectAltName=DNS:mail.contoso.com,DNS:usa.contoso.com,DNS:europe.contoso.com,DNS:*.contoso.com" \
+  -keyout "$WORK/front2.key" -out "$WORK/front2.crt" 2>/dev/null
+WANT=$(openssl x509 -in "$WORK/front2.crt" -noout -serial | cut -d= -f2)
+kubectl -n "$SYS_NS" create secret tls cas-gateway-tls --cert="$WORK/front2.crt" --key="$WORK/front2.key" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+NOW=$BEFORE
+# The kubelet refreshes Secret volumes on its sync period (about a minute), then Envoy's watch fires.
+for _ in $(seq 1 60); do
+  NOW=$(serial_served)
+  if [[ "$NOW" == "$WANT" ]]; then break; fi
+  sleep 3
+done
+AFTER_POD=$(kubectl -n "$SYS_NS" get pods -l app.kubernetes.io/component=gateway --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+AFTER_RESTARTS=$(kubectl -n "$SYS_NS" get pod "$POD" -o jsonpath='{.status.containerStatuses[?(@.name=="envoy")].restartCount}' 2>/dev/null || echo gone)
+if [[ "$NOW" == "$WANT" && "$AFTER_POD" == "$POD" && "$AFTER_RESTARTS" == "$RESTARTS" ]]; then
+  pass "certificate renewal: serial $BEFORE → $WANT served by the same pod $POD, Envoy not restarted"
+else
+  fail "certificate renewal: served serial $NOW (want $WANT, was $BEFORE), pod $POD → $AFTER_POD, restarts $RESTARTS → $AFTER_RESTARTS"
+fi
 
 echo
 echo "kind e2e: $PASSED passed, $FAILED failed"

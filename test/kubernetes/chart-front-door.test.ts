@@ -47,15 +47,36 @@ describe("chart: redirects and URLs use the Service's ports", () => {
     expect(decode(http.typeUrl, http.encoded).virtual_hosts[0].routes[0].redirect).toEqual({ https_redirect: true, port_redirect: 9443 });
   });
 
-  it("submission (587) only with gateway.smtp.enabled: listener, container port and Service port", async () => {
+  it("SMTP (25) and submission (587) only with gateway.smtp.enabled, and then every listener the operator builds is published", async () => {
+    const org = await loadOrganisation("examples/contoso");
     const off = render({ set: VALUES });
-    expect((find(off, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => p.name)).not.toContain("submission");
-    const offListeners = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(off))).listeners.map((l) => l.name);
+    const offNames = (find(off, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => p.name);
+    expect(offNames).not.toContain("smtp");
+    expect(offNames).not.toContain("submission");
+    const offListeners = translate(org.topology, translateOptionsFrom(operatorFlags(off))).listeners.map((l) => l.name);
+    expect(offListeners).not.toContain("smtp");
     expect(offListeners).not.toContain("submission");
-    const on = render({ set: { ...VALUES, "gateway.smtp.enabled": true } });
-    expect((find(on, "Service", "-gateway").spec.ports as K8sObject[]).find((p) => p.name === "submission")?.port).toBe(587);
-    const r = translate((await loadOrganisation("examples/contoso")).topology, translateOptionsFrom(operatorFlags(on)));
-    const sub = r.listeners.find((l) => l.name === "submission")!;
-    expect(decode(sub.typeUrl, sub.encoded).address.socket_address.port_value).toBe(8587);
+
+    const sets: Record<string, string | boolean>[] = [{ "gateway.smtp.enabled": true }, { "gateway.smtp.enabled": true, "gateway.smtp.site": "usa" }];
+    for (const set of sets) {
+      const on = render({ set: { ...VALUES, ...set } });
+      const svcPorts = new Map((find(on, "Service", "-gateway").spec.ports as K8sObject[]).map((p) => [p.name as string, p]));
+      const containerPorts = new Map(((container(find(on, "Deployment", "-gateway"), "envoy").ports as K8sObject[]) ?? []).map((p) => [p.name as string, p.containerPort as number]));
+      expect(svcPorts.get("smtp")?.port).toBe(25);
+      expect(svcPorts.get("submission")?.port).toBe(587);
+      const r = translate(org.topology, translateOptionsFrom(operatorFlags(on)));
+      expect(r.problems).toEqual([]);
+      expect(r.listeners.map((l) => l.name)).toEqual(expect.arrayContaining(["smtp", "submission"]));
+      // Chart and translator agree: each listener's bound port is a named container port the
+      // Service targets, and the Service publishes nothing Envoy does not listen on.
+      const bound = new Map(r.listeners.map((l) => [l.name, decode(l.typeUrl, l.encoded).address.socket_address.port_value as number]));
+      for (const [name, port] of bound) {
+        expect(containerPorts.get(name), `container port for listener ${name}`).toBe(port);
+        expect(svcPorts.get(name)?.targetPort, `Service port for listener ${name}`).toBe(name);
+      }
+      expect([...svcPorts.keys()].sort()).toEqual([...bound.keys()].sort());
+      expect(bound.get("smtp")).toBe(8025);
+      expect(bound.get("submission")).toBe(8587);
+    }
   });
 });

@@ -93,7 +93,7 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     }
   });
 
-  it("the gateway Service publishes 443/80/993/995/143/110 onto the unprivileged container ports (587 only with gateway.smtp.enabled)", () => {
+  it("the gateway Service publishes 443/80/993/995/143/110 onto the unprivileged container ports (25 and 587 only with gateway.smtp.enabled)", () => {
     const svc = find(csv, "Service", "-gateway");
     expect(svc.spec.type).toBe("LoadBalancer");
     expect(svc.spec.externalTrafficPolicy).toBe("Local");
@@ -215,6 +215,13 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     expect(flag(csv)).toEqual([[], []]);
     expect(() => render({ valuesFiles: [CI[1]], set: { "mailboxDirectory.ldap.maxInFlight": 0 } })).toThrow(/maxInFlight/);
     expect(() => render({ valuesFiles: [CI[1]], set: { "mailboxDirectory.ldap.maxInFlight": "many" } })).toThrow(/maxInFlight/);
+  });
+
+  it("the organisation page and POST /explain stay inside the pod unless gateway.sidecar.adminPages.remote is set", () => {
+    const args = (objs: K8sObject[]) => (container(find(objs, "Deployment", "-gateway"), "sidecar").args ?? []) as string[];
+    expect((values.gateway as { sidecar: { adminPages: { remote: boolean } } }).sidecar.adminPages.remote).toBe(false);
+    expect(args(csv)).not.toContain("--admin-pages-remote");
+    expect(args(render({ valuesFiles: [CI[0]], set: { "gateway.sidecar.adminPages.remote": true } }))).toContain("--admin-pages-remote");
   });
 
   it("docs/directory.md's Helm values block is valid chart values and renders the flags it names", () => {

@@ -24,8 +24,10 @@ describe("Dockerfile (static checks; no Docker engine here)", () => {
     expect(ignore[0]).toBe("*"); // allow-list: nothing else (no .git, no node_modules, no secrets)
   });
 
-  it("is multi-stage on node:20-bookworm-slim, prunes dev dependencies, runs as a non-root uid with ENTRYPOINT cas-gateway", () => {
-    expect(dockerfile.match(/^FROM node:20-bookworm-slim AS \w+$/gm)).toHaveLength(2);
+  it("is multi-stage on a supported Node LTS (node:24-bookworm-slim), prunes dev dependencies, runs as a non-root uid with ENTRYPOINT cas-gateway", () => {
+    // Node 20 reached its end of life on 2026-04-30; 24 is LTS until 2028-04-30. Both stages alike.
+    expect(dockerfile.match(/^FROM node:24-bookworm-slim AS \w+$/gm)).toHaveLength(2);
+    expect(dockerfile).not.toMatch(/^FROM node:(1\d|20|21|23)\b/m);
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
     expect(dockerfile).toMatch(/^USER 10001:10001$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["cas-gateway"\]$/m);

@@ -13,7 +13,7 @@ import { SidecarFlags, startSidecar } from "../../cli/commands/sidecar.js";
 import { StandaloneFlags, startStandalone } from "../../cli/commands/standalone.js";
 import { directoryOptionsFromFlags } from "../../sidecar/directory/open-directory.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn } from "../sidecar/envoy-request.js";
-import { contosoLdif } from "./fixtures.js";
+import { contosoLdif, misreadGuid, YAMADA_GUID } from "./fixtures.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
 
 const missing = slapdMissing();
@@ -82,6 +82,18 @@ describe.skipIf(missing !== undefined)(`cas-gateway sidecar/standalone --directo
     // The same database as kenji (in the CSV and in LDAP): the same target.
     const k = await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("kenji@contoso.com") });
     expect(ok(k)["x-cas-target-server"]).toBe(ok(r)["x-cas-target-server"]);
+  }, 30_000);
+
+  it("R-OUT-1: Outlook's <GUID>@domain for yamada (only in LDAP: the GUID comes from msExchMailboxGuid) at usa → proxy to asia; the byte-swapped GUID names nobody", async () => {
+    const kenji = ok(await check({ host: "usa.contoso.com", path: "/owa/", headers: basic("kenji@contoso.com") }));
+    for (const path of [`/mapi/emsmdb/?MailboxId=${YAMADA_GUID}@contoso.com`, `/rpc/rpcproxy.dll?${YAMADA_GUID.toUpperCase()}@contoso.com:6001`]) {
+      // No Authorization: the GUID is the only identity the request carries.
+      const r = await check({ host: "usa.contoso.com", method: "POST", path, headers: {} });
+      expect(ok(r), path).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "asia" });
+      expect(ok(r)["x-cas-target-server"], path).toBe(kenji["x-cas-target-server"]);
+    }
+    const wrong = await check({ host: "usa.contoso.com", method: "POST", path: `/mapi/emsmdb/?MailboxId=${misreadGuid(YAMADA_GUID)}@contoso.com`, headers: {} });
+    expect(headerMap(wrong.ok_response?.headers ?? wrong.denied_response?.headers)["x-cas-target-site"]).not.toBe("asia");
   }, 30_000);
 
   it("R-OWA-1: kim.k (only in LDAP, DB-USA-2013) at usa → local; ASIA\\kim (child domain) → asia", async () => {

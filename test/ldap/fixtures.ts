@@ -2,13 +2,13 @@
 // as AD would hold them (homeMDB DNs in the layout of each Exchange version, msExchMailboxGuid as
 // 16 raw bytes, proxyAddresses with SMTP:/smtp:), plus special users for edge cases, plus a bulk
 // generator for the benchmark.
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
 import type { Topology } from "../../model/topology/types.js";
-import { guidToBytes } from "../../sidecar/directory/ldap-directory.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD } from "./slapd.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -58,6 +58,36 @@ export function homeServerName(topology: Topology, server: string): string {
   return `/o=Contoso/ou=${ag}/cn=Configuration/cn=Servers/cn=${serverCn(topology, server)}`;
 }
 
+/**
+ * The 16 bytes AD stores in msExchMailboxGuid for a GUID's text, written here independently of the
+ * code under test (sidecar/directory/ldap-directory.ts): Windows' GUID struct (System.Guid's
+ * ToByteArray) — Data1 as a 32-bit and Data2, Data3 as 16-bit little-endian integers, then Data4's
+ * 8 bytes in order. 6384e2b2-184b-cbf5-8ecc-f10ca7a6563c → b2 e2 84 63 4b 18 f5 cb 8e cc f1 0c a7 a6 56 3c.
+ */
+export function adGuidBytes(guid: string): Buffer {
+  const m = /^\{?([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4}-[0-9a-f]{12})\}?$/i.exec(guid);
+  if (!m) throw new Error(`fixture GUID "${guid}" is not a GUID`);
+  const b = Buffer.alloc(16);
+  b.writeUInt32LE(parseInt(m[1], 16), 0);
+  b.writeUInt16LE(parseInt(m[2], 16), 4);
+  b.writeUInt16LE(parseInt(m[3], 16), 6);
+  Buffer.from(m[4].replace("-", ""), "hex").copy(b, 8);
+  return b;
+}
+
+/** The text a reader taking the bytes in order (the byte-order bug) would make of a GUID. */
+export function misreadGuid(guid: string): string {
+  const h = adGuidBytes(guid).toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * yamada exists only in LDAP: nothing but msExchMailboxGuid can give the gateway this GUID. Its
+ * bytes as AD holds them (ldifde shows them as msExchMailboxGuid:: q4gfhiXRU0edwFnH7S08Yw==; Python: uuid.UUID(YAMADA_GUID).bytes_le).
+ */
+export const YAMADA_GUID = "861f88ab-d125-4753-9dc0-59c7ed2d3c63";
+export const YAMADA_GUID_AD_HEX = "ab881f8625d153479dc059c7ed2d3c63";
+
 export interface FixtureUser {
   readonly cn: string;
   readonly sam: string;
@@ -89,7 +119,7 @@ export function userEntry(topology: Topology, u: FixtureUser): string {
   ];
   if (u.upn) attrs.push(["userPrincipalName", u.upn]);
   if (u.displayName) attrs.push(["displayName", u.displayName]);
-  if (u.guid) attrs.push(["msExchMailboxGuid", guidToBytes(u.guid) as Buffer]);
+  if (u.guid) attrs.push(["msExchMailboxGuid", adGuidBytes(u.guid)]);
   if (u.database) attrs.push(["homeMDB", homeMdbDn(topology, u.database)]);
   if (u.homeServer) attrs.push(["msExchHomeServerName", homeServerName(topology, u.homeServer)]);
   return entry(dn, attrs);
@@ -145,7 +175,7 @@ export async function contosoUsers(topology: Topology): Promise<FixtureUser[]> {
     // Names made of filter syntax, which must match only themselves.
     { cn: "Hostile Name", sam: "*)(objectClass=*", domainDn: ROOT_DN, ou: "Users", primary: "hostile@contoso.com", proxies: ["(x)*\\@contoso.com"], upn: "hostile@contoso.com", database: db("DB-EUR-2013") },
     // Unicode names.
-    { cn: "Yamada Taro", sam: "yamada", domainDn: ROOT_DN, ou: "Users", primary: "yamada@contoso.com", proxies: ["山田@contoso.com"], upn: "yamada@contoso.com", displayName: "山田 太郎", guid: "11111111-2222-3333-4444-555555555555", database: db("DB-ASIA-2016") },
+    { cn: "Yamada Taro", sam: "yamada", domainDn: ROOT_DN, ou: "Users", primary: "yamada@contoso.com", proxies: ["山田@contoso.com"], upn: "yamada@contoso.com", displayName: "山田 太郎", guid: YAMADA_GUID, database: db("DB-ASIA-2016") },
     { cn: "José Müller", sam: "jmüller", domainDn: ROOT_DN, ou: "Users", primary: "jose.mueller@contoso.com", proxies: ["josé@contoso.com"], upn: "jose.mueller@contoso.com", database: db("DB-EUR-2010") },
   );
   return users;
@@ -157,12 +187,14 @@ export async function contosoLdif(): Promise<{ ldif: string; topology: Topology;
   return { ldif: skeleton() + users.map((u) => userEntry(topology, u)).join(""), topology, users };
 }
 
-/** Deterministic GUID for bulk user i. */
+/** Deterministic, distinct (version 4 shaped) GUID for bulk user i: every field of it differs from user to user. */
 export function bulkGuid(i: number): string {
-  const h = (i * 2654435761) >>> 0;
-  const hex = h.toString(16).padStart(8, "0");
-  const n = i.toString(16).padStart(12, "0");
-  return `${hex}-${hex.slice(0, 4)}-4${hex.slice(5, 8)}-8${hex.slice(1, 4)}-${n}`;
+  for (let salt = 0; ; salt++) {
+    const h = createHash("sha256").update(`bulk-user-${i}#${salt}`).digest("hex");
+    const g = `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${"89ab"[parseInt(h[16], 16) & 3]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+    // No field of one repeated digit (such a field reads the same in either byte order).
+    if (!g.split("-").some((f) => /^(.)\1*$/.test(f))) return g;
+  }
 }
 
 /** The example organisation's users plus n generated mailboxes spread over its databases. */

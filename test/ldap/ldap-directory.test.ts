@@ -12,7 +12,8 @@ import { CachedDirectory } from "../../sidecar/directory/cached-directory.js";
 import { LdapDirectory, type LdapDirectoryOptions } from "../../sidecar/directory/ldap-directory.js";
 import { openDirectory } from "../../sidecar/directory/open-directory.js";
 import type { LookupResult, MailboxDirectory } from "../../model/directory/types.js";
-import { contosoLdif, type FixtureUser } from "./fixtures.js";
+import { mailboxGuidOf } from "../../sidecar/decision/identity.js";
+import { contosoLdif, type FixtureUser, misreadGuid, YAMADA_GUID, YAMADA_GUID_AD_HEX } from "./fixtures.js";
 import { BASE_DN, BIND_DN, BIND_PASSWORD, type Slapd, slapdMissing, startSlapd } from "./slapd.js";
 
 const missing = slapdMissing();
@@ -100,6 +101,30 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     const q = identityQuery("6384e2b2-184b-cbf5-8ecc-f10ca7a6563c");
     expect(q?.filter.toString()).toContain("(msExchMailboxGuid=\\b2\\e2\\84\\63\\4b\\18\\f5\\cb\\8e\\cc\\f1\\0c\\a7\\a6\\56\\3c)");
     expect(found(await dir.lookup("155bad9d-288c-1bed-bb3f-c799d47b944f")).primarySmtpAddress).toBe("kenji@contoso.com");
+  });
+
+  it("msExchMailboxGuid byte order both ways: yamada (only in LDAP) as AD stores her, found by the <GUID>@domain Outlook sends", async () => {
+    // The bytes slapd holds, read with OpenLDAP's own client: AD's order, not the text's.
+    const { stdout } = await run("ldapsearch", ["-x", "-LLL", "-o", "ldif-wrap=no", "-H", slapd.url, "-D", BIND_DN, "-w", BIND_PASSWORD, "-b", BASE_DN, "(sAMAccountName=yamada)", "msExchMailboxGuid"], { timeout: 10_000 });
+    const b64 = /^msExchMailboxGuid:: (\S+)$/m.exec(stdout)?.[1];
+    expect(Buffer.from(b64 ?? "", "base64").toString("hex")).toBe(YAMADA_GUID_AD_HEX);
+    // Bytes → text: the record carries the GUID Outlook knows from Autodiscover.
+    const y = found(await dir.lookup("yamada@contoso.com"));
+    expect(y.exchangeGuid).toBe(YAMADA_GUID);
+    // Text → bytes: MAPI's MailboxId and RPC/HTTP's target, as the sidecar extracts them, find her.
+    for (const sent of [`${YAMADA_GUID}@contoso.com`, `${YAMADA_GUID.toUpperCase()}@contoso.com:6001`, `{${YAMADA_GUID}}@contoso.com`]) {
+      const id = mailboxGuidOf(sent);
+      expect(found(await dir.lookup(id ?? "")).primarySmtpAddress, sent).toBe("yamada@contoso.com");
+    }
+    // The same bytes taken in order name nobody: a reader with the wrong byte order would miss her.
+    expect((await dir.lookup(misreadGuid(YAMADA_GUID))).status).toBe("not-found");
+    // Every fixture user with a GUID, both ways.
+    for (const u of users.filter((x) => x.guid)) {
+      const m = found(await dir.lookup(u.guid as string));
+      expect(m.primarySmtpAddress, u.guid).toBe(u.primary.toLowerCase());
+      expect(m.exchangeGuid, u.primary).toBe(u.guid);
+      expect((await dir.lookup(misreadGuid(u.guid as string))).status, `misread ${u.guid}`).toBe("not-found");
+    }
   });
 
   it("the filters' escaped string form means the same to OpenLDAP's own ldapsearch (ldap-utils)", async () => {

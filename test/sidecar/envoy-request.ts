@@ -13,11 +13,14 @@ export interface EnvoyRequestInit {
   rawBody?: Buffer;
   scheme?: "https" | "http";
   source?: string;
+  /** Downstream source port: the connection (R-LB-8). Default: a new one per request (a new connection each time). */
+  sourcePort?: number;
   contextExtensions?: Record<string, string>;
   requestId?: string;
 }
 
 let seq = 0;
+let portSeq = 0;
 
 export function envoyCheckRequest(init: EnvoyRequestInit): Record<string, unknown> {
   const method = init.method ?? "GET";
@@ -37,7 +40,7 @@ export function envoyCheckRequest(init: EnvoyRequestInit): Record<string, unknow
   if (bodyLen) headers["content-length"] = String(bodyLen);
   return {
     attributes: {
-      source: { address: { socket_address: { address: init.source ?? "203.0.113.7", port_value: 51234 } } },
+      source: { address: { socket_address: { address: init.source ?? "203.0.113.7", port_value: init.sourcePort ?? 20000 + (++portSeq % 40000) } } },
       destination: { address: { socket_address: { address: "10.0.0.10", port_value: 443 } } },
       request: {
         time: { seconds: String(Math.floor(Date.now() / 1000)), nanos: 0 },

@@ -203,7 +203,11 @@ describe("sidecar fuzz (real engine on examples/contoso)", () => {
           counts[ev.name] = (counts[ev.name] ?? 0) + 1;
           return;
         }
-        const [init, cas] = input.x;
+        // No source port: each request is decided on its own (the per-connection memory of R-LB-8
+        // would otherwise make the second request of a pair follow the first; property-tested in
+        // sidecar/decision/engine.property.test.ts and test/sidecar/connection-auth.grpc.test.ts).
+        const [init0, cas] = input.x;
+        const init = { ...init0, sourcePort: 0 };
         const req = envoyCheckRequest({ ...init, requestId: "fuzz" });
         const ev = await svc.evaluateRaw(req, "ext_authz");
         checkInvariants(ev.response, origins);

@@ -1,10 +1,14 @@
 // Rules of the second round through the sidecar's gRPC Check API on examples/contoso (docs/rules.md):
-// Exchange 2003's paths (R-OWA-6, R-OWA-9, R-EWS-3), Outlook Anywhere (R-OUT-2, R-OUT-3).
+// Exchange 2003's paths (R-OWA-6, R-OWA-9, R-EWS-3), Outlook Anywhere (R-OUT-2, R-OUT-3), offline
+// address books (R-OAB-2).
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALL_HEALTHY } from "../../model/health.js";
 import { SettableStateSource } from "../../model/state.js";
 import { loadOrganisation } from "../../operator/provider/organisation.js";
+import { loadManifestDir } from "../../operator/provider/manifests.js";
+import { buildTopology } from "../../model/topology/build.js";
+import type { ApiObject } from "../../crds/index.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
 
@@ -73,5 +77,31 @@ describe("Outlook Anywhere through the gRPC Check API (contoso)", () => {
     expect(a["x-cas-target-server"]).toBeTruthy();
     expect(b["x-cas-target-server"]).toBe(a["x-cas-target-server"]);
     expect(a["x-cas-rules"]).toContain("R-OUT-3");
+  });
+});
+
+describe("offline address books through the gRPC Check API (contoso + an OAB on db-asia-2016)", () => {
+  it("R-OAB-2: a download of asia's 2013+ OAB at usa's front door is proxied to asia's active server; R-OAB-1 otherwise", async () => {
+    const org = await loadOrganisation("examples/contoso", "examples/contoso/mailboxes.csv");
+    const objs = (await loadManifestDir("examples/contoso")).objects.map((o) => structuredClone(o.object)) as ApiObject[];
+    for (const o of objs) {
+      if (o.kind === "MailboxDatabase" && o.metadata.name === "db-asia-2016") {
+        o.spec.offlineAddressBooks = [{ guid: "8a3f3e5e-1c1e-4d55-9c62-2f3c2b8a4e11", name: "Asia OAB", generatingMailbox: "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@contoso.com" }];
+      }
+    }
+    const topology = buildTopology(objs);
+    const s2 = new SidecarServer({ state: new SettableStateSource({ topology, health: ALL_HEALTHY, version: topology.version }), directory: org.directory!, affinityKey: Buffer.alloc(32, 8), logger: pino({ level: "silent" }) });
+    const c2 = authzClient(await s2.start(0));
+    try {
+      const r = await c2.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/OAB/8a3f3e5e-1c1e-4d55-9c62-2f3c2b8a4e11/oab.xml" }));
+      expect(hdrs(r)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "asia", "x-cas-target-server": "asia-e2016-01" });
+      expect(hdrs(r)["x-cas-rules"]).toContain("R-OAB-2");
+      const other = await c2.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/OAB/11111111-2222-3333-4444-555555555555/oab.xml" }));
+      expect(hdrs(other)["x-cas-target-site"]).toBe("usa");
+      expect(hdrs(other)["x-cas-rules"]).toContain("R-OAB-1");
+    } finally {
+      c2.close();
+      await s2.stop();
+    }
   });
 });

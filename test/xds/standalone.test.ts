@@ -55,7 +55,7 @@ beforeAll(async () => {
     await new Promise((r) => setTimeout(r, 100));
   }
   ports.xds = Number(/ADS \(xDS\) server\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
-  ports.admin = Number(/admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  ports.admin = Number(/(?:organisation page|admin)\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
   const envoy = /Envoy listeners\s+http 127\.0\.0\.1:(\d+), https 127\.0\.0\.1:(\d+), admin 127\.0\.0\.1:(\d+)/.exec(out);
   if (!envoy) throw new Error(`no Envoy listener ports in: ${out}`);
   [ports.http, ports.https, ports.envoyAdmin] = envoy.slice(1).map(Number);

@@ -114,11 +114,54 @@ seccompProfile:
 {{- end -}}
 
 {{/*
-Envoy's listeners, space-separated: submission only with gateway.smtp.enabled (no listener, port or
-Service port for a protocol nobody asked for).
+Envoy's listeners, space-separated: smtp and submission only with gateway.smtp.enabled (no listener,
+port or Service port for a protocol nobody asked for). With --smtp the operator builds both, so the
+chart publishes both: every listener Envoy binds has its container port and Service port.
 */}}
 {{- define "cas-gateway.listenerNames" -}}
 {{- $names := list "https" "http" "imaps" "pop3s" "imap4" "pop3" -}}
-{{- if .Values.gateway.smtp.enabled }}{{ $names = append $names "submission" }}{{ end -}}
+{{- if .Values.gateway.smtp.enabled }}{{ $names = concat $names (list "smtp" "submission") }}{{ end -}}
 {{- join " " $names -}}
 {{- end }}
+
+{{- /* ADS over mutual TLS: the Secrets holding the operator's server certificate and the gateway pods' client certificate (tls.crt, tls.key, ca.crt). */ -}}
+{{- define "cas-gateway.xdsServerSecret" -}}
+{{- .Values.xds.tls.serverSecretName | default (printf "%s-xds-server" (include "cas-gateway.operatorName" .)) -}}
+{{- end -}}
+{{- define "cas-gateway.xdsClientSecret" -}}
+{{- .Values.xds.tls.clientSecretName | default (printf "%s-xds-client" (include "cas-gateway.gatewayName" .)) -}}
+{{- end -}}
+{{- define "cas-gateway.xdsClientArgs" -}}
+{{- if .Values.xds.tls.enabled }}
+- --xds-ca=/etc/cas-gateway/xds-tls/ca.crt
+- --xds-cert=/etc/cas-gateway/xds-tls/tls.crt
+- --xds-key=/etc/cas-gateway/xds-tls/tls.key
+- --xds-server-name={{ include "cas-gateway.xdsHost" . }}
+{{- end }}
+{{- end -}}
+{{- define "cas-gateway.xdsTlsMount" -}}
+{{- if .Values.xds.tls.enabled }}
+- name: xds-tls
+  mountPath: /etc/cas-gateway/xds-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- /* The CA bundle that validates the Exchange servers' certificates (upstreamTls). */ -}}
+{{- define "cas-gateway.upstreamCaConfigMap" -}}
+{{- .Values.upstreamTls.configMapName | default (printf "%s-upstream-ca" (include "cas-gateway.fullname" .)) -}}
+{{- end -}}
+{{- define "cas-gateway.upstreamCaMount" -}}
+{{- if or .Values.upstreamTls.caBundle .Values.upstreamTls.configMapName }}
+- name: upstream-ca
+  mountPath: /etc/cas-gateway/upstream-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+{{- define "cas-gateway.upstreamCaVolume" -}}
+{{- if or .Values.upstreamTls.caBundle .Values.upstreamTls.configMapName }}
+- name: upstream-ca
+  configMap:
+    name: {{ include "cas-gateway.upstreamCaConfigMap" . }}
+{{- end }}
+{{- end -}}

@@ -14,6 +14,7 @@ import { KNOWN_TYPES, clip } from "./resources.js";
 import type { Snapshot } from "./snapshot.js";
 import { SotwStream } from "./sotw.js";
 import type { AdsStream, StreamDeps, StreamStatus } from "./stream.js";
+import { xdsServerCredentials, type XdsServerTls } from "../../../model/xds-tls.js";
 
 /** What one client may cost (issue 20: an unauthenticated client could tie up the control plane). */
 export interface AdsClientBounds {
@@ -43,6 +44,13 @@ export interface AdsServerOptions {
    * stops waiting for it (default 60 s; said in the Programmed condition's message).
    */
   readonly ackTimeoutMs?: number;
+  /**
+   * Serve over TLS and require a client certificate signed by `clientCaFile` (the topology names
+   * every server and site: it is not for any pod that can reach the port). Plaintext without it.
+   */
+  readonly tls?: XdsServerTls;
+  /** How often the TLS files are read again (ms; default 60 000): a renewed Secret needs no restart. */
+  readonly tlsRefreshMs?: number;
 }
 
 export class AdsServer {
@@ -55,8 +63,13 @@ export class AdsServer {
   private readonly bounds: AdsClientBounds;
   private readonly unwatch: () => void;
   private boundPort: number | undefined;
+  private readonly credentials: grpc.ServerCredentials;
+  private readonly credentialsLoaded: Promise<void>;
 
   constructor(opts: AdsServerOptions = {}) {
+    const tls = opts.tls ? xdsServerCredentials(opts.tls, opts.tlsRefreshMs) : undefined;
+    this.credentials = tls?.credentials ?? grpc.ServerCredentials.createInsecure();
+    this.credentialsLoaded = tls?.loaded ?? Promise.resolve();
     this.bounds = { ...DEFAULT_ADS_CLIENT_BOUNDS, ...opts.bounds };
     this.grpcServer = new grpc.Server({
       // Envoy and big snapshots: allow large responses (10,000 virtual directories make a big CDS/EDS);
@@ -161,11 +174,13 @@ export class AdsServer {
   /** Listen on host:port (port 0: an ephemeral port); resolves to the port. */
   async listen(port = 0, host = "127.0.0.1"): Promise<number> {
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      this.grpcServer.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      this.grpcServer.bindAsync(`${host}:${port}`, this.credentials, (err, p) =>
         err ? reject(err) : resolve(p),
       ),
     );
-    this.log.info({ host, port: this.boundPort }, "ADS server listening");
+    // With TLS: resolve once the certificate files are in use, so the first client is not dropped.
+    await this.credentialsLoaded;
+    this.log.info({ host, port: this.boundPort, tls: this.credentials._isSecure() ? "mutual (client certificate required)" : "off" }, "ADS server listening");
     return this.boundPort;
   }
 

@@ -7,6 +7,11 @@ import { XDS_CLUSTER } from "../../../model/topology/names.js";
 import { adsConfigSource } from "./clusters.js";
 import { sharedCodec } from "./translate.js";
 import type { BootstrapOptions } from "./types.js";
+import { XDS_CA_SDS_SECRET, XDS_CLIENT_SDS_SECRET } from "./sds-file.js";
+
+/** File names of the xDS client SDS files in BootstrapOptions.xdsTls.sdsDir. */
+export const XDS_CLIENT_SDS_FILE = "xds-client-sds.yaml";
+export const XDS_CA_SDS_FILE = "xds-ca-sds.yaml";
 
 export interface Bootstrap {
   /** proto3 JSON form (snake_case, as Envoy's YAML). */
@@ -24,7 +29,53 @@ const BootstrapOptionsSchema = z.object({
   adminPort: z.number().int().min(1).max(65535).optional(),
   readyPort: z.number().int().min(1).max(65535).optional(),
   readyAddress: z.string().min(1).regex(/^[^\s/]+$/).optional(),
+  xdsTls: z
+    .object({
+      caFile: z.string().min(1),
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      serverName: z.string().min(1).max(253),
+      sdsDir: z.string().regex(/^\/\S*$/).optional(),
+    })
+    .optional(),
 });
+
+/**
+ * The xDS cluster's TLS: Envoy verifies the operator's certificate chain against the CA and its
+ * subject alternative names against the Service name, and presents the gateway's client certificate.
+ * The files come from a mounted Secret.
+ */
+function xdsTransportSocket(t: { caFile: string; certFile: string; keyFile: string; serverName: string; sdsDir?: string | undefined }): Record<string, unknown> {
+  const san = [{ san_type: "DNS", matcher: { exact: t.serverName } }];
+  // With sdsDir: the certificate and CA come from the SDS files there (xdsClientSdsFiles), which
+  // Envoy watches: a renewed xDS Secret is used for the next connection without a restart.
+  const fileSds = (name: string, file: string) => ({
+    name,
+    sds_config: { path_config_source: { path: `${t.sdsDir}/${file}`, watched_directory: { path: t.sdsDir } }, resource_api_version: "V3" },
+  });
+  const common = t.sdsDir
+    ? {
+        alpn_protocols: ["h2"],
+        tls_certificate_sds_secret_configs: [fileSds(XDS_CLIENT_SDS_SECRET, XDS_CLIENT_SDS_FILE)],
+        combined_validation_context: {
+          default_validation_context: { match_typed_subject_alt_names: san },
+          validation_context_sds_secret_config: fileSds(XDS_CA_SDS_SECRET, XDS_CA_SDS_FILE),
+        },
+      }
+    : {
+        alpn_protocols: ["h2"],
+        tls_certificates: [{ certificate_chain: { filename: t.certFile }, private_key: { filename: t.keyFile } }],
+        validation_context: { trusted_ca: { filename: t.caFile }, match_typed_subject_alt_names: san },
+      };
+  return {
+    name: "envoy.transport_sockets.tls",
+    typed_config: {
+      "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+      sni: t.serverName,
+      common_tls_context: common,
+    },
+  };
+}
 
 /** The name of the bootstrap's static readiness listener. */
 export const READY_LISTENER = "cas-gateway/ready";
@@ -97,6 +148,7 @@ export function bootstrap(input: BootstrapOptions): Bootstrap {
             },
           },
           upstream_connection_options: { tcp_keepalive: { keepalive_time: 60, keepalive_interval: 10, keepalive_probes: 3 } },
+          ...(options.xdsTls ? { transport_socket: xdsTransportSocket(options.xdsTls) } : {}),
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.address, port_value: xds.port } } } }] }],

@@ -193,7 +193,8 @@ function upstreamTlsSocket(u: Upstream, opts: ResolvedOptions, memo?: Memo): Obj
   if (!u.server.insecureSkipVerify) {
     // R-GEN-3: validate name and trust; Exchange itself does not, cas-gateway does unless opted out.
     common.validation_context = {
-      trusted_ca: { filename: opts.upstreamCaFile },
+      // The server's own CA bundle (spec.tls.caBundle, inline), else the gateway's file.
+      trusted_ca: u.server.caBundle !== undefined ? { inline_string: u.server.caBundle } : { filename: opts.upstreamCaFile },
       match_typed_subject_alt_names: u.names.map((n) => ({ san_type: "DNS", matcher: { exact: n } })),
     };
   }

@@ -13,6 +13,7 @@ import { adsConfigSource, mailProxyClusterName, smtpClusterName, smtpSite, type 
 import type { ResolvedOptions } from "./options.js";
 import { MAIL_IDLE_TIMEOUT_S, OWA_FBA_LOGON_PATHS, SERVICE_ROUTES, SMTP_IDLE_TIMEOUT_S, dur, serviceForPath, type ServiceRoute } from "./services.js";
 import { TYPE_URLS } from "./types.js";
+import { FRONT_DOOR_SDS_SECRET } from "./sds-file.js";
 
 /** ext_authz decision value the sidecar puts in dynamic metadata for an ActiveSync 451 (R-EAS-4). */
 export const EAS_451_DECISION = "redirect-451";
@@ -303,6 +304,22 @@ function hcm(statPrefix: string, routeConfig: string, filters: Obj[], opts: Reso
 // ---------------------------------------------------------------------------------------------
 // Listeners
 
+/**
+ * File-based SDS for the front-door certificate. The SDS file lives in a mounted ConfigMap, itself
+ * swapped by the kubelet as a symlink: Envoy watches that file's directory for moves
+ * (path_config_source.watched_directory). The certificate files it names are watched through the
+ * Secret's directory (TlsCertificate.watched_directory in the file, frontDoorSdsFile).
+ */
+function fileSdsSecretConfig(sdsFile: string): Obj {
+  return {
+    name: FRONT_DOOR_SDS_SECRET,
+    sds_config: {
+      path_config_source: { path: sdsFile, watched_directory: { path: sdsFile.slice(0, sdsFile.lastIndexOf("/")) || "/" } },
+      resource_api_version: "V3",
+    },
+  };
+}
+
 function downstreamTls(opts: ResolvedOptions, alpn: readonly string[]): Obj | undefined {
   const tls = opts.tls;
   if (!tls) return undefined;
@@ -311,7 +328,9 @@ function downstreamTls(opts: ResolvedOptions, alpn: readonly string[]): Obj | un
     ...(alpn.length ? { alpn_protocols: alpn } : {}),
     ...("sdsSecret" in tls
       ? { tls_certificate_sds_secret_configs: [{ name: tls.sdsSecret, sds_config: adsConfigSource() }] }
-      : { tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }] }),
+      : "sdsFile" in tls
+        ? { tls_certificate_sds_secret_configs: [fileSdsSecretConfig(tls.sdsFile)] }
+        : { tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }] }),
   };
   return { name: "envoy.transport_sockets.tls", typed_config: { "@type": T.downstreamTls, common_tls_context: common } };
 }

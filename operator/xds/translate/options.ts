@@ -55,6 +55,7 @@ export const TranslateOptionsSchema = z.object({
     .union([
       z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict(),
       z.object({ sdsSecret: z.string().min(1) }).strict(),
+      z.object({ sdsFile: z.string().regex(/^\/[^\s]*[^/\s]$/, "must be an absolute file path") }).strict(),
     ])
     .optional(),
   ports: listenerPorts.optional(),

@@ -64,7 +64,13 @@ export type ListenerTls =
   /** PEM files on Envoy's file system (mounted Secret). */
   | { readonly certFile: string; readonly keyFile: string }
   /** An SDS secret served by the control plane over ADS (name of a tls_certificate Secret). */
-  | { readonly sdsSecret: string };
+  | { readonly sdsSecret: string }
+  /**
+   * File-based SDS: Envoy reads the secret from `sdsFile` (a file holding one Secret resource whose
+   * tls_certificate names the PEM files, see frontDoorSdsFile) and watches it and the certificate's
+   * directory, so a renewed Secret (the kubelet's atomic symlink swap) takes effect without a restart.
+   */
+  | { readonly sdsFile: string };
 
 export interface ListenerPorts {
   readonly https: number;
@@ -161,4 +167,16 @@ export interface BootstrapOptions {
   readonly readyPort?: number;
   /** Address the readiness listener binds (default 0.0.0.0: a kubelet probes the pod IP; standalone uses loopback). */
   readonly readyAddress?: string;
+  /**
+   * ADS over mutual TLS: Envoy verifies the operator's certificate against `caFile` and that it
+   * names `serverName` (Envoy checks no name unless told), and presents `certFile`/`keyFile`.
+   */
+  readonly xdsTls?: {
+    readonly caFile: string;
+    readonly certFile: string;
+    readonly keyFile: string;
+    readonly serverName: string;
+    /** Directory (on Envoy's file system) of the SDS files from xdsClientSdsFiles: certificate and CA then rotate without a restart. */
+    readonly sdsDir?: string;
+  };
 }
