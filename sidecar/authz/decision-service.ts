@@ -16,7 +16,7 @@ import { DeadlineTicker, LookupTimeout } from "./deadline-ticker.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { BadRequestError, mapCheckRequest, type MappedRequest } from "./request.js";
 import { ConnectionMemory, connectionKey } from "./connections.js";
-import { isConnectionAuthentication } from "../decision/service.js";
+import { isConnectionAuthentication, serviceForRequest } from "../decision/service.js";
 import { DecisionRenderer, renderError, withConfigVersion, type CheckResponseOut, type DecisionName, type Rendered } from "./response.js";
 
 /** The decision engine's entry points (sidecar/decision/engine.ts and identity.ts). */
@@ -199,8 +199,10 @@ export class DecisionService {
    */
   private withConnection(req: ClientRequest, readOnly: boolean): ClientRequest {
     if (req.mail) return req;
-    const key = connectionKey(req.sourceAddress, req.sourcePort, req.host);
-    if (key === undefined) return req;
+    const conn = connectionKey(req.sourceAddress, req.sourcePort, req.host);
+    if (conn === undefined) return req;
+    // One binding per connection and application: an authenticated connection may carry OWA and EWS.
+    const key = `${conn} ${serviceForRequest(req) ?? "-"}`;
     const bound = readOnly ? this.connections.peek(key) : this.connections.get(key);
     if (bound) return { ...req, connection: { key, bound } };
     return isConnectionAuthentication(req.headers.authorization) ? { ...req, connection: { key } } : req;
