@@ -19,7 +19,8 @@ COPY sidecar ./sidecar
 COPY cli ./cli
 RUN npm run build \
  && npm prune --omit=dev \
- && find dist -name '*.map' -delete
+ && find dist -name '*.map' -delete \
+ && rm -f dist/.tsbuildinfo
 
 # ---- runtime: node, production node_modules, dist; nothing else ----
 FROM node:24-bookworm-slim AS runtime

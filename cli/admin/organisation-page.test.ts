@@ -55,6 +55,14 @@ describe("organisation page HTML", () => {
     expect(query).toEqual({ url: "https://usa.contoso.com/owa", user: "frank", method: "GET", header: ["Cookie: a=b", "X-A: 1"] });
   });
 
+  it("lists the first problems and counts the rest", () => {
+    const problems = Array.from({ length: 120 }, (_, i) => ({ source: "rejected edit", severity: "error" as const, text: `a.yaml:${i + 1}:1: bad` }));
+    const html = renderOrganisationPage(base({ problems }));
+    expect(html.match(/<li class="bad">/g)).toHaveLength(50);
+    expect(html).toContain("<p>120 problems");
+    expect(html).toContain("… and 70 more");
+  });
+
   it("dates problems from when they changed", () => {
     let t = 0;
     const clock = new ProblemClock(() => new Date(t));

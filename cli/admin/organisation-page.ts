@@ -16,6 +16,9 @@ export interface ExplainFormValues {
 
 export type ExplainOutcome = { readonly answer: ExplainAnswer } | { readonly error: string };
 
+/** Problems listed on the page (the rest are counted and linked). */
+export const MAX_PROBLEMS_SHOWN = 50;
+
 const e = (s: unknown) => he.escape(String(s ?? ""));
 const time = (d: Date) => `<time datetime="${e(d.toISOString())}">${e(d.toISOString().slice(11, 19))} UTC</time>`;
 
@@ -101,10 +104,12 @@ ${rows.length ? `<table><caption>Where each database is active now, and its copi
 }
 
 function problemsSection(v: OrganisationView): string {
-  const items = v.problems.map((p) => `<li class="${p.severity === "error" ? "bad" : "warn"}"><strong>${p.severity === "error" ? "Error" : "Warning"}</strong> (${e(p.source)}): <code>${e(p.text)}</code></li>`);
+  // A rejected export can carry thousands of errors: the first ones here, all of them in /config_dump.
+  const shown = v.problems.slice(0, MAX_PROBLEMS_SHOWN);
+  const items = shown.map((p) => `<li class="${p.severity === "error" ? "bad" : "warn"}"><strong>${p.severity === "error" ? "Error" : "Warning"}</strong> (${e(p.source)}): <code>${e(p.text)}</code></li>`);
   return `<section aria-labelledby="problems-h">
 <h2 id="problems-h">Configuration problems</h2>
-${items.length ? `<p>${items.length} problem${items.length === 1 ? "" : "s"}${v.problemsSince ? `, as they stand since ${time(v.problemsSince)}` : ""}. A rejected edit leaves the last good configuration in force.</p><ul class="problems">${items.join("")}</ul>` : "<p>None: the files in force were accepted without errors or warnings.</p>"}
+${items.length ? `<p>${v.problems.length} problem${v.problems.length === 1 ? "" : "s"}${v.problemsSince ? `, as they stand since ${time(v.problemsSince)}` : ""}. A rejected edit leaves the last good configuration in force.</p><ul class="problems">${items.join("")}</ul>${v.problems.length > shown.length ? `<p>… and ${v.problems.length - shown.length} more: every one in <a href="/config_dump">/config_dump</a>.</p>` : ""}` : "<p>None: the files in force were accepted without errors or warnings.</p>"}
 </section>`;
 }
 

@@ -26,6 +26,7 @@ import { SidecarServer } from "../../sidecar/authz/server.js";
 import { MailProxy } from "../../sidecar/mail/index.js";
 import { directoryOptionsFromFlags, isLdapDirectorySpec, openDirectory, type DirectoryOptions } from "../../sidecar/directory/open-directory.js";
 import type { MailboxDirectory } from "../../model/directory/types.js";
+import type { StateSource } from "../../model/state.js";
 import { addOptions, directoryOptions, configInputOptions, envoyListenerOptions, envoyListenerSettings, mailProxyOptions, mailProxySettings, mailTlsPair, parseFlags, sidecarOptions } from "../options/index.js";
 import { ensureDevCertificate, type DevCertificate } from "../dev-cert.js";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
@@ -116,6 +117,8 @@ export interface RunningStandalone {
   readonly envoy: string;
   /** Components that are not running, with the reason. */
   readonly missing: readonly string[];
+  /** The gateway state the sidecar and mail proxy decide with (each version, as it is published). */
+  readonly state: StateSource;
   stop(): Promise<void>;
 }
 
@@ -467,7 +470,7 @@ export async function startStandalone(
       );
     }
     log.info({ xdsPort, authzPort, adminPort, mailPorts, envoyPorts, bootstrapFile, frontDoorCertificate, envoy: envoyState, missing }, "standalone started");
-    return { xdsPort, envoyPorts, authzPort, adminPort, mailPorts, bootstrapFile, frontDoorCertificate, envoy: envoyState, missing, stop: stopAll };
+    return { xdsPort, envoyPorts, authzPort, adminPort, mailPorts, bootstrapFile, frontDoorCertificate, envoy: envoyState, missing, state: cp.state, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -51,3 +51,9 @@ export const CAS_HEADERS = {
  */
 export const EXT_AUTHZ_FILTER_NAME = "envoy.filters.http.ext_authz";
 export const DECISION_METADATA_KEY = "cas_decision";
+/**
+ * ext_authz dynamic metadata key that carries the version of the configuration (topology version
+ * and health generation, GatewayState.version) a decision was made with: access logs can record
+ * it, and a check against a reference (bench/soak.bench.ts) knows which configuration to ask.
+ */
+export const CONFIG_VERSION_METADATA_KEY = "cas_config_version";

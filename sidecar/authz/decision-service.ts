@@ -17,7 +17,7 @@ import type { SidecarMetrics } from "./metrics.js";
 import { BadRequestError, mapCheckRequest, type MappedRequest } from "./request.js";
 import { ConnectionMemory, connectionKey } from "./connections.js";
 import { isConnectionAuthentication, serviceForRequest } from "../decision/service.js";
-import { DecisionRenderer, renderError, type CheckResponseOut, type DecisionName, type Rendered } from "./response.js";
+import { DecisionRenderer, renderError, withConfigVersion, type CheckResponseOut, type DecisionName, type Rendered } from "./response.js";
 
 /** The decision engine's entry points (sidecar/decision/engine.ts and identity.ts). */
 export interface DecisionEngine {
@@ -167,7 +167,8 @@ export class DecisionService {
     // No human trace on the hot path: nothing here reads it (`cas-gateway explain` builds one).
     const decision = this.o.engine.decide(req, state.topology, view, state.health, defaultSite ? { defaultSite, candidates, trace: false } : { candidates, trace: false });
     if (req.connection) this.remember(req, decision);
-    return withId(this.renderer.render(decision, req, mapped.casHeadersSent, state.topology), requestId);
+    const r = this.renderer.render(decision, req, mapped.casHeadersSent, state.topology);
+    return withId({ ...r, response: withConfigVersion(r.response, r.name, state.version) }, requestId);
   }
 
   /**

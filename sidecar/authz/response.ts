@@ -4,7 +4,7 @@
 // redirects and errors, and dynamic_metadata cas_decision on every answer (docs/eas-451.md).
 // DecisionRenderer (end of the file) chooses the answer; the functions above it build its shape.
 import type { Topology } from "../../model/topology/types.js";
-import { CAS_HEADERS, DECISION_METADATA_KEY } from "../../model/topology/names.js";
+import { CAS_HEADERS, CONFIG_VERSION_METADATA_KEY, DECISION_METADATA_KEY } from "../../model/topology/names.js";
 import type { ClientRequest, Decision, ErrorDecision } from "../decision/types.js";
 import { AFFINITY_PATHS, affinityPathFor, type AffinitySigner } from "./affinity.js";
 import { errorPage, manualRedirectPage, ssoFormPage, type Page } from "./pages.js";
@@ -101,6 +101,30 @@ const metadata = (name: string): CheckResponseOut["dynamic_metadata"] => {
   }
   return m;
 };
+
+// Decisions made with a configuration: the decision name and that configuration's version, one
+// frozen object per name for the version in force (the previous version's are let go).
+let versionedFor = "";
+const versionedObjects = new Map<string, CheckResponseOut["dynamic_metadata"]>();
+
+/** `response` with its dynamic metadata naming also the configuration version it was decided with. */
+export function withConfigVersion(response: CheckResponseOut, name: string, version: string): CheckResponseOut {
+  if (version !== versionedFor) {
+    versionedObjects.clear();
+    versionedFor = version;
+  }
+  let m = versionedObjects.get(name);
+  if (!m) {
+    m = Object.freeze({
+      fields: Object.freeze({
+        [DECISION_METADATA_KEY]: Object.freeze({ stringValue: name }),
+        [CONFIG_VERSION_METADATA_KEY]: Object.freeze({ stringValue: version }),
+      }),
+    });
+    versionedObjects.set(name, m);
+  }
+  return { ...response, dynamic_metadata: m };
+}
 
 const ALL_CAS = Object.values(CAS_HEADERS) as string[];
 

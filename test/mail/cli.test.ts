@@ -149,8 +149,20 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
       }
       return r;
     };
+    // The mailbox CSV loads in the background; until /readyz says so the proxy answers [UNAVAILABLE]
+    // for the directory, which must not be mistaken for the untrusted certificate below.
+    const ready = async (running: Awaited<ReturnType<typeof startStandalone>>) => {
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const r = await fetch(`http://127.0.0.1:${running.adminPort}/readyz`).catch(() => undefined);
+        if (r?.status === 200) return;
+        if (Date.now() > until) throw new Error(`standalone not ready: ${r ? await r.text() : "no answer"}`);
+        await new Promise((x) => setTimeout(x, 100));
+      }
+    };
     const withCa = await startStandalone(flags(true), pino({ level: "silent" }));
     try {
+      await ready(withCa);
       // bob's mailbox is on west (cross-site, TLS to Dovecot signed by the test CA); alice's on east.
       const imap = await login(withCa, "imap", USERS.bob);
       expect(imap.error).toBeUndefined();
@@ -163,6 +175,7 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
     // The same without --backend-ca: the mailbox server's certificate is not trusted.
     const withoutCa = await startStandalone(flags(false), pino({ level: "silent" }));
     try {
+      await ready(withoutCa);
       const r = await login(withoutCa, "imap", USERS.bob);
       expect(r.error).toContain("[UNAVAILABLE]");
     } finally {

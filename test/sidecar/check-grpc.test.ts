@@ -159,6 +159,8 @@ describe("sidecar gRPC server (scripted engine)", () => {
     expect(headerMap(r.ok_response?.headers)["x-cas-decision"]).toBe("local");
     expect(r.ok_response?.headers_to_remove).toEqual(["x-cas-rewrite", "x-cas-target-server"]);
     expect(r.dynamic_metadata?.fields?.cas_decision?.stringValue).toBe("local");
+    // The configuration the decision was made with (access logs; the soak bench's reference).
+    expect(r.dynamic_metadata?.fields?.cas_config_version?.stringValue).toBe(stateValue.version);
   });
 
   it("R-LB-2: affinity set → signed Set-Cookie scoped to / (one pin for OWA and ECP, R-LB-7) and host; a valid pin reaches the engine; tampered/foreign pins do not", async () => {

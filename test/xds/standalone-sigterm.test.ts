@@ -79,7 +79,7 @@ describe("standalone honours SIGTERM while it parses a large manifest file (issu
     const s = standalone(org);
     await until("started", () => s.out().includes("Ctrl-C to stop") || s.child.exitCode !== null, 120_000);
     expect(s.child.exitCode, s.err().slice(-2000)).toBeNull();
-    const admin = Number(/admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(s.out())![1]);
+    const admin = Number(/(?:organisation page|admin)\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(s.out())![1]);
     writeFileSync(join(org, "zz-huge.yaml"), bigManifest(12));
     // The watcher saw it and the load worker has started on it (the read comes 200 ms after the event).
     await until("file change seen", () => s.err().includes("zz-huge.yaml"), 30_000);
