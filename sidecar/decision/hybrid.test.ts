@@ -54,7 +54,8 @@ describe("R-HYB-1: mailboxes in Exchange Online", () => {
       const d = decide(req, T, DIR, ALL_HEALTHY);
       expect(d, req.path).toMatchObject({ outcome: "error", status: 421 });
       expect(d.rules).toContain("R-HYB-1");
-      if (d.outcome === "error") expect(d.reason).toContain("https://outlook.office365.com");
+      if (d.outcome === "error") expect(d.reason).toContain(req.mail ? "connect to outlook.office365.com." : "https://outlook.office365.com");
+      if (d.outcome === "error") expect(d.cloudHost).toBe("outlook.office365.com");
     }
   });
 

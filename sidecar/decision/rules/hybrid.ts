@@ -15,11 +15,11 @@ export function relationshipFor(ctx: Ctx, targetAddress: string): OrganizationRe
   return undefined;
 }
 
-function originOf(url: string): string {
+function urlOf(url: string): URL | undefined {
   try {
-    return new URL(url).origin;
+    return new URL(url);
   } catch {
-    return url;
+    return undefined;
   }
 }
 
@@ -31,7 +31,11 @@ export function decideRemoteMailbox(ctx: Ctx, remote: { targetAddress: string; r
     return ctx.error(502, "Your mailbox has moved to Exchange Online, and this address is not set up to send you there. Contact your administrator.", "R-HYB-1",
       () => `${remote.recipientTypeDetails} with target address ${target}: no enabled OrganizationRelationship has its domain`);
   }
-  const cloud = originOf(rel.targetActiveSyncUrl);
+  // Exchange Online serves EWS, MAPI, Outlook Anywhere, OAB, POP3 and IMAP4 on the host of its
+  // ActiveSync URL (outlook.office365.com): that host is the endpoint the errors name.
+  const easUrl = urlOf(rel.targetActiveSyncUrl);
+  const cloudHost = easUrl?.hostname ?? rel.targetActiveSyncUrl;
+  const cloud = easUrl?.origin ?? rel.targetActiveSyncUrl;
   ctx.note(() => `${remote.recipientTypeDetails}: target address ${target} is in domain of OrganizationRelationship ${rel.name}: the mailbox is in Exchange Online`);
   switch (svc) {
     case "Owa":
@@ -56,8 +60,16 @@ export function decideRemoteMailbox(ctx: Ctx, remote: { targetAddress: string; r
       return ctx.error(421, `Your mailbox has moved to Exchange Online: look it up as ${target}.`, "R-HYB-1",
         () => `Autodiscover for a mailbox in Exchange Online: the relationship ${rel.name} names no targetAutodiscoverEpr; the answer names the target address ${target}`);
     }
-    default:
-      return ctx.error(421, `Your mailbox has moved to Exchange Online: connect to ${cloud}.`, "R-HYB-1",
+    case "Pop3":
+    case "Imap4": {
+      const d = ctx.error(421, `Your mailbox has moved to Exchange Online: connect to ${cloudHost}.`, "R-HYB-1",
+        () => `${svc} login for a mailbox in Exchange Online is never proxied on premises: refused naming the cloud server ${cloudHost}`);
+      return { ...d, cloudHost };
+    }
+    default: {
+      const d = ctx.error(421, `Your mailbox has moved to Exchange Online: connect to ${cloud}.`, "R-HYB-1",
         () => `${svc} for a mailbox in Exchange Online is never served on premises: refused naming the cloud endpoint ${cloud}`);
+      return { ...d, cloudHost };
+    }
   }
 }
