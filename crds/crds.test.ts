@@ -115,7 +115,7 @@ describe("CRD generation", () => {
   it("names, scope, categories, status subresource and printer columns", () => {
     const names = Object.fromEntries(KINDS.map((k) => [k, crd(k)]));
     const short = KINDS.map((k) => ((names[k].spec as JsonSchema).names as { shortNames: string[] }).shortNames);
-    expect(short).toEqual([["ads"], ["cas"], ["vdir"], ["mbdb"]]);
+    expect(short).toEqual([["ads"], ["cas"], ["vdir"], ["mbdb"], ["orgrel"]]);
     for (const k of KINDS) {
       const spec = names[k].spec as { scope: string; names: { categories: string[] }; versions: JsonSchema[] };
       expect(spec.scope).toBe("Namespaced");

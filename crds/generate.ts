@@ -192,6 +192,17 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
       AGE,
     ],
   },
+  OrganizationRelationship: {
+    singular: "organizationrelationship",
+    shortNames: ["orgrel"],
+    columns: [
+      { name: "Domains", type: "string", jsonPath: ".spec.domainNames", description: "Exchange Online organisation domains." },
+      { name: "OwaUrl", type: "string", jsonPath: ".spec.targetOwaUrl", description: "Cloud OWA URL." },
+      { name: "Enabled", type: "boolean", jsonPath: ".spec.enabled", description: "In force.", priority: 1 },
+      condition("Accepted"),
+      AGE,
+    ],
+  },
 };
 
 /** The openAPIV3Schema of one kind. */

@@ -4,14 +4,16 @@ import { ADSite } from "./adsite.js";
 import { ClientAccessServer } from "./clientaccessserver.js";
 import { MailboxDatabase } from "./mailboxdatabase.js";
 import { VirtualDirectory } from "./virtualdirectory.js";
+import { OrganizationRelationship } from "./organizationrelationship.js";
 
 export * from "./common.js";
 export { ADSite, ADSiteSpec } from "./adsite.js";
 export { ClientAccessServer, ClientAccessServerSpec } from "./clientaccessserver.js";
 export { MailboxDatabase, MailboxDatabaseSpec, OfflineAddressBook } from "./mailboxdatabase.js";
 export { VirtualDirectory, VirtualDirectorySpec, ConnectionSetting } from "./virtualdirectory.js";
+export { OrganizationRelationship, OrganizationRelationshipSpec } from "./organizationrelationship.js";
 
-export const KINDS = ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase"] as const;
+export const KINDS = ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase", "OrganizationRelationship"] as const;
 export type Kind = (typeof KINDS)[number];
 
 export const KIND_SCHEMAS = {
@@ -19,6 +21,7 @@ export const KIND_SCHEMAS = {
   ClientAccessServer,
   VirtualDirectory,
   MailboxDatabase,
+  OrganizationRelationship,
 } as const;
 
 /** Plural resource names, as the API server serves them. */
@@ -27,9 +30,10 @@ export const KIND_PLURALS: Record<Kind, string> = {
   ClientAccessServer: "clientaccessservers",
   VirtualDirectory: "virtualdirectories",
   MailboxDatabase: "mailboxdatabases",
+  OrganizationRelationship: "organizationrelationships",
 };
 
-export const ApiObject = z.discriminatedUnion("kind", [ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase]);
+export const ApiObject = z.discriminatedUnion("kind", [ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase, OrganizationRelationship]);
 export type ApiObject = z.infer<typeof ApiObject>;
 
 export function isKind(k: unknown): k is Kind {

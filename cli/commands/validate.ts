@@ -30,7 +30,8 @@ export function directoryWarnings(topology: Topology, directory: CsvDirectory, f
   const out: ManifestError[] = [];
   // By database first: only the rows of unknown databases are parsed again (cheap on a 1M-row export).
   for (const db of directory.databases().keys()) {
-    if (topology.findDatabase(db)) continue;
+    // "" is a remote (Exchange Online) mailbox's: no on-premises database (R-HYB-1).
+    if (db === "" || topology.findDatabase(db)) continue;
     for (const r of directory.recordsInDatabase(db)) {
       out.push({
         file,

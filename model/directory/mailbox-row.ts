@@ -1,7 +1,7 @@
 // One row of Exchange's `Get-Mailbox | Export-Csv` output → a MailboxRecord, and a record's look-up
 // keys. The same functions serve the load (every row checked once) and a look-up (one row parsed
 // again on demand), so a record read back is exactly the record that was checked.
-import type { MailboxRecord } from "./types.js";
+import { REMOTE_RECIPIENT_TYPES, targetAddressOf, type MailboxRecord } from "./types.js";
 
 export class CsvDirectoryError extends Error {
   constructor(
@@ -36,6 +36,9 @@ export interface Columns {
   readonly guid: number;
   readonly emails: number;
   readonly display: number;
+  /** R-HYB-1: RecipientTypeDetails, and the remote routing address (RemoteRoutingAddress, TargetAddress or ExternalEmailAddress). */
+  readonly recipientType: number;
+  readonly target: number;
 }
 
 /** The header row → column positions; a missing required column is an error on the header's line. */
@@ -52,6 +55,8 @@ export function columnsOf(header: readonly string[], file: string, line: number)
     guid: ix("ExchangeGuid"),
     emails: ix("EmailAddresses"),
     display: ix("DisplayName"),
+    recipientType: ix("RecipientTypeDetails"),
+    target: [ix("RemoteRoutingAddress"), ix("TargetAddress"), ix("ExternalEmailAddress")].find((i) => i >= 0) ?? -1,
   };
 }
 
@@ -82,7 +87,15 @@ export function rowToRecord(f: readonly string[], at: Columns, file: string, lin
   const atSign = primary.indexOf("@");
   if (atSign <= 0 || atSign === primary.length - 1) fail(file, line, "PrimarySmtpAddress", `"${rawPrimary}" is not an SMTP address`);
   const database = f[at.database].trim();
-  if (!database) fail(file, line, "Database", "is empty");
+  // R-HYB-1: a remote mailbox (Get-RemoteMailbox rows) lives in Exchange Online: no database.
+  const remoteType = at.recipientType >= 0 ? REMOTE_RECIPIENT_TYPES.get(f[at.recipientType].trim().toLowerCase()) : undefined;
+  let remote: MailboxRecord["remote"];
+  if (remoteType) {
+    const rawTarget = at.target >= 0 ? f[at.target] : "";
+    const targetAddress = targetAddressOf(rawTarget);
+    if (!targetAddress) fail(file, line, at.target >= 0 ? "RemoteRoutingAddress" : "RecipientTypeDetails", at.target >= 0 ? `"${rawTarget}" is not an SMTP address (a ${remoteType} needs its target address in the tenant's routing domain)` : `${remoteType} needs a RemoteRoutingAddress (or TargetAddress) column`);
+    remote = { targetAddress, recipientTypeDetails: remoteType };
+  } else if (!database) fail(file, line, "Database", "is empty");
   let guid: string | undefined;
   const rawGuid = at.guid >= 0 ? f[at.guid].trim() : "";
   if (rawGuid) {
@@ -106,6 +119,7 @@ export function rowToRecord(f: readonly string[], at: Columns, file: string, lin
     exchangeGuid: guid,
     emailAddresses: addresses,
     displayName: display || undefined,
+    ...(remote ? { remote } : {}),
   };
 }
 

@@ -17,6 +17,33 @@ export interface MailboxRecord {
   readonly displayName?: string;
   /** Legacy fallback when the database is unknown (msExchHomeServerName). */
   readonly homeServer?: string;
+  /**
+   * R-HYB-1: a remote mailbox, moved to Exchange Online (RecipientTypeDetails RemoteUserMailbox and
+   * the other Remote* types; LDAP msExchRecipientTypeDetails). It has no on-premises database
+   * (`database` is ""); `targetAddress` is where mail for it goes, in the tenant's routing domain.
+   */
+  readonly remote?: { readonly targetAddress: string; readonly recipientTypeDetails: string };
+}
+
+/** RecipientTypeDetails of a remote (Exchange Online) mailbox, by name and by msExchRecipientTypeDetails value. */
+export const REMOTE_RECIPIENT_TYPES: ReadonlyMap<string, string> = new Map([
+  ["remoteusermailbox", "RemoteUserMailbox"],
+  ["remoteroommailbox", "RemoteRoomMailbox"],
+  ["remoteequipmentmailbox", "RemoteEquipmentMailbox"],
+  ["remotesharedmailbox", "RemoteSharedMailbox"],
+  ["2147483648", "RemoteUserMailbox"],
+  ["8589934592", "RemoteRoomMailbox"],
+  ["17179869184", "RemoteEquipmentMailbox"],
+  ["34359738368", "RemoteSharedMailbox"],
+]);
+
+/** "SMTP:bob@contoso.mail.onmicrosoft.com" or a bare address → the lower-case address, or undefined. */
+export function targetAddressOf(value: string): string | undefined {
+  let v = value.trim();
+  if (/^smtp:/i.test(v)) v = v.slice(5);
+  v = v.toLowerCase();
+  const at = v.indexOf("@");
+  return at > 0 && at < v.length - 1 && !/[\s<>"]/.test(v) ? v : undefined;
 }
 
 export type LookupResult =

@@ -19,6 +19,7 @@ import type {
   VersionClass,
   VersionNumber,
   VirtualDirectoryInfo,
+  OrganizationRelationshipInfo,
 } from "./types.js";
 
 export function versionClassOf(v: VersionNumber): VersionClass {
@@ -43,7 +44,7 @@ const SERVICE_MIN_VERSION: Record<Service, VersionNumber> = {
 /** Newest version that still has the service (Exchange 2010 removed /Public). */
 const SERVICE_MAX_VERSION: Partial<Record<Service, VersionNumber>> = { Public: 2007 };
 
-const KIND_ORDER: Record<Kind, number> = { ADSite: 0, ClientAccessServer: 1, VirtualDirectory: 2, MailboxDatabase: 3 };
+const KIND_ORDER: Record<Kind, number> = { ADSite: 0, ClientAccessServer: 1, VirtualDirectory: 2, MailboxDatabase: 3, OrganizationRelationship: 4 };
 
 function compareObjects(a: ApiObject, b: ApiObject): number {
   return (
@@ -320,7 +321,7 @@ function buildFrom(objects: readonly ApiObject[]): Built {
 
   // Duplicate names: the organisation is one name space per kind (like Active Directory). The
   // objects are sorted by kind then name, so a duplicate follows the object it repeats.
-  const byKind: { [K in Kind]: Extract<ApiObject, { kind: K }>[] } = { ADSite: [], ClientAccessServer: [], VirtualDirectory: [], MailboxDatabase: [] };
+  const byKind: { [K in Kind]: Extract<ApiObject, { kind: K }>[] } = { ADSite: [], ClientAccessServer: [], VirtualDirectory: [], MailboxDatabase: [], OrganizationRelationship: [] };
   let prev: ApiObject | undefined;
   for (const o of objects) {
     if (prev && prev.kind === o.kind && prev.metadata.name === o.metadata.name) {
@@ -577,7 +578,33 @@ function buildFrom(objects: readonly ApiObject[]): Built {
     sites.set(name, info);
   }
 
+  // R-HYB-1: organisation relationships; a domain claimed by two is a warning (the first by name keeps it).
+  const orgRels = new Map<string, OrganizationRelationshipInfo>();
+  const domainOwner = new Map<string, string>();
+  for (const o of [...ofKind("OrganizationRelationship")].sort((a, b) => cmp(a.metadata.name, b.metadata.name))) {
+    if (o.spec.enabled === false) continue;
+    const domains: string[] = [];
+    o.spec.domainNames.forEach((d, i) => {
+      const dl = d.toLowerCase().replace(/\.$/, "");
+      const owner = domainOwner.get(dl);
+      if (owner !== undefined && owner !== o.metadata.name) {
+        report(o, `spec.domainNames.${i}`, "DuplicateDomain", `R-HYB-1: domain ${d} already belongs to OrganizationRelationship "${owner}"; remote mailboxes there use that one`, "warning", "DomainsResolved");
+      } else {
+        domainOwner.set(dl, o.metadata.name);
+        if (!domains.includes(dl)) domains.push(dl);
+      }
+    });
+    orgRels.set(o.metadata.name, Object.freeze({
+      name: o.metadata.name,
+      domainNames: Object.freeze(domains),
+      targetOwaUrl: o.spec.targetOwaUrl,
+      targetActiveSyncUrl: o.spec.targetActiveSyncUrl,
+      ...(o.spec.targetAutodiscoverEpr ? { targetAutodiscoverEpr: o.spec.targetAutodiscoverEpr } : {}),
+    }));
+  }
+
   const parts: TopologyParts = {
+    organizationRelationships: orgRels,
     sites: sortedMap(sites),
     servers: sortedMap(servers),
     databases: sortedMap(databases),
@@ -590,6 +617,7 @@ function buildFrom(objects: readonly ApiObject[]): Built {
 
 /** What a Topology is made of (its maps and indexes), kept per build for the replacement path. */
 interface TopologyParts {
+  readonly organizationRelationships: ReadonlyMap<string, OrganizationRelationshipInfo>;
   readonly sites: ReadonlyMap<string, SiteInfo>;
   readonly servers: ReadonlyMap<string, ServerInfo>;
   readonly databases: ReadonlyMap<string, DatabaseInfo>;
@@ -650,6 +678,7 @@ function assemble(p: TopologyParts): Topology {
   for (const [n, x] of sortedEntries(sites)) vh.update(`site ${n} ${infoHash(x, () => x)}\n`);
   for (const [n, x] of sortedEntries(servers)) vh.update(`server ${n} ${infoHash(x, () => ({ ...x, vdirs: [...x.vdirs.values()] }))}\n`);
   for (const [n, x] of sortedEntries(databases)) vh.update(`database ${n} ${infoHash(x, () => x)}\n`);
+  for (const [n, x] of sortedEntries(p.organizationRelationships)) vh.update(`orgrel ${n} ${JSON.stringify(x)}\n`);
   const version = vh.digest("hex").slice(0, 16);
 
   const topology: Topology = {
@@ -658,6 +687,7 @@ function assemble(p: TopologyParts): Topology {
     servers,
     databases,
     hostToSite,
+    organizationRelationships: p.organizationRelationships,
     problems: p.problems,
     findDatabase: (name) => dbIndex.get(commonNameOf(name).toLowerCase()) ?? dbIndex.get(name.trim().toLowerCase()),
     findServer: (name) => serverIndex().get(commonNameOf(name).toLowerCase()),

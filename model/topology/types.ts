@@ -84,6 +84,16 @@ export interface OfflineAddressBookInfo {
   readonly generatingMailbox: string;
 }
 
+/** R-HYB-1: the organisation relationship with Exchange Online: its domains and cloud endpoints. */
+export interface OrganizationRelationshipInfo {
+  readonly name: string;
+  /** Lower-case domains of the cloud organisation (the tenant's routing domain among them). */
+  readonly domainNames: readonly string[];
+  readonly targetOwaUrl: string;
+  readonly targetActiveSyncUrl: string;
+  readonly targetAutodiscoverEpr?: string;
+}
+
 export type ProblemSeverity = "error" | "warning";
 
 /** A referential or semantic problem with one object; the object is left out if severity is error. */
@@ -110,6 +120,8 @@ export interface Topology {
   readonly databases: ReadonlyMap<string, DatabaseInfo>;
   /** Lower-cased host name → site name. */
   readonly hostToSite: ReadonlyMap<string, string>;
+  /** R-HYB-1: enabled organisation relationships with Exchange Online, by name. */
+  readonly organizationRelationships: ReadonlyMap<string, OrganizationRelationshipInfo>;
   /** Problems found while building; objects with errors are not in the indexes above. */
   readonly problems: readonly Problem[];
   /** Find a database by Exchange name, metadata.name or DN CN, case-insensitively. */

@@ -197,7 +197,7 @@ export class KubernetesOperator {
         .map((r) => ({ key: recordKey(r), revision: `${r.uid ?? ""}/${r.generation ?? r.resourceVersion ?? ""}` })),
     );
     this.observeFleet();
-    for (const kind of ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase"] as const) {
+    for (const kind of ["ADSite", "ClientAccessServer", "VirtualDirectory", "MailboxDatabase", "OrganizationRelationship"] as const) {
       const all = s.records.filter((r) => r.kind === kind).length;
       const rejected = s.rejections.filter((r) => r.kind === kind).length;
       this.metrics.objects.set({ kind, state: "accepted" }, all - rejected);

@@ -222,6 +222,12 @@ export function configuredOrigins(t: Topology): ReadonlySet<string> {
       addUrl(v.exchange2003Url);
     }
   }
+  // R-HYB-1: the organisation's Exchange Online endpoints.
+  for (const r of t.organizationRelationships.values()) {
+    addUrl(r.targetOwaUrl);
+    addUrl(r.targetActiveSyncUrl);
+    addUrl(r.targetAutodiscoverEpr);
+  }
   s = out;
   originsCache.set(t, s);
   return s;

@@ -13,6 +13,7 @@ import { decideMail } from "./rules/mail.js";
 import { decideAutodiscover, decideOab, decideOutlook, decideOutlookWithoutMailbox, decidePowerShell } from "./rules/other.js";
 import { decideLegacyPath, decideLegacyPathWithoutMailbox } from "./rules/legacy.js";
 import { decideOwa } from "./rules/owa.js";
+import { decideRemoteMailbox } from "./rules/hybrid.js";
 import { exploitPattern } from "./security.js";
 import { isConnectionAuthentication, legacyPathOf, serviceForRequest } from "./service.js";
 import { serviceIndex, topologyIndex } from "./topology-index.js";
@@ -215,8 +216,10 @@ function decideUnsafe(
     return localDefault(ctx, STICKY.has(svc));
   }
 
-  // The mailbox site is the site of the server holding the database's active copy (R-2013-2).
+  // R-HYB-1: a remote mailbox lives in Exchange Online: no on-premises server.
   const m = ctx.mailbox;
+  if (m.remote) return decideRemoteMailbox(ctx, m.remote);
+  // The mailbox site is the site of the server holding the database's active copy (R-2013-2).
   const db = index.findDatabase(m.database);
   const active = db ? topology.servers.get(db.activeServer) : m.homeServer ? index.findServer(m.homeServer) : undefined;
   if (!active) {

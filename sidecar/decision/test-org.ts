@@ -34,6 +34,8 @@ export interface ServerSpec {
 export interface OrgSpec {
   sites: { name: string; hostnames?: string[]; internetFacing?: boolean }[];
   servers: ServerSpec[];
+  /** R-HYB-1 */
+  orgRels?: { name: string; domainNames: string[]; targetOwaUrl: string; targetActiveSyncUrl: string; targetAutodiscoverEpr?: string; enabled?: boolean }[];
   databases: { name: string; active: string; servers?: string[]; oabs?: { guid: string; name?: string; generatingMailbox: string }[] }[];
 }
 
@@ -114,6 +116,10 @@ export function buildOrg(spec: OrgSpec): Topology {
       metadata: meta(d.name),
       spec: { activeServer: d.active, servers: d.servers ?? [d.active], ...(d.oabs ? { offlineAddressBooks: d.oabs } : {}) },
     });
+  }
+  for (const r of spec.orgRels ?? []) {
+    const { name, ...rest } = r;
+    objs.push({ apiVersion: API_VERSION, kind: "OrganizationRelationship", metadata: meta(name), spec: { enabled: true, ...rest } });
   }
   return buildTopology(objs);
 }

@@ -100,6 +100,8 @@ export interface ErrorDecision extends DecisionCommon {
   readonly reason: string;
   /** Set when the request had the shape of a published attack (R-SEC-1, R-SEC-3): logged at warning level. */
   readonly exploit?: { readonly cve: string; readonly attack: string; readonly pattern: string };
+  /** R-HYB-1: the mailbox is in Exchange Online; the cloud's host (the mail proxy names it in an IMAP4 REFERRAL). */
+  readonly cloudHost?: string;
 }
 
 export type Decision = RouteDecision | RedirectDecision | ErrorDecision;

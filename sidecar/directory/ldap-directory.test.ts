@@ -57,7 +57,7 @@ describe("identity -> filter", () => {
     expect(clause("{6384e2b2-184b-cbf5-8ecc-f10ca7a6563c}").c.toString()).toBe(
       "(msExchMailboxGuid=\\b2\\e2\\84\\63\\4b\\18\\f5\\cb\\8e\\cc\\f1\\0c\\a7\\a6\\56\\3c)",
     );
-    expect(identityQuery("alice")?.filter.toString()).toBe("(&(|(homeMDB=*)(msExchHomeServerName=*))(sAMAccountName=alice))");
+    expect(identityQuery("alice")?.filter.toString()).toBe("(&(|(homeMDB=*)(msExchHomeServerName=*)(&(targetAddress=*)(msExchRecipientTypeDetails=*)))(sAMAccountName=alice))");
   });
 
   it("escapes filter syntax (RFC 4515) in the string form", () => {

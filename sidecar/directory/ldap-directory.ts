@@ -7,7 +7,7 @@ import type { ConnectionOptions } from "node:tls";
 import { AndFilter, Client, EqualityFilter, type Entry, type Filter, OrFilter, PresenceFilter, ResultCodeError } from "ldapts";
 import type { Logger } from "pino";
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { LookupResult, MailboxDirectory, MailboxRecord } from "../../model/directory/types.js";
+import { REMOTE_RECIPIENT_TYPES, targetAddressOf, type LookupResult, type MailboxDirectory, type MailboxRecord } from "../../model/directory/types.js";
 
 export interface LdapDirectoryOptions {
   /** ldap://host:port or ldaps://host:port (no path; the base DN is separate). */
@@ -52,6 +52,9 @@ const ATTRIBUTES = [
   "homeMDB",
   "msExchHomeServerName",
   "displayName",
+  // R-HYB-1: remote (Exchange Online) mailboxes.
+  "msExchRecipientTypeDetails",
+  "targetAddress",
 ];
 
 /** GUID text -> the 16 bytes AD stores (first three groups little-endian, as Windows' GUID struct). */
@@ -84,7 +87,12 @@ const eq = (attribute: string, value: string | Buffer) => new EqualityFilter({ a
 
 /** Only entries with a mailbox: homeMDB (2000+) or, for old data, msExchHomeServerName. */
 const HAS_MAILBOX = new OrFilter({
-  filters: [new PresenceFilter({ attribute: "homeMDB" }), new PresenceFilter({ attribute: "msExchHomeServerName" })],
+  filters: [
+    new PresenceFilter({ attribute: "homeMDB" }),
+    new PresenceFilter({ attribute: "msExchHomeServerName" }),
+    // R-HYB-1: a remote mailbox has a target address and a Remote* recipient type instead.
+    new AndFilter({ filters: [new PresenceFilter({ attribute: "targetAddress" }), new PresenceFilter({ attribute: "msExchRecipientTypeDetails" })] }),
+  ],
 });
 
 /** The search for one identity, or undefined when it cannot name anybody (empty, too long). */
@@ -224,7 +232,9 @@ export function recordFromEntry(
   const primary = (primaryProxy?.slice(5) ?? mail ?? smtp[0]?.slice(5))?.toLowerCase();
   const homeMdb = str(a, "homeMDB");
   const homeServer = str(a, "msExchHomeServerName");
-  if (!primary || (!homeMdb && !homeServer)) return undefined;
+  const remoteType = REMOTE_RECIPIENT_TYPES.get((str(a, "msExchRecipientTypeDetails") ?? "").trim());
+  const target = remoteType ? targetAddressOf(str(a, "targetAddress") ?? "") : undefined;
+  if (!primary || (!homeMdb && !homeServer && !target)) return undefined;
   const addresses = new Set<string>([primary]);
   if (mail) addresses.add(mail.toLowerCase());
   for (const p of smtp) addresses.add(p.slice(5).toLowerCase());
@@ -241,6 +251,7 @@ export function recordFromEntry(
     emailAddresses: Object.freeze([...addresses]),
     displayName: str(a, "displayName"),
     homeServer,
+    ...(remoteType && target ? { remote: { targetAddress: target, recipientTypeDetails: remoteType } } : {}),
   };
   return Object.freeze(record);
 }

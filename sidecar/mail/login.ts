@@ -125,7 +125,10 @@ export class MailLogin {
     );
     if (decision.outcome === "error") {
       const code = refusalCode(decision.status, mechanism);
-      return { ok: false, outcome: code === "UNAVAILABLE" ? "backend_unavailable" : "refused", text: decision.reason, code };
+      // R-HYB-1: a mailbox in Exchange Online. IMAP4 has a login referral for exactly this (RFC 2221):
+      // the NO names the server to use; POP3 has none, its -ERR [SYS/PERM] text names it.
+      const text = decision.cloudHost && ctx.protocol === "Imap4" ? `[REFERRAL imap://${decision.cloudHost}/] ${decision.reason}` : decision.reason;
+      return { ok: false, outcome: code === "UNAVAILABLE" ? "backend_unavailable" : "refused", text, code };
     }
     if (decision.outcome === "redirect" || !decision.mailBackend) {
       // A configuration the gateway cannot serve over POP3/IMAP4: retrying will not change it.

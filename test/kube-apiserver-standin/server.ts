@@ -39,6 +39,7 @@ const TYPES: ResourceType[] = [
   { group: "casgateway.io", version: "v1alpha1", plural: "clientaccessservers", kind: "ClientAccessServer", hasStatus: true },
   { group: "casgateway.io", version: "v1alpha1", plural: "virtualdirectories", kind: "VirtualDirectory", hasStatus: true },
   { group: "casgateway.io", version: "v1alpha1", plural: "mailboxdatabases", kind: "MailboxDatabase", hasStatus: true },
+  { group: "casgateway.io", version: "v1alpha1", plural: "organizationrelationships", kind: "OrganizationRelationship", hasStatus: true },
   { group: "", version: "v1", plural: "secrets", kind: "Secret", hasStatus: false },
   { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", hasStatus: false },
   { group: "", version: "v1", plural: "events", kind: "Event", hasStatus: false },

@@ -367,6 +367,7 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
       "adsites.casgateway.io",
       "clientaccessservers.casgateway.io",
       "mailboxdatabases.casgateway.io",
+      "organizationrelationships.casgateway.io",
       "virtualdirectories.casgateway.io",
     ]);
     for (const c of crds) {

@@ -9,6 +9,8 @@ import { loadOrganisation } from "../../operator/provider/organisation.js";
 import { loadManifestDir } from "../../operator/provider/manifests.js";
 import { buildTopology } from "../../model/topology/build.js";
 import type { ApiObject } from "../../crds/index.js";
+import { API_VERSION } from "../../crds/index.js";
+import { CsvDirectory } from "../../model/directory/csv-directory.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
 
@@ -102,6 +104,33 @@ describe("offline address books through the gRPC Check API (contoso + an OAB on 
     } finally {
       c2.close();
       await s2.stop();
+    }
+  });
+});
+
+describe("mailboxes in Exchange Online through the gRPC Check API (contoso + an OrganizationRelationship)", () => {
+  it("R-HYB-1: OWA → the cloud OWA, ActiveSync → 451 to the cloud, EWS → a clear error naming the cloud endpoint", async () => {
+    const objs = (await loadManifestDir("examples/contoso")).objects.map((o) => structuredClone(o.object)) as ApiObject[];
+    objs.push({ apiVersion: API_VERSION, kind: "OrganizationRelationship", metadata: { name: "office365" }, spec: { domainNames: ["contoso.mail.onmicrosoft.com"], targetOwaUrl: "https://outlook.office.com/mail", targetActiveSyncUrl: "https://outlook.office365.com/Microsoft-Server-ActiveSync", enabled: true } });
+    const topology = buildTopology(objs);
+    const smtp = "mia@contoso.com";
+    const directory = new CsvDirectory([{ primarySmtpAddress: smtp, userPrincipalName: smtp, samAccountName: "mia", database: "", emailAddresses: [smtp], remote: { targetAddress: "mia@contoso.mail.onmicrosoft.com", recipientTypeDetails: "RemoteUserMailbox" } }]);
+    const s3 = new SidecarServer({ state: new SettableStateSource({ topology, health: ALL_HEALTHY, version: topology.version }), directory, affinityKey: Buffer.alloc(32, 4), logger: pino({ level: "silent" }) });
+    const c3 = authzClient(await s3.start(0));
+    const auth = { authorization: `Basic ${Buffer.from(`${smtp}:x`).toString("base64")}` };
+    try {
+      const owa = await c3.check(envoyCheckRequest({ host: "usa.contoso.com", path: "/owa/", headers: auth }));
+      expect(hdrs(owa)["x-cas-rules"]).toContain("R-HYB-1");
+      expect(`${hdrs(owa)["location"] ?? ""} ${owa.denied_response?.body ?? ""}`).toContain("https://outlook.office.com/mail");
+      const eas = await c3.check(envoyCheckRequest({ host: "usa.contoso.com", method: "POST", path: "/Microsoft-Server-ActiveSync?Cmd=Sync&User=mia&DeviceId=d&DeviceType=p", headers: auth }));
+      expect(hdrs(eas)).toMatchObject({ "x-cas-decision": "redirect-451", "x-ms-location": "https://outlook.office365.com/Microsoft-Server-ActiveSync" });
+      const ews = await c3.check(envoyCheckRequest({ host: "usa.contoso.com", method: "POST", path: "/EWS/Exchange.asmx", headers: auth }));
+      expect(ews.ok_response).toBeFalsy();
+      expect(hdrs(ews)["x-cas-rules"]).toContain("R-HYB-1");
+      expect(ews.denied_response?.body ?? "").toContain("https://outlook.office365.com");
+    } finally {
+      c3.close();
+      await s3.stop();
     }
   });
 });
