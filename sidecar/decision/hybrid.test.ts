@@ -50,7 +50,7 @@ describe("R-HYB-1: mailboxes in Exchange Online", () => {
   });
 
   it("R-HYB-1: EWS, MAPI, OAB-by-identity and IMAP4 get a clear error naming the cloud endpoint; nothing on premises", () => {
-    for (const req of [as("/EWS/Exchange.asmx", { method: "POST" }), as("/mapi/emsmdb/", { method: "POST" }), as("/rpc/rpcproxy.dll"), mailReq(A, "Imap4", "mia@example.org")]) {
+    for (const req of [as("/EWS/Exchange.asmx", { method: "POST" }), as("/mapi/emsmdb/", { method: "POST" }), as("/rpc/rpcproxy.dll"), as("/OAB/"), mailReq(A, "Imap4", "mia@example.org")]) {
       const d = decide(req, T, DIR, ALL_HEALTHY);
       expect(d, req.path).toMatchObject({ outcome: "error", status: 421 });
       expect(d.rules).toContain("R-HYB-1");
