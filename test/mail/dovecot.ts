@@ -77,11 +77,40 @@ export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
     chownTree(join(dir, "mail", u.user));
   }
 
-  const [imapPort, imapsPort, pop3Port, pop3sPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // Dovecot binds its listeners itself, so a port found free can be taken before it starts (by a
+  // client's outgoing connection, or another test file's listener: CI saw "dovecot east exited" and
+  // Dovecot's "listen(127.0.0.1, N) failed: Address already in use"). Ports are picked below the
+  // ephemeral range (where outgoing connections and port-0 listeners get theirs), and a start that
+  // loses a port anyway is retried with fresh ones.
+  const processLimit = opts.processLimit ?? 1000;
+  for (let attempt = 1; ; attempt++) {
+    const [imapPort, imapsPort, pop3Port, pop3sPort] = await listenablePorts(4);
+    const ports = { imapPort, imapsPort, pop3Port, pop3sPort };
+    const confFile = join(dir, "dovecot.conf");
+    writeFileSync(confFile, dovecotConf(opts, ports, processLimit));
+    rmSync(join(dir, "dovecot.log"), { force: true });
+    const r = await spawnDovecot(confFile, dir, opts.name, ports);
+    if ("child" in r) return handle(dir, r, ports);
+    if (!/Address already in use/.test(r.error) || attempt >= 5) throw new Error(`dovecot ${opts.name} exited: ${r.error}`);
+  }
+}
+
+interface Ports {
+  readonly imapPort: number;
+  readonly imapsPort: number;
+  readonly pop3Port: number;
+  readonly pop3sPort: number;
+}
+
+function dovecotConf(opts: DovecotOptions, { imapPort, imapsPort, pop3Port, pop3sPort }: Ports, processLimit: number): string {
+  const dir = opts.dir;
   const ssl = opts.tls
     ? `ssl = yes\nssl_cert = <${opts.tls.certFile}\nssl_key = <${opts.tls.keyFile}\nssl_min_protocol = TLSv1.2\n`
     : "ssl = no\n";
-  const conf = `# cas-gateway test back end "${opts.name}" (generated)
+  // Auth and anvil serve every login process (imap-login, pop3-login, imap-urlauth-login: up to
+  // processLimit each); below that doveconf warns at every start, which hid the real error in CI.
+  const authClients = processLimit * 3 + 10;
+  return `# cas-gateway test back end "${opts.name}" (generated)
 instance_name = cas-test-${opts.name}
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -100,8 +129,8 @@ first_valid_uid = 1
 mail_uid = ${MAIL_UID}
 mail_gid = ${MAIL_GID}
 pop3_uidl_format = %08Xu%08Xv
-default_process_limit = ${opts.processLimit ?? 1000}
-default_client_limit = ${Math.max(1000, (opts.processLimit ?? 1000) * 2)}
+default_process_limit = ${processLimit}
+default_client_limit = ${Math.max(1000, processLimit * 2)}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u ${dir}/users
@@ -134,8 +163,13 @@ service pop3-login {
   }
   service_count = 0
 }
+# Enough auth and anvil clients for every login process (else doveconf warns at every start).
+service auth {
+  client_limit = ${authClients}
+}
 # No per-IP auth penalty: every test client (and the proxy) comes from 127.0.0.1.
 service anvil {
+  client_limit = ${authClients + 10}
   unix_listener anvil-auth-penalty {
     mode = 0
   }
@@ -149,9 +183,10 @@ service stats {
   }
 }
 `;
-  const confFile = join(dir, "dovecot.conf");
-  writeFileSync(confFile, conf);
+}
 
+/** Dovecot started and greeting on IMAP and POP3, or why it exited. */
+async function spawnDovecot(confFile: string, dir: string, name: string, ports: Ports): Promise<{ child: ChildProcess; exited: () => boolean } | { error: string }> {
   const child: ChildProcess = spawn(DOVECOT_BIN, ["-F", "-c", confFile], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
@@ -162,21 +197,20 @@ service stats {
   // Ready when the IMAP and POP3 listeners accept and greet.
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (exited) throw new Error(`dovecot ${opts.name} exited: ${output}\n${readLog(dir)}`);
-    if ((await greets(imapPort)) && (await greets(pop3Port))) break;
+    if (exited) return { error: `${output}\n${readLog(dir)}` };
+    if ((await greets(ports.imapPort)) && (await greets(ports.pop3Port))) return { child, exited: () => exited };
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`dovecot ${opts.name} did not start in 20 s: ${output}\n${readLog(dir)}`);
+      throw new Error(`dovecot ${name} did not start in 20 s: ${output}\n${readLog(dir)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
 
+function handle(dir: string, { child, exited }: { child: ChildProcess; exited: () => boolean }, ports: Ports): Dovecot {
   return {
     dir,
-    imapPort,
-    imapsPort,
-    pop3Port,
-    pop3sPort,
+    ...ports,
     pid: child.pid ?? 0,
     maildirMessages(user: string): Buffer[] {
       const cur = join(dir, "mail", user, "Maildir", "cur");
@@ -185,7 +219,7 @@ service stats {
         .map((f) => readFileSync(join(cur, f)));
     },
     async stop(): Promise<void> {
-      if (!exited) {
+      if (!exited()) {
         const gone = new Promise<void>((r) => child.once("exit", () => r()));
         child.kill("SIGTERM");
         const t = setTimeout(() => child.kill("SIGKILL"), 5_000);
@@ -194,6 +228,37 @@ service stats {
       }
     },
   };
+}
+
+/** The first port of the kernel's ephemeral range (ports from 0-binds and outgoing connections). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** n distinct ports below the ephemeral range that 127.0.0.1 can listen on now (random, so parallel test files rarely pick the same). */
+async function listenablePorts(n: number): Promise<number[]> {
+  const high = ephemeralLow();
+  const low = Math.min(10_000, high - 1000);
+  const ports: number[] = [];
+  for (let tries = 0; ports.length < n && tries < 1000; tries++) {
+    const p = low + Math.floor(Math.random() * (high - low));
+    if (!ports.includes(p) && (await canListen(p))) ports.push(p);
+  }
+  while (ports.length < n) ports.push(await freePort());
+  return ports;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
 }
 
 export function removeDir(dir: string): void {
