@@ -21,6 +21,7 @@ export const CMDLET_TYPES = {
   "Get-PopSettings": "Microsoft.Exchange.Data.Directory.SystemConfiguration.Pop3AdConfiguration",
   "Get-ImapSettings": "Microsoft.Exchange.Data.Directory.SystemConfiguration.Imap4AdConfiguration",
   "Get-MailboxDatabase": "Microsoft.Exchange.Data.Directory.SystemConfiguration.MailboxDatabase",
+  "Get-OrganizationRelationship": "Microsoft.Exchange.Data.Directory.SystemConfiguration.OrganizationRelationship",
 } as const;
 export type Cmdlet = keyof typeof CMDLET_TYPES;
 export const CMDLETS = Object.keys(CMDLET_TYPES) as Cmdlet[];

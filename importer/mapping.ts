@@ -37,6 +37,10 @@ export interface ImportOptions {
   readonly exchange2003Mail?: Partial<Record<"Pop3" | "Imap4", LegacyMailEndpoint>>;
 }
 
+/** Exchange Online's public endpoints (what Microsoft documents for hybrid clients). */
+export const EXCHANGE_ONLINE_OWA_URL = "https://outlook.office365.com/owa/";
+export const EXCHANGE_ONLINE_ACTIVESYNC_URL = "https://outlook.office365.com/Microsoft-Server-ActiveSync";
+
 export interface ImportedObject {
   readonly object: ApiObject;
   /** Output file (relative): site-<name>.yaml or databases.yaml. */
@@ -667,6 +671,51 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
     });
   }
 
+  // --- organisation relationships with Exchange Online (R-HYB-1) ----------------------------------
+  // Get-OrganizationRelationship lists every federated organisation; the one with the Exchange Online
+  // tenant has a *.onmicrosoft.com domain (the tenant's routing domain, *.mail.onmicrosoft.com).
+  // Exchange keeps no ActiveSync URL for it: Exchange Online's own is used, and said so.
+  const relObjects: ImportedObject[] = [];
+  for (const s of by("Get-OrganizationRelationship")) {
+    const name = s.requiredString("Name");
+    if (!name) continue;
+    const domainNames = [...new Set(s.strings("DomainNames").map((d) => d.toLowerCase().replace(/\.$/, "")))];
+    if (!domainNames.some((d) => d.endsWith(".onmicrosoft.com"))) {
+      warnings.push({ file: s.file, object: s.label, message: "not imported: not a relationship with Exchange Online (no *.onmicrosoft.com domain in DomainNames)" });
+      continue;
+    }
+    const k8s = k8sNameOf(name);
+    if (!k8s) {
+      s.error(`relationship name "${name}" has no Kubernetes form`);
+      continue;
+    }
+    let targetOwaUrl = s.url("TargetOwaURL", false);
+    if (targetOwaUrl === undefined) continue;
+    if (targetOwaUrl === null) {
+      targetOwaUrl = EXCHANGE_ONLINE_OWA_URL;
+      warnings.push({ file: s.file, object: s.label, message: `TargetOwaURL is not set: OWA users of mailboxes in Exchange Online are sent to ${EXCHANGE_ONLINE_OWA_URL} (set it with Set-OrganizationRelationship, or edit hybrid.yaml)` });
+    }
+    const epr = s.url("TargetAutodiscoverEpr", false);
+    if (epr === undefined) continue;
+    warnings.push({ file: s.file, object: s.label, message: `targetActiveSyncUrl ${EXCHANGE_ONLINE_ACTIVESYNC_URL} (Exchange Online's; Exchange keeps none for the relationship): edit hybrid.yaml if the tenant uses another` });
+    relObjects.push({
+      outFile: "hybrid.yaml",
+      source: `${s.file}: ${name}`,
+      object: {
+        apiVersion: API_VERSION,
+        kind: "OrganizationRelationship",
+        metadata: meta(k8s, opts, name),
+        spec: {
+          domainNames,
+          targetOwaUrl,
+          targetActiveSyncUrl: EXCHANGE_ONLINE_ACTIVESYNC_URL,
+          ...(epr ? { targetAutodiscoverEpr: epr } : {}),
+          enabled: s.optionalBool("Enabled") ?? true,
+        },
+      } as ApiObject,
+    });
+  }
+
   // --- sites: host names and internet facing -------------------------------------------------------
   const serverList = [...servers.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const siteList = [...new Map([...sites.values()].map((s) => [s.name, s])).values()].sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -789,7 +838,8 @@ export function mapExports(set: ExportSet, opts: ImportOptions = {}): ImportResu
   }
 
   losses.flush(warnings, "");
-  const objects = [...siteObjects, ...dbObjects.sort((a, b) => (a.object.metadata.name < b.object.metadata.name ? -1 : 1))];
+  const byName = (a: ImportedObject, b: ImportedObject) => (a.object.metadata.name < b.object.metadata.name ? -1 : 1);
+  const objects = [...siteObjects, ...dbObjects.sort(byName), ...relObjects.sort(byName)];
   // Every object must be what `validate` accepts: an error here names the export it came from.
   for (const o of objects) {
     const r = ApiObject.safeParse(o.object);

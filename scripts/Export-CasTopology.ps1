@@ -24,6 +24,7 @@
         Get-PopSettings.xml                 Get-PopSettings -Server <each Client Access server>
         Get-ImapSettings.xml                Get-ImapSettings -Server <each Client Access server>
         Get-MailboxDatabase.xml             Get-MailboxDatabase (-IncludePreExchange2010/2013 where the shell has it)
+        Get-OrganizationRelationship.xml    Get-OrganizationRelationship (hybrid: Exchange Online's endpoints)
 
     A cmdlet this shell does not have (no Get-MapiVirtualDirectory before 2013 SP1) is skipped with
     a warning; `cas-gateway import` imports what is there. Then copy the directory to where
@@ -121,7 +122,11 @@ foreach ($p in 'IncludePreExchange2013', 'IncludePreExchange2010', 'IncludePreEx
 }
 Export-Cmdlet 'Get-MailboxDatabase' $dbArgs $null
 
+# Hybrid (R-HYB-1): the relationship with the Exchange Online tenant names its domains and cloud
+# endpoints. An organisation without one exports an empty file.
+Export-Cmdlet 'Get-OrganizationRelationship' $null $null
+
 Write-Host ''
 Write-Host "Done. Next, where cas-gateway runs:"
 Write-Host "  cas-gateway import --from <copy of $OutputDirectory> --out manifests"
-Write-Host "Also export the mailbox directory if you use the CSV directory (docs/directory.md)."
+Write-Host "Also export the mailbox directory if you use the CSV directory (docs/directory.md), remote mailboxes too."

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { formatError, type ManifestError } from "../../operator/provider/manifests.js";
 import { loadOrganisation, type Organisation } from "../../operator/provider/organisation.js";
 import type { Topology } from "../../model/topology/types.js";
+import { relationshipForAddress } from "../../model/topology/organization-relationship.js";
 import type { CsvDirectory } from "../../model/directory/csv-directory.js";
 
 const ValidateFlags = z.object({
@@ -30,8 +31,25 @@ export function directoryWarnings(topology: Topology, directory: CsvDirectory, f
   const out: ManifestError[] = [];
   // By database first: only the rows of unknown databases are parsed again (cheap on a 1M-row export).
   for (const db of directory.databases().keys()) {
-    // "" is a remote (Exchange Online) mailbox's: no on-premises database (R-HYB-1).
-    if (db === "" || topology.findDatabase(db)) continue;
+    // "" is a remote (Exchange Online) mailbox's: no on-premises database; an organisation
+    // relationship must cover its target address (R-HYB-1).
+    if (db === "") {
+      for (const r of directory.recordsInDatabase(db)) {
+        if (!r.remote || relationshipForAddress(topology, r.remote.targetAddress)) continue;
+        const domain = r.remote.targetAddress.slice(r.remote.targetAddress.lastIndexOf("@") + 1);
+        out.push({
+          file,
+          line: directory.lineOf(r) ?? 0,
+          column: 1,
+          kind: "Mailbox",
+          name: r.primarySmtpAddress,
+          field: "RemoteRoutingAddress",
+          message: `R-HYB-1: ${r.remote.recipientTypeDetails} with target address ${r.remote.targetAddress}: no enabled OrganizationRelationship lists ${domain}; requests for this mailbox will be refused`,
+        });
+      }
+      continue;
+    }
+    if (topology.findDatabase(db)) continue;
     for (const r of directory.recordsInDatabase(db)) {
       out.push({
         file,
@@ -71,6 +89,7 @@ export async function runValidate(flags: ValidateFlags): Promise<ValidateResult>
     plural(t.servers.size, "server"),
     plural(vdirs, "virtual directory", "virtual directories"),
     plural(t.databases.size, "database"),
+    ...(t.organizationRelationships.size > 0 ? [plural(t.organizationRelationships.size, "organisation relationship")] : []),
     ...(org.directory ? [plural(org.directory.size, "mailbox", "mailboxes")] : []),
   ].join(", ");
   const verdict = org.errors.length > 0 ? `INVALID: ${plural(org.errors.length, "error")}` : "OK";

@@ -43,7 +43,11 @@ export interface Columns {
 
 /** The header row → column positions; a missing required column is an error on the header's line. */
 export function columnsOf(header: readonly string[], file: string, line: number): Columns {
-  for (const c of REQUIRED) if (!header.includes(c)) throw new CsvDirectoryError(file, line, c, `required column "${c}" is missing`);
+  for (const c of REQUIRED) {
+    // A Get-RemoteMailbox export has no Database: its rows are remote mailboxes (R-HYB-1).
+    if (c === "Database" && header.includes("RecipientTypeDetails")) continue;
+    if (!header.includes(c)) throw new CsvDirectoryError(file, line, c, `required column "${c}" is missing`);
+  }
   const ix = (name: string) => header.indexOf(name);
   return {
     count: header.length,
@@ -86,7 +90,7 @@ export function rowToRecord(f: readonly string[], at: Columns, file: string, lin
   const primary = rawPrimary.trim().toLowerCase();
   const atSign = primary.indexOf("@");
   if (atSign <= 0 || atSign === primary.length - 1) fail(file, line, "PrimarySmtpAddress", `"${rawPrimary}" is not an SMTP address`);
-  const database = f[at.database].trim();
+  const database = at.database >= 0 ? f[at.database].trim() : "";
   // R-HYB-1: a remote mailbox (Get-RemoteMailbox rows) lives in Exchange Online: no database.
   const remoteType = at.recipientType >= 0 ? REMOTE_RECIPIENT_TYPES.get(f[at.recipientType].trim().toLowerCase()) : undefined;
   let remote: MailboxRecord["remote"];

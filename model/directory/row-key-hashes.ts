@@ -62,7 +62,7 @@ export function rowKeyHashes(f: readonly string[], at: Columns, out: number[]): 
   if (atSign <= ts || atSign >= te - 1) return undefined;
   out.push(hashLower(p, ts, te, FNV_OFFSET));
 
-  const database = f[at.database].trim();
+  const database = at.database >= 0 ? f[at.database].trim() : "";
   if (!database) return undefined;
 
   if (at.emails >= 0) {

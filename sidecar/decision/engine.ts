@@ -168,6 +168,19 @@ function decideUnsafe(
   }
 
   if (svc === "Oab") {
+    // R-HYB-1: the OAB needs no mailbox, but one that moved to Exchange Online downloads it there.
+    for (const c of options.candidates ?? identityCandidates(req)) {
+      if (iwaConnection && c.source === "ntlm") continue;
+      const r = directory.find(c.value);
+      if (r.status !== "found") continue;
+      if (r.mailbox.remote) {
+        ctx.identity = c;
+        ctx.mailbox = r.mailbox;
+        ctx.note(() => `identity ${c.value} from ${c.source}: mailbox ${r.mailbox.primarySmtpAddress}`);
+        return decideRemoteMailbox(ctx, r.mailbox.remote);
+      }
+      break;
+    }
     // R-OAB-2: a 2013+ OAB named in the path goes to its generation mailbox's active server.
     const d = decideOab(ctx);
     if (d) return d;

@@ -4,7 +4,7 @@
 // targetAddress).
 import { describe, expect, it } from "vitest";
 import { ALL_HEALTHY } from "../../model/health.js";
-import { CsvDirectory } from "../../model/directory/csv-directory.js";
+import { CsvDirectory, parseCsvDirectory } from "../../model/directory/csv-directory.js";
 import { columnsOf, rowToRecord } from "../../model/directory/mailbox-row.js";
 import { recordFromEntry } from "../directory/ldap-directory.js";
 import { decide } from "./engine.js";
@@ -50,7 +50,7 @@ describe("R-HYB-1: mailboxes in Exchange Online", () => {
   });
 
   it("R-HYB-1: EWS, MAPI, OAB-by-identity and IMAP4 get a clear error naming the cloud endpoint; nothing on premises", () => {
-    for (const req of [as("/EWS/Exchange.asmx", { method: "POST" }), as("/mapi/emsmdb/", { method: "POST" }), as("/rpc/rpcproxy.dll"), mailReq(A, "Imap4", "mia@example.org")]) {
+    for (const req of [as("/EWS/Exchange.asmx", { method: "POST" }), as("/mapi/emsmdb/", { method: "POST" }), as("/rpc/rpcproxy.dll"), as("/OAB/"), mailReq(A, "Imap4", "mia@example.org")]) {
       const d = decide(req, T, DIR, ALL_HEALTHY);
       expect(d, req.path).toMatchObject({ outcome: "error", status: 421 });
       expect(d.rules).toContain("R-HYB-1");
@@ -74,6 +74,15 @@ describe("R-HYB-1: mailboxes in Exchange Online", () => {
     expect(rowToRecord(["ann@example.org", "DB1", "UserMailbox", ""], at, "x.csv", 3).remote).toBeUndefined();
     expect(() => rowToRecord(["bad@example.org", "", "RemoteUserMailbox", "nope"], at, "x.csv", 4)).toThrow(/x\.csv:4: RemoteRoutingAddress/);
     expect(() => rowToRecord(["bad@example.org", "", "UserMailbox", ""], at, "x.csv", 5)).toThrow(/Database: is empty/);
+    // A Get-RemoteMailbox export: no Database column at all.
+    const remoteCsv = parseCsvDirectory(
+      `#TYPE Microsoft.Exchange.Data.Directory.Management.RemoteMailbox\n"Name","RecipientTypeDetails","RemoteRoutingAddress","PrimarySmtpAddress","UserPrincipalName","SamAccountName","EmailAddresses"\n"mia","RemoteUserMailbox","mia@example.mail.onmicrosoft.com","mia@example.org","mia@example.org","mia","SMTP:mia@example.org smtp:mia@example.mail.onmicrosoft.com"\n`,
+      "remote.csv",
+    );
+    const found = remoteCsv.find("mia");
+    expect(found.status === "found" && found.mailbox.remote).toEqual({ targetAddress: "mia@example.mail.onmicrosoft.com", recipientTypeDetails: "RemoteUserMailbox" });
+    expect(decide(as("/owa/"), T, remoteCsv, ALL_HEALTHY)).toMatchObject({ outcome: "redirect", url: REL.targetOwaUrl });
+    expect(() => parseCsvDirectory(`"Name","RecipientTypeDetails","PrimarySmtpAddress"\n"ann","UserMailbox","ann@example.org"\n`, "mixed.csv")).toThrow(/mixed\.csv:2: Database: is empty/);
     const entry = { dn: "CN=Mia,OU=Users,DC=example,DC=org", mail: "mia@example.org", proxyAddresses: ["SMTP:mia@example.org"], msExchRecipientTypeDetails: "2147483648", targetAddress: "SMTP:mia@example.mail.onmicrosoft.com" };
     expect(recordFromEntry(entry as never)?.remote).toEqual({ targetAddress: "mia@example.mail.onmicrosoft.com", recipientTypeDetails: "RemoteUserMailbox" });
   });

@@ -161,6 +161,35 @@ describe("KubernetesOperator (against the kube-apiserver stand-in)", () => {
     await waitFor("resolved", () => cond(api.get(V, "VirtualDirectory", "mail", "owa-nowhere"), "ResolvedRefs")?.status === "True");
   });
 
+  it("R-HYB-1: OrganizationRelationship gets status like every kind: Accepted, a DuplicateDomain warning, Accepted=False naming a bad URL", async () => {
+    for (const o of contosoObjects("mail")) api.apply(o);
+    const rel = (name: string, spec: Record<string, unknown>) =>
+      api.apply({
+        apiVersion: V,
+        kind: "OrganizationRelationship",
+        metadata: { name, namespace: "mail" },
+        spec: { domainNames: ["contoso.mail.onmicrosoft.com"], targetOwaUrl: "https://outlook.office.com/mail", targetActiveSyncUrl: "https://outlook.office365.com/Microsoft-Server-ActiveSync", ...spec },
+      });
+    rel("office365", {});
+    rel("office365-copy", { domainNames: ["Contoso.mail.onmicrosoft.com", "fabrikam.mail.onmicrosoft.com"] });
+    rel("bad-url", { domainNames: ["other.mail.onmicrosoft.com"], targetOwaUrl: "outlook dot com" });
+    const op = await start("op-a");
+    await waitFor("leader", () => op.isLeader);
+    const get = (n: string) => api.get(V, "OrganizationRelationship", "mail", n);
+    await waitFor("status on every relationship", () => ["office365", "office365-copy", "bad-url"].every((n) => cond(get(n), "Accepted")));
+    expect(cond(get("office365"), "Accepted")).toMatchObject({ status: "True", reason: "Accepted" });
+    expect(cond(get("office365"), "DomainsResolved")).toBeUndefined();
+    expect(cond(get("office365-copy"), "Accepted")?.status).toBe("True");
+    const dup = cond(get("office365-copy"), "DomainsResolved");
+    expect(dup).toMatchObject({ status: "True", reason: "DuplicateDomain" });
+    expect(dup?.message).toContain('spec.domainNames.0: R-HYB-1: domain Contoso.mail.onmicrosoft.com already belongs to OrganizationRelationship "office365"');
+    const bad = cond(get("bad-url"), "Accepted");
+    expect(bad).toMatchObject({ status: "False", reason: "Invalid" });
+    expect(bad?.message).toMatch(/^spec\.targetOwaUrl: /);
+    // The accepted relationships are in the topology the operator serves; the invalid one is not.
+    expect([...op.current()!.topology.organizationRelationships.keys()]).toEqual(["office365", "office365-copy"]);
+  });
+
   it("writes only when the status changes (no hot loop) and retries after 409 Conflict", async () => {
     api.faults.conflictNextStatusPatches = 2;
     for (const o of contosoObjects("mail")) api.apply(o);

@@ -2,17 +2,14 @@
 // tenant's routing domain) is never routed to an on-premises server. Where it goes comes from the
 // organisation relationship with Exchange Online (OrganizationRelationship).
 import type { OrganizationRelationshipInfo } from "../../../model/topology/types.js";
+import { relationshipForAddress } from "../../../model/topology/organization-relationship.js";
 import type { Ctx } from "../context.js";
 import type { Decision } from "../types.js";
 import { easLocation } from "./eas.js";
 
 /** The enabled relationship whose domains hold the target address's domain (or a parent of it). */
 export function relationshipFor(ctx: Ctx, targetAddress: string): OrganizationRelationshipInfo | undefined {
-  const domain = targetAddress.slice(targetAddress.lastIndexOf("@") + 1).toLowerCase();
-  for (const r of ctx.topology.organizationRelationships.values()) {
-    for (const d of r.domainNames) if (domain === d || domain.endsWith(`.${d}`)) return r;
-  }
-  return undefined;
+  return relationshipForAddress(ctx.topology, targetAddress);
 }
 
 function urlOf(url: string): URL | undefined {
