@@ -147,13 +147,15 @@ export default async function soak(): Promise<BenchRow[]> {
     return deserializeCheckResponse(encodeCheckResponse(rendered.response)) as CheckResponseIn;
   };
 
+  const expected = new Map<string, string>();
   const checks = (async () => {
     const interval = 1000 / CHECKS_PER_S;
     let next = Date.now();
     const inflight = new Set<Promise<void>>();
     for (let n = 0; Date.now() < end; n++) {
       next += interval;
-      const req = envoyCheckRequest(MIX[n % MIX.length]);
+      const kind = n % MIX.length;
+      const req = envoyCheckRequest(MIX[kind]);
       const p = client
         .check(req)
         .then((r) => {
@@ -167,7 +169,15 @@ export default async function soak(): Promise<BenchRow[]> {
             return;
           }
           versionsSeen.add(version!);
-          const want = summary(reference(serializeCheckRequest(req), st));
+          // The engine is deterministic: one reference per configuration and kind of request (they
+          // differ only in request id), so the reference costs the gateway's event loop next to nothing.
+          const key = `${version}|${kind}`;
+          let want = expected.get(key);
+          if (want === undefined) {
+            want = summary(reference(serializeCheckRequest(req), st));
+            expected.set(key, want);
+            if (expected.size > 2000) expected.delete(expected.keys().next().value!);
+          }
           const got = summary(r);
           if (got !== want) {
             wrong++;

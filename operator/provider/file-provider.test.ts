@@ -385,6 +385,54 @@ describe("FileProvider against inputs that must not stall, empty or bloat the ga
     expect(small.p.status().manifests.budget.maxFileBytes).toBe(1 << 20);
   });
 
+  it("steady churn: a change during a short read lets it finish, so configurations are published while changes keep coming", async () => {
+    // Reads made slow enough for changes to land during them: a valid file of 3 MB of comments.
+    writeFileSync(join(dir, "padding.yaml"), `${"# padding ".repeat(80).concat("\n").repeat(3800)}${SITE("pad", "pad.contoso.com")}`);
+    const { p } = await started({ settleMs: 0, rescanMs: 0, manifestBudget: { maxFileBytes: 8 << 20 } });
+    const t0 = performance.now();
+    await p.reload();
+    const readMs = performance.now() - t0;
+    // Every edit is two writes: the second lands while the read the first one started is running.
+    // Before, that change cancelled the read (its thread terminated), the next read started a fresh
+    // thread (slower still), the next edit cancelled that one, and so on: nothing was published until
+    // the churn stopped (the soak bench: 3 configurations in 180 s of 36 edits).
+    const period = Math.max(1500, 3 * readMs);
+    const seen = new Set<string>();
+    p.subscribe((s) => {
+      const d = s.topology.sites.get("churn")?.description;
+      if (d) seen.add(d);
+    });
+    const edits = 8;
+    for (let i = 0; i < edits; i++) {
+      writeFileSync(join(dir, "churn.yaml"), SITE("churn", "churn.contoso.com", `  description: v${i}\n`));
+      await new Promise((r) => setTimeout(r, 50 + Math.max(100, readMs / 3)));
+      writeFileSync(join(dir, "churn-2.yaml"), SITE("churn2", "churn2.contoso.com", `  description: w${i}\n`));
+      await new Promise((r) => setTimeout(r, period));
+    }
+    const duringChurn = seen.size;
+    if (p.topology().sites.get("churn2")?.description !== `w${edits - 1}`) {
+      await waitFor(p, (s) => s.topology.sites.get("churn2")?.description === `w${edits - 1}`, "the last edit");
+    }
+    expect(duringChurn, `versions published during ${edits} edits (reads of ${readMs.toFixed(0)} ms)`).toBeGreaterThanOrEqual(edits / 2);
+    expect(p.status().manifests.readsAbandoned, `reads of ${readMs.toFixed(0)} ms`).toBe(0);
+  }, 120_000);
+
+  it("a read of a huge file is abandoned once it has run long, when a change (its deletion) makes it stale", async () => {
+    const { p } = await started({ settleMs: 0, rescanMs: 0, manifestBudget: { maxFileBytes: 64 << 20, maxDirBytes: 128 << 20 } });
+    // ~30 MB of keys in one of our documents: minutes of parsing (finding 1: "survived its own deletion").
+    const keys = Array.from({ length: 1_800_000 }, (_, i) => `    k${i}: ${i}`).join("\n");
+    writeFileSync(join(dir, "huge.yaml"), `apiVersion: casgateway.io/v1alpha1\nkind: ADSite\nmetadata:\n  name: huge\nspec:\n  hostnames: []\n  junk:\n${keys}\n`);
+    await new Promise((r) => setTimeout(r, 1000)); // the read of it is under way
+    const t0 = Date.now();
+    const next = waitFor(p, (s) => s.topology.sites.has("africa"), "the change after the deletion", 60_000);
+    rmSync(join(dir, "huge.yaml"));
+    writeFileSync(join(dir, "africa.yaml"), SITE("africa", "africa.contoso.com"));
+    const s = await next;
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(p.status().manifests.readsAbandoned).toBe(1);
+    expect(s.snapshot.errors).toEqual([]);
+  }, 120_000);
+
   it("finding 7: a big mailbox CSV loads off the event loop while the old directory keeps answering", async () => {
     const { writeMailboxCsv } = await import("../../bench/directory.bench.js");
     const { p } = await started({ settleMs: 0 });

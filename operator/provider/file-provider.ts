@@ -23,7 +23,8 @@
 //   keep using the directory in force while a new one loads.
 // - Reading, parsing and validating happen in worker threads (one for manifests, one for the CSV),
 //   within a size and count budget, so no input stalls the event loop; a change that arrives while a
-//   read runs cancels it (the thread is terminated) and the read starts again.
+//   read runs is read again after it, and a read that has run for long (a huge file) is cancelled at
+//   once (the thread is terminated) and started again.
 // - Unreadable or deleted directory/file, binary garbage, huge files, link loops: reported as errors,
 //   never thrown.
 // - onSnapshot is called with the first snapshot and whenever the objects in force or the reported
@@ -46,6 +47,13 @@ import type { Provider, ProviderSnapshot } from "./types.js";
 
 /** Default limit for the mailbox CSV: a 1,000,000-mailbox Export-Csv is ~190 MB. */
 export const DEFAULT_MAX_DIRECTORY_BYTES = 512 << 20;
+/**
+ * A read that a change has made stale is abandoned (and started again) once it has run this long; a
+ * shorter one finishes first. Doubled after every abandoned read in a row and never below twice the
+ * last finished read, so reads that are slow (a big organisation, a loaded machine) still finish
+ * under steady churn.
+ */
+export const CANCEL_STALE_READS_AFTER_MS = 3000;
 /** Default quiet time a file must have before it is taken. */
 export const DEFAULT_SETTLE_MS = 1000;
 
@@ -101,6 +109,8 @@ export interface FileProviderStatus {
     readonly budget: ManifestBudget;
     readonly settleMs: number;
     readonly allowShrink: boolean;
+    /** Reads abandoned because a change made them stale after they had run long. */
+    readonly readsAbandoned: number;
   };
   readonly directory?: {
     readonly file: string;
@@ -110,18 +120,33 @@ export interface FileProviderStatus {
     readonly rejected: boolean;
     readonly errors: readonly ManifestError[];
     readonly maxBytes: number;
+    readonly readsAbandoned: number;
   };
 }
 
 const EMPTY_TOPOLOGY = buildTopology([]);
 const EMPTY_USAGE = { files: 0, bytes: 0, documents: 0 } as const;
 
-/** One input (the manifests, or the CSV): its reads run one at a time, a change during one cancels and repeats it. */
+/** One input (the manifests, or the CSV): its reads run one at a time; a change during one repeats it (and cancels it when it has run long). */
 class Lane {
   running: Promise<void> | undefined;
+  /** When the read in progress started, and its number (a cancel timer only cancels its own read). */
+  startedAt = 0;
+  read = 0;
   again = false;
   timer: NodeJS.Timeout | undefined;
+  cancelTimer: NodeJS.Timeout | undefined;
+  /** Reads abandoned since the last one that finished, and how long that one took. */
+  cancelledInARow = 0;
+  lastReadMs = 0;
+  /** Reads abandoned in all (status, tests). */
+  cancelled = 0;
   constructor(readonly thread: LoadThread) {}
+
+  /** How long a stale read may go on before it is abandoned. */
+  patienceMs(): number {
+    return Math.max(CANCEL_STALE_READS_AFTER_MS * 2 ** Math.min(this.cancelledInARow, 8), 2 * this.lastReadMs);
+  }
 }
 
 export class FileProvider implements Provider, MailboxDirectory {
@@ -293,6 +318,7 @@ export class FileProvider implements Provider, MailboxDirectory {
         budget: this.opts.budget,
         settleMs: this.opts.settleMs,
         allowShrink: this.opts.allowShrink,
+        readsAbandoned: this.manifestLane.cancelled,
       },
       ...(f
         ? {
@@ -304,6 +330,7 @@ export class FileProvider implements Provider, MailboxDirectory {
               rejected: this.csvErrors.length > 0,
               errors: this.csvErrors,
               maxBytes: this.opts.maxDirectoryBytes,
+              readsAbandoned: this.csvLane.cancelled,
             },
           }
         : {}),
@@ -330,19 +357,44 @@ export class FileProvider implements Provider, MailboxDirectory {
     }, delayMs);
   }
 
-  /** Run `once` on the lane; a call while it runs cancels the read in progress and runs it again after. */
+  /**
+   * Run `once` on the lane; a call while it runs makes it run again after, and abandons the read in
+   * progress (terminating its thread) once that has run for the lane's patience: a huge or hostile
+   * file is not parsed to the end after it was deleted or replaced. Cancelling every read on every
+   * change starved the provider under steady churn (each abandoned read's successor starts a fresh
+   * thread, slower still, and is abandoned in turn: the soak bench published 3 configurations in
+   * 180 s of 36 edits).
+   */
   private runLane(lane: Lane, once: () => Promise<void>): Promise<void> {
     if (lane.running) {
       lane.again = true;
-      void lane.thread.cancel();
+      if (!lane.cancelTimer) {
+        const read = lane.read;
+        const wait = Math.max(0, lane.startedAt + lane.patienceMs() - Date.now());
+        lane.cancelTimer = setTimeout(() => {
+          lane.cancelTimer = undefined;
+          if (lane.read !== read || !lane.running || this.stopped) return;
+          lane.cancelled++;
+          lane.cancelledInARow++;
+          this.log.info({ input: lane.thread.name, ranMs: Date.now() - lane.startedAt }, "read abandoned: its input changed while it ran long");
+          void lane.thread.cancel();
+        }, wait);
+        lane.cancelTimer.unref();
+      }
       return lane.running;
     }
     lane.running = (async () => {
       try {
         do {
+          lane.read++;
+          lane.startedAt = Date.now();
           lane.again = false;
+          if (lane.cancelTimer) clearTimeout(lane.cancelTimer);
+          lane.cancelTimer = undefined;
           try {
             await once();
+            lane.cancelledInARow = 0;
+            lane.lastReadMs = Date.now() - lane.startedAt;
           } catch (err) {
             if (!(err instanceof LoadCancelled)) throw err;
           }
@@ -351,6 +403,8 @@ export class FileProvider implements Provider, MailboxDirectory {
         // Input problems come back as errors; anything else is a bug, logged, not fatal.
         this.log.error({ err }, "reload failed");
       } finally {
+        if (lane.cancelTimer) clearTimeout(lane.cancelTimer);
+        lane.cancelTimer = undefined;
         lane.running = undefined;
       }
     })();

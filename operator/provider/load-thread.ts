@@ -32,7 +32,7 @@ export class LoadThread {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(private readonly name: string) {}
+  constructor(readonly name: string) {}
 
   run(job: LoadJob): Promise<{ result: LoadResult; pieces: string[] }> {
     const w = this.ensure();
