@@ -21,7 +21,7 @@ export const OrganizationRelationshipSpec = z
     ),
     targetAutodiscoverEpr: httpUrl
       .optional()
-      .describe("The cloud's Autodiscover endpoint (TargetAutodiscoverEpr), named in errors; Autodiscover itself is redirected to the target address."),
+      .describe("The cloud's Autodiscover endpoint (TargetAutodiscoverEpr): where SOAP Autodiscover for a moved mailbox is redirected. POX Autodiscover answers redirectAddr with the mailbox's target address instead."),
     enabled: z.boolean().default(true).describe("Whether the relationship is in force (Enabled). A disabled one routes nothing."),
   })
   .describe("The organisation relationship with Exchange Online (hybrid): its domains and cloud endpoints (R-HYB-1).");

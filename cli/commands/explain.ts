@@ -113,7 +113,7 @@ export function formatDecision(d: Decision): string {
       );
       break;
     case "redirect":
-      lines.push(`decision: redirect (${d.kind}${d.kind === "eas451" ? ": HTTP 451, X-MS-Location" : d.kind === "silent" ? ": HTTP 302" : d.kind === "manual" ? ": page with a link" : ": auto-submitting sign-on form"}) → ${d.url}`);
+      lines.push(`decision: redirect (${d.kind}${d.kind === "eas451" ? ": HTTP 451, X-MS-Location" : d.kind === "silent" ? ": HTTP 302" : d.kind === "manual" ? ": page with a link" : d.kind === "autodiscoverAddr" ? ": Autodiscover redirectAddr answer" : ": auto-submitting sign-on form"}) → ${d.url}`);
       break;
     case "error":
       lines.push(`decision: error ${d.status}: ${d.reason}`);

@@ -17,6 +17,7 @@ export type DecisionName =
   | "redirect-manual"
   | "redirect-sso"
   | "redirect-451"
+  | "redirect-addr"
   | "error";
 
 /** gRPC status codes the sidecar answers with. */
@@ -45,6 +46,7 @@ export function definedStatus(status: number): number {
 
 export function decisionName(d: Decision): DecisionName {
   if (d.outcome !== "redirect") return d.outcome;
+  if (d.kind === "autodiscoverAddr") return "redirect-addr";
   return d.kind === "eas451" ? "redirect-451" : (`redirect-${d.kind}` as DecisionName);
 }
 
@@ -270,6 +272,14 @@ export class DecisionRenderer {
       else if (path && d.affinity === "clear") cookies = [this.affinity.clearCookie(path)];
       return { name: d.outcome, decision: d, response: okResponse(d, casHeadersSent, cookies, rules), rulesText: rules };
     }
+    // R-HYB-1: Autodiscover's redirectAddr answer names an address, not a URL.
+    if (d.kind === "autodiscoverAddr") {
+      const xml = autodiscoverRedirectAddr(d.url, request.body);
+      if (!xml) {
+        return renderError({ outcome: "error", status: 500, reason: "The gateway is misconfigured: the redirect address is not an e-mail address", rules: [...d.rules, "R-SIDECAR-unconfigured-redirect"], trace: [...d.trace, `refused redirectAddr to ${d.url}`] });
+      }
+      return { name: "redirect-addr", decision: d, response: deniedResponse("redirect-addr", rules, 200, { "content-type": "text/xml; charset=utf-8", "cache-control": "no-store" }, xml, "redirect-addr"), rulesText: rules };
+    }
     // Redirect: only ever to an origin the topology configures (defence in depth over the engine).
     let target: URL | undefined;
     try {
@@ -307,4 +317,21 @@ export class DecisionRenderer {
         return answer(name, pageResponse("error", rules, errorPage(500, "Unknown redirect kind"), "error"));
     }
   }
+}
+
+const XML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
+
+/**
+ * R-HYB-1: the POX Autodiscover answer that sends a client to another address (MS-OXDSCLI
+ * Action redirectAddr; for ActiveSync's mobilesync schema, Action/Redirect), in the response schema
+ * the request asked for. undefined when `address` is not a plain e-mail address.
+ */
+export function autodiscoverRedirectAddr(address: string, requestBody: string | undefined): string | undefined {
+  if (!/^[^\s@<>&"']+@[A-Za-z0-9.-]+$/.test(address)) return undefined;
+  const a = address.replace(/[&<>"']/g, (c) => XML_ESCAPES[c]);
+  const head = '<?xml version="1.0" encoding="utf-8"?>\n<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">\n';
+  if (/AcceptableResponseSchema>\s*http:\/\/schemas\.microsoft\.com\/exchange\/autodiscover\/mobilesync\/responseschema\/2006/i.test(requestBody ?? "")) {
+    return `${head}  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006">\n    <Action>\n      <Redirect>${a}</Redirect>\n    </Action>\n  </Response>\n</Autodiscover>\n`;
+  }
+  return `${head}  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">\n    <Account>\n      <Action>redirectAddr</Action>\n      <RedirectAddr>${a}</RedirectAddr>\n    </Account>\n  </Response>\n</Autodiscover>\n`;
 }

@@ -8,6 +8,7 @@ import { CsvDirectory, parseCsvDirectory } from "../../model/directory/csv-direc
 import { columnsOf, rowToRecord } from "../../model/directory/mailbox-row.js";
 import { recordFromEntry } from "../directory/ldap-directory.js";
 import { decide } from "./engine.js";
+import { autodiscoverRedirectAddr } from "../authz/response.js";
 import { basic, buildOrg, httpReq, mailbox, mailReq, vd, type OrgSpec } from "./test-org.js";
 import type { MailboxRecord } from "../../model/directory/types.js";
 
@@ -41,10 +42,21 @@ describe("R-HYB-1: mailboxes in Exchange Online", () => {
     expect(d.rules).toContain("R-HYB-1");
   });
 
-  it("R-HYB-1: Autodiscover is sent to the cloud's; without one the error names the target address", () => {
-    expect(decide(as("/Autodiscover/Autodiscover.xml", { method: "POST" }), T, DIR, ALL_HEALTHY)).toMatchObject({ outcome: "redirect", url: REL.targetAutodiscoverEpr });
+  it("R-HYB-1: POX Autodiscover answers redirectAddr to the target address (both response schemas); SOAP Autodiscover goes to the cloud's, or the error names the target address", () => {
+    const pox = decide(as("/Autodiscover/Autodiscover.xml", { method: "POST" }), T, DIR, ALL_HEALTHY);
+    expect(pox).toMatchObject({ outcome: "redirect", kind: "autodiscoverAddr", url: "mia@example.mail.onmicrosoft.com" });
+    expect(pox.rules).toContain("R-HYB-1");
+    const outlook = autodiscoverRedirectAddr("mia@example.mail.onmicrosoft.com", "<Autodiscover><Request><EMailAddress>mia@example.org</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>");
+    expect(outlook).toContain("<Action>redirectAddr</Action>");
+    expect(outlook).toContain("<RedirectAddr>mia@example.mail.onmicrosoft.com</RedirectAddr>");
+    const mobile = autodiscoverRedirectAddr("mia@example.mail.onmicrosoft.com", "<Autodiscover><Request><EMailAddress>mia@example.org</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006</AcceptableResponseSchema></Request></Autodiscover>");
+    expect(mobile).toContain('<Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006">');
+    expect(mobile).toContain("<Redirect>mia@example.mail.onmicrosoft.com</Redirect>");
+    expect(autodiscoverRedirectAddr("<x>@y", undefined)).toBeUndefined();
+    const svc = decide(as("/autodiscover/autodiscover.svc", { method: "POST" }), T, DIR, ALL_HEALTHY);
+    expect(svc).toMatchObject({ outcome: "redirect", kind: "silent", url: REL.targetAutodiscoverEpr });
     const { targetAutodiscoverEpr: _drop, ...noEpr } = REL;
-    const d = decide(as("/Autodiscover/Autodiscover.xml", { method: "POST" }), topo([noEpr]), DIR, ALL_HEALTHY);
+    const d = decide(as("/autodiscover/autodiscover.svc", { method: "POST" }), topo([noEpr]), DIR, ALL_HEALTHY);
     expect(d).toMatchObject({ outcome: "error", status: 421 });
     if (d.outcome === "error") expect(d.reason).toContain("mia@example.mail.onmicrosoft.com");
   });

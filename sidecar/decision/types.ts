@@ -51,7 +51,8 @@ export interface ConnectionBinding {
   readonly decidedBy: string;
 }
 
-export type RedirectKind = "silent" | "manual" | "sso" | "eas451";
+/** "autodiscoverAddr" (R-HYB-1): an Autodiscover answer whose Action is redirectAddr; `url` is then an e-mail address. */
+export type RedirectKind = "silent" | "manual" | "sso" | "eas451" | "autodiscoverAddr";
 
 export interface DecisionCommon {
   /** Rule IDs applied, in order. */
@@ -84,7 +85,11 @@ export interface RouteDecision extends DecisionCommon {
 export interface RedirectDecision extends DecisionCommon {
   readonly outcome: "redirect";
   readonly kind: RedirectKind;
-  /** Always a configured ExternalUrl, InternalUrl or exchange2003Url: never built from request input. */
+  /**
+   * Always a configured ExternalUrl, InternalUrl or exchange2003Url (or an OrganizationRelationship's
+   * URL): never built from request input. Kind "autodiscoverAddr": a remote mailbox's target address
+   * from the directory.
+   */
   readonly url: string;
   /**
    * kind "sso": where the sign-on form posts, when it is not the target's own auth.owa: an Exchange

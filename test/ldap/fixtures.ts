@@ -100,6 +100,8 @@ export interface FixtureUser {
   readonly database?: string;
   readonly homeServer?: string;
   readonly displayName?: string;
+  /** R-HYB-1: a remote mailbox (msExchRecipientTypeDetails, targetAddress). */
+  readonly remote?: { readonly typeDetails: string; readonly targetAddress: string };
 }
 
 export function userEntry(topology: Topology, u: FixtureUser): string {
@@ -122,6 +124,7 @@ export function userEntry(topology: Topology, u: FixtureUser): string {
   if (u.guid) attrs.push(["msExchMailboxGuid", adGuidBytes(u.guid)]);
   if (u.database) attrs.push(["homeMDB", homeMdbDn(topology, u.database)]);
   if (u.homeServer) attrs.push(["msExchHomeServerName", homeServerName(topology, u.homeServer)]);
+  if (u.remote) attrs.push(["msExchRecipientTypeDetails", u.remote.typeDetails], ["targetAddress", u.remote.targetAddress]);
   return entry(dn, attrs);
 }
 
@@ -170,6 +173,10 @@ export async function contosoUsers(topology: Topology): Promise<FixtureUser[]> {
     { cn: "Kim Kang", sam: "kim", domainDn: ASIA_DN, ou: "Users", primary: "kim.kang@contoso.com", proxies: [], upn: "kim.kang@asia.contoso.com", guid: "f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f", database: db("DB-ASIA-2010") },
     // Pre-2000-style mailbox: only msExchHomeServerName, no homeMDB.
     { cn: "Olga Old", sam: "olga", domainDn: ROOT_DN, ou: "Users", primary: "olga@contoso.com", proxies: [], upn: "olga@contoso.com", homeServer: "usa-e2003" },
+    // R-HYB-1: moved to Exchange Online (RemoteUserMailbox): no homeMDB, a target address.
+    { cn: "Mia Moved", sam: "mia", domainDn: ROOT_DN, ou: "Users", primary: "mia@contoso.com", proxies: ["mia@contoso.mail.onmicrosoft.com"], upn: "mia@contoso.com", remote: { typeDetails: "2147483648", targetAddress: "SMTP:mia@contoso.mail.onmicrosoft.com" } },
+    // A mail user with a target address but no remote mailbox type (a MailUser, 128): no mailbox.
+    { cn: "Mark Mailuser", sam: "mark", domainDn: ROOT_DN, ou: "Users", primary: "mark@contoso.com", proxies: [], upn: "mark@contoso.com", remote: { typeDetails: "128", targetAddress: "SMTP:mark@fabrikam.com" } },
     // A user without a mailbox: not a mailbox user for the gateway.
     { cn: "Nora Nomail", sam: "nora", domainDn: ROOT_DN, ou: "Users", primary: "nora@contoso.com", proxies: [], upn: "nora@contoso.com" },
     // Names made of filter syntax, which must match only themselves.

@@ -170,6 +170,13 @@ describe.skipIf(missing !== undefined)(`LDAP directory against slapd${missing ? 
     expect(topology.findServer(olga.homeServer ?? "")?.name).toBe("usa-e2003");
   });
 
+  it("R-HYB-1: a remote mailbox (msExchRecipientTypeDetails RemoteUserMailbox, targetAddress) is found without homeMDB; a mail user is not a mailbox", async () => {
+    const mia = found(await dir.lookup("CONTOSO\\mia"));
+    expect(mia).toMatchObject({ primarySmtpAddress: "mia@contoso.com", database: "", remote: { targetAddress: "mia@contoso.mail.onmicrosoft.com", recipientTypeDetails: "RemoteUserMailbox" } });
+    expect(found(await dir.lookup("mia@contoso.mail.onmicrosoft.com")).primarySmtpAddress).toBe("mia@contoso.com");
+    expect((await dir.lookup("mark@contoso.com")).status).toBe("not-found");
+  });
+
   it("unknown users and users without a mailbox are not-found", async () => {
     for (const id of ["nobody@contoso.com", "nobody", "CONTOSO\\nobody", "00000000-0000-0000-0000-000000000000", "nora@contoso.com", "nora", ""]) {
       expect((await dir.lookup(id)).status, id).toBe("not-found");

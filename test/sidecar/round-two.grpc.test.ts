@@ -124,6 +124,12 @@ describe("mailboxes in Exchange Online through the gRPC Check API (contoso + an 
       expect(`${hdrs(owa)["location"] ?? ""} ${owa.denied_response?.body ?? ""}`).toContain("https://outlook.office.com/mail");
       const eas = await c3.check(envoyCheckRequest({ host: "usa.contoso.com", method: "POST", path: "/Microsoft-Server-ActiveSync?Cmd=Sync&User=mia&DeviceId=d&DeviceType=p", headers: auth }));
       expect(hdrs(eas)).toMatchObject({ "x-cas-decision": "redirect-451", "x-ms-location": "https://outlook.office365.com/Microsoft-Server-ActiveSync" });
+      const body = `<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>${smtp}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>`;
+      const ad = await c3.check(envoyCheckRequest({ host: "usa.contoso.com", method: "POST", path: "/Autodiscover/Autodiscover.xml", headers: { ...auth, "content-type": "text/xml" }, body }));
+      expect(hdrs(ad)).toMatchObject({ "x-cas-decision": "redirect-addr", "content-type": "text/xml; charset=utf-8" });
+      expect(ad.denied_response?.status?.code).toBe("OK"); // envoy.type.v3.StatusCode OK = 200
+      expect(ad.denied_response?.body ?? "").toContain("<Action>redirectAddr</Action>");
+      expect(ad.denied_response?.body ?? "").toContain("<RedirectAddr>mia@contoso.mail.onmicrosoft.com</RedirectAddr>");
       const ews = await c3.check(envoyCheckRequest({ host: "usa.contoso.com", method: "POST", path: "/EWS/Exchange.asmx", headers: auth }));
       expect(ews.ok_response).toBeFalsy();
       expect(hdrs(ews)["x-cas-rules"]).toContain("R-HYB-1");

@@ -49,6 +49,12 @@ export function decideRemoteMailbox(ctx: Ctx, remote: { targetAddress: string; r
       return ctx.redirect("eas451", url);
     }
     case "Autodiscover": {
+      // The POX Autodiscover (Outlook, ActiveSync devices) has an answer for exactly this: Action
+      // redirectAddr with the target address, which the client then looks up in the cloud.
+      if (/^\/autodiscover\/autodiscover\.xml$/i.test(ctx.req.path.split("?")[0])) {
+        ctx.rule("R-HYB-1", () => `Autodiscover for a mailbox in Exchange Online: answered with redirectAddr to the target address ${target}`);
+        return ctx.redirect("autodiscoverAddr", target);
+      }
       const epr = rel.targetAutodiscoverEpr;
       if (epr) {
         ctx.rule("R-HYB-1", () => `Autodiscover for a mailbox in Exchange Online: redirected to the cloud Autodiscover ${epr}, for the target address ${target}`);
