@@ -91,7 +91,9 @@ export default async function soak(): Promise<BenchRow[]> {
   // Every configuration the control plane publishes, by the version answers name (bounded: the
   // oldest go once they are far behind; an answer naming one gone is counted, not guessed).
   const states = new Map<string, GatewayState>();
+  let published = 0;
   const keep = (st: GatewayState) => {
+    published++;
     states.set(st.version, st);
     if (states.size > 200) states.delete(states.keys().next().value!);
   };
@@ -320,7 +322,7 @@ export default async function soak(): Promise<BenchRow[]> {
       unit: "",
       target: "0",
       pass: wrong + unverified === 0,
-      note: `every Check compared with the engine on the configuration it names (${versionsSeen.size} configurations answered with); ${wrong} mismatches, ${unverified} naming no known configuration; churn: ${churnCounts.failovers} failovers, ${churnCounts.maintenance} maintenance flips, ${churnCounts.vdirEdits} vdir edits, ${churnCounts.badFiles} bad files; ${xdsSessions} xDS sessions connected, NACKed and vanished`,
+      note: `every Check compared with the engine on the configuration it names (${published} states published, ${versionsSeen.size} distinct ones answered with); ${wrong} mismatches, ${unverified} naming no known configuration; churn: ${churnCounts.failovers} failovers, ${churnCounts.maintenance} maintenance flips, ${churnCounts.vdirEdits} vdir edits, ${churnCounts.badFiles} bad files; ${xdsSessions} xDS sessions connected, NACKed and vanished`,
     },
     {
       suite: "soak",
