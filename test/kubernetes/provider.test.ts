@@ -38,7 +38,7 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
       ...opts,
     });
     await provider.startK8s((s) => snaps.push(s));
-    // Watches open right after the lists (4 kinds + TLS secrets).
+    // Watches open right after the lists (5 kinds + TLS secrets).
     await waitFor("watches open", () => api.openWatches >= 5);
     return provider;
   };
