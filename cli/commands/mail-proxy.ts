@@ -125,7 +125,7 @@ export function register(program: Command): void {
     .description(
       "Run the POP3/IMAP4 proxy: speaks the protocols up to authentication, finds the mailbox, decides (R-POP-1..5) and relays to the mailbox's server",
     )
-    .option("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .option("--manifests <dir>", "directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase, OrganizationRelationship)")
     .option("--xds <host:port>", "instead of --manifests: topology and health from the operator's ADS server (GatewayState over xDS)")
     .option("--node-id <id>", "xDS node id (default mail-proxy-<hostname>)")
     .option("--imap <host:port>", "IMAP4 listener (STARTTLS offered when a certificate is given)")

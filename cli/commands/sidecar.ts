@@ -149,7 +149,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("sidecar")
     .description("Run the decision sidecar: Envoy ext_authz (Check) and ext_proc (Process) over gRPC, with an admin port for /metrics, /healthz, /readyz")
-    .option("--manifests <dir>", "standalone: directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase)")
+    .option("--manifests <dir>", "standalone: directory of casgateway.io manifests (ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase, OrganizationRelationship)")
     .option("--xds <host:port>", "take topology and health from the control plane's ADS service (GatewayState) instead of --manifests")
     .option("--node-id <id>", "xDS node id (default sidecar-<hostname>)")
     .option("--node-cluster <name>", "xDS node cluster (the control plane groups nodes by it)", "cas-gateway")

@@ -131,7 +131,7 @@ metadata:
     expect(set.objects).toEqual([]);
     expect(set.errors.map(formatError)).toEqual([
       'm.yaml:13:13: ADSite/z: apiVersion: unsupported version "casgateway.io/v1beta1"; this gateway serves casgateway.io/v1alpha1',
-      'm.yaml:19:7: Mailbox/w: kind: unknown kind "Mailbox"; expected one of ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase',
+      'm.yaml:19:7: Mailbox/w: kind: unknown kind "Mailbox"; expected one of ADSite, ClientAccessServer, VirtualDirectory, MailboxDatabase, OrganizationRelationship',
     ]);
   });
 

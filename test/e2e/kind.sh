@@ -47,7 +47,7 @@ cleanup() {
     kubectl -n "$SYS_NS" logs deploy/${RELEASE}-operator --tail=80 2>/dev/null || true
     kubectl -n "$SYS_NS" logs deploy/${GW_SVC} -c sidecar --tail=80 2>/dev/null || true
     kubectl -n "$SYS_NS" logs deploy/${GW_SVC} -c envoy --tail=80 2>/dev/null || true
-    kubectl -n "$ORG_NS" get adsites,clientaccessservers,virtualdirectories,mailboxdatabases 2>/dev/null | head -40 || true
+    kubectl -n "$ORG_NS" get adsites,clientaccessservers,virtualdirectories,mailboxdatabases,organizationrelationships 2>/dev/null | head -40 || true
   fi
   if [[ $CREATED_CLUSTER -eq 1 && "${KEEP_CLUSTER:-0}" != "1" ]]; then
     kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true

@@ -130,7 +130,7 @@ describe("Helm chart charts/cas-gateway (real helm)", () => {
     }
   });
 
-  it("RBAC is least privilege: read the four kinds, patch only their /status, no wildcards; Role when one namespace is watched", () => {
+  it("RBAC is least privilege: read the casgateway.io kinds, patch only their /status, no wildcards; Role when one namespace is watched", () => {
     for (const [file, objs] of rendered) {
       const roles = objs.filter((o) => o.kind === "Role" || o.kind === "ClusterRole");
       const rules = roles.flatMap((r) => r.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]);

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { KubernetesProvider, type KubernetesSnapshot } from "../../operator/kubernetes/provider.js";
 import { buildTopology } from "../../model/topology/build.js";
+import { KINDS } from "../../crds/index.js";
 import { KubeApiserverStandin } from "../kube-apiserver-standin/server.js";
 import { contosoObjects, standinKubeConfig, waitFor } from "../kube-apiserver-standin/helpers.js";
 
@@ -37,7 +38,7 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
       ...opts,
     });
     await provider.startK8s((s) => snaps.push(s));
-    // Watches open right after the lists (4 kinds + TLS secrets).
+    // Watches open right after the lists (5 kinds + TLS secrets).
     await waitFor("watches open", () => api.openWatches >= 5);
     return provider;
   };
@@ -124,7 +125,7 @@ describe("KubernetesProvider (against the kube-apiserver stand-in)", () => {
     const p = await start();
     const sites = p.informers.get("ADSite")!;
     api.bumpResourceVersion(500); // writes elsewhere in the cluster
-    expect(api.bookmark()).toBe(5);
+    expect(api.bookmark()).toBe(KINDS.length + 1); // one watch per casgateway.io kind, and Secrets
     await waitFor("bookmark seen", () => sites.stats.bookmarks >= 1);
     expect(sites.resourceVersion).toBe(api.currentResourceVersion);
     const lists = sites.stats.lists;

@@ -4,7 +4,7 @@
 // resourceVersion instead of a full relist (410 still relists).
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import type { Condition } from "../../crds/index.js";
+import { KINDS, type Condition } from "../../crds/index.js";
 import { KubernetesOperator, type KubernetesOperatorOptions } from "../../operator/kubernetes/runtime.js";
 import { KubernetesProvider, type KubernetesSnapshot } from "../../operator/kubernetes/provider.js";
 import { parseRetryAfter } from "../../operator/kubernetes/rest.js";
@@ -131,8 +131,9 @@ describe("watch errors other than 410 resume from the last resourceVersion", () 
     const listCount = lists().length;
     const rvBefore = sites.resourceVersion;
     const watchesBefore = siteWatches().length;
-    api.faults.failNextWatches = { count: 5, code: 503 }; // the next re-watches are refused too
-    expect(api.failWatches(500)).toBe(5);
+    const watches = KINDS.length + 1; // one per casgateway.io kind, and Secrets
+    api.faults.failNextWatches = { count: watches, code: 503 }; // the next re-watches are refused too
+    expect(api.failWatches(500)).toBe(watches);
     // Changes while the watches are down.
     for (const o of objs.slice(3)) api.apply(o);
     await waitFor("all objects", () => last().objects.length === objs.length, 10_000);

@@ -11,6 +11,7 @@ import { buildTopology } from "../../model/topology/build.js";
 import type { ApiObject } from "../../crds/index.js";
 import { API_VERSION } from "../../crds/index.js";
 import { CsvDirectory } from "../../model/directory/csv-directory.js";
+import { decodeGatewayState, gatewayStateResource } from "../../model/gateway-state.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
 import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
 
@@ -108,11 +109,16 @@ describe("offline address books through the gRPC Check API (contoso + an OAB on 
   });
 });
 
-describe("mailboxes in Exchange Online through the gRPC Check API (contoso + an OrganizationRelationship)", () => {
+describe("mailboxes in Exchange Online through the gRPC Check API (contoso + an OrganizationRelationship, sent as GatewayState)", () => {
   it("R-HYB-1: OWA → the cloud OWA, ActiveSync → 451 to the cloud, EWS → a clear error naming the cloud endpoint", async () => {
     const objs = (await loadManifestDir("examples/contoso")).objects.map((o) => structuredClone(o.object)) as ApiObject[];
     objs.push({ apiVersion: API_VERSION, kind: "OrganizationRelationship", metadata: { name: "office365" }, spec: { domainNames: ["contoso.mail.onmicrosoft.com"], targetOwaUrl: "https://outlook.office.com/mail", targetActiveSyncUrl: "https://outlook.office365.com/Microsoft-Server-ActiveSync", enabled: true } });
-    const topology = buildTopology(objs);
+    // As a sidecar gets it in Kubernetes: the objects over xDS (GatewayState), rebuilt on its side.
+    const built = buildTopology(objs);
+    const gs = decodeGatewayState(gatewayStateResource(objs, built.version, []).encoded);
+    expect(gs.versionMismatch).toBe(false);
+    const topology = gs.state.topology;
+    expect([...topology.organizationRelationships.keys()]).toEqual(["office365"]);
     const smtp = "mia@contoso.com";
     const directory = new CsvDirectory([{ primarySmtpAddress: smtp, userPrincipalName: smtp, samAccountName: "mia", database: "", emailAddresses: [smtp], remote: { targetAddress: "mia@contoso.mail.onmicrosoft.com", recipientTypeDetails: "RemoteUserMailbox" } }]);
     const s3 = new SidecarServer({ state: new SettableStateSource({ topology, health: ALL_HEALTHY, version: topology.version }), directory, affinityKey: Buffer.alloc(32, 4), logger: pino({ level: "silent" }) });
