@@ -7,8 +7,7 @@ import type { Topology } from "../../model/topology/types.js";
 import type { DirectoryView } from "../../model/directory/types.js";
 import { ALL_HEALTHY, healthFromDown, type HealthView } from "../../model/health.js";
 import { decide } from "./engine.js";
-import { buildNtlmAuthenticate } from "./ntlm.js";
-import { httpReq } from "./test-org.js";
+import { NTLM_NEGOTIATE as NEGOTIATE, httpReq, ntlmAuthenticate as AUTHENTICATE } from "./test-org.js";
 import type { ClientRequest, ConnectionBinding, Decision } from "./types.js";
 
 const EXAMPLE = new URL("../../examples/contoso/", import.meta.url).pathname;
@@ -19,8 +18,6 @@ beforeAll(async () => {
   contoso = org.topology;
   dir = org.directory!;
 });
-const NEGOTIATE = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
-const AUTHENTICATE = (user: string) => `NTLM ${buildNtlmAuthenticate(user, "CONTOSO").toString("base64")}`;
 const KEY = "203.0.113.7:50001 mail.contoso.com";
 const ews = (authorization: string | undefined, over: Partial<ClientRequest> = {}, extra: Record<string, string> = {}) =>
   httpReq("mail.contoso.com", "/EWS/Exchange.asmx", { method: "POST", sourceAddress: "203.0.113.7", sourcePort: 50001, headers: { ...(authorization ? { authorization } : {}), ...extra }, ...over });

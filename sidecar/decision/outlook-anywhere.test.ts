@@ -8,7 +8,7 @@ import type { DirectoryView } from "../../model/directory/types.js";
 import { ALL_HEALTHY } from "../../model/health.js";
 import { decide } from "./engine.js";
 import { rpcProxyTarget } from "./rules/other.js";
-import { basic, httpReq } from "./test-org.js";
+import { NTLM_NEGOTIATE, basic, httpReq } from "./test-org.js";
 import type { ClientRequest, Decision } from "./types.js";
 
 const EXAMPLE = new URL("../../examples/contoso/", import.meta.url).pathname;
@@ -40,7 +40,7 @@ describe("R-OUT-2: Outlook Anywhere names the server for 2007 and 2010", () => {
   });
 
   it("R-OUT-2: the NTLM negotiate message (no user yet) is routed by the server it names, not to the receiving site", () => {
-    const d = run(rpc("mbx01.europe.contoso.com:6004", "RPC_OUT_DATA", { authorization: "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==" }));
+    const d = run(rpc("mbx01.europe.contoso.com:6004", "RPC_OUT_DATA", { authorization: NTLM_NEGOTIATE }));
     expect(d).toMatchObject({ outcome: "proxy", targetSite: "europe" });
     expect(d.rules).toContain("R-OUT-2");
     expect(d.trace.join("\n")).toContain("(the address book)");

@@ -5,6 +5,7 @@ import { buildTopology } from "../../model/topology/build.js";
 import type { Topology } from "../../model/topology/types.js";
 import { CsvDirectory } from "../../model/directory/csv-directory.js";
 import type { DirectoryView, MailboxRecord } from "../../model/directory/types.js";
+import { buildNtlmAuthenticate } from "./ntlm.js";
 import type { ClientRequest } from "./types.js";
 
 export interface VdirSpec {
@@ -139,6 +140,11 @@ export function mailbox(user: string, database: string, guid?: string): MailboxR
 export function directoryOf(records: MailboxRecord[]): DirectoryView {
   return new CsvDirectory(records);
 }
+
+/** An NTLM NEGOTIATE (type 1) message: names no user (R-LB-8). */
+export const NTLM_NEGOTIATE = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
+/** An NTLM AUTHENTICATE (type 3) message for `user`, the Authorization header's value. */
+export const ntlmAuthenticate = (user: string, domain = "CONTOSO") => `NTLM ${buildNtlmAuthenticate(user, domain).toString("base64")}`;
 
 export const basic = (user: string, password = "secret") =>
   `Basic ${Buffer.from(`${user}:${password}`, "utf8").toString("base64")}`;

@@ -1,31 +1,18 @@
 // R-LB-8 through the sidecar's gRPC Check API on examples/contoso: a downstream connection (source
 // address and port in the CheckRequest) that authenticates with NTLM is decided by its first request
 // and stays on one server for the whole handshake and after; the memory's size is a metric.
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ALL_HEALTHY } from "../../model/health.js";
-import { SettableStateSource } from "../../model/state.js";
-import { loadOrganisation } from "../../operator/provider/organisation.js";
-import { SidecarServer } from "../../sidecar/authz/server.js";
-import { buildNtlmAuthenticate } from "../../sidecar/decision/ntlm.js";
-import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
+import type { SidecarServer } from "../../sidecar/authz/server.js";
+import { NTLM_NEGOTIATE as NEGOTIATE, ntlmAuthenticate as AUTHENTICATE } from "../../sidecar/decision/test-org.js";
+import { contosoSidecar } from "./contoso-sidecar.js";
+import { authzClient, checkResponseHeaders as hdrs, envoyCheckRequest, type EnvoyRequestInit } from "./envoy-request.js";
 
-const NEGOTIATE = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
-const AUTHENTICATE = (user: string) => `NTLM ${buildNtlmAuthenticate(user, "CONTOSO").toString("base64")}`;
 let server: SidecarServer;
 let client: ReturnType<typeof authzClient>;
 const check = (init: EnvoyRequestInit) => client.check(envoyCheckRequest(init));
-const hdrs = (r: CheckResponseIn) => headerMap(r.ok_response ? r.ok_response.headers : r.denied_response?.headers);
 
 beforeAll(async () => {
-  const org = await loadOrganisation("examples/contoso", "examples/contoso/mailboxes.csv");
-  server = new SidecarServer({
-    state: new SettableStateSource({ topology: org.topology, health: ALL_HEALTHY, version: org.topology.version }),
-    directory: org.directory!,
-    affinityKey: Buffer.alloc(32, 9),
-    logger: pino({ level: "silent" }),
-    connectionMemory: { maxEntries: 1000, idleMs: 60_000 },
-  });
+  server = await contosoSidecar(9, { connectionMemory: { maxEntries: 1000, idleMs: 60_000 } });
   client = authzClient(await server.start(0));
 });
 afterAll(async () => {

@@ -3,37 +3,27 @@
 // of any user, Basic, nothing; any X-AnchorMailbox), once a connection's NTLM/Negotiate request was
 // sent to a server, every later request of that service on that connection goes to the same server.
 import fc from "fast-check";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ALL_HEALTHY } from "../../model/health.js";
-import { SettableStateSource } from "../../model/state.js";
-import { loadOrganisation } from "../../operator/provider/organisation.js";
-import { SidecarServer } from "../../sidecar/authz/server.js";
+import type { SidecarServer } from "../../sidecar/authz/server.js";
 import type { DecisionService } from "../../sidecar/authz/decision-service.js";
-import { buildNtlmAuthenticate } from "../../sidecar/decision/ntlm.js";
+import { NTLM_NEGOTIATE as NEGOTIATE, ntlmAuthenticate } from "../../sidecar/decision/test-org.js";
+import { contosoSidecar } from "./contoso-sidecar.js";
 import { envoyCheckRequest } from "./envoy-request.js";
 
 let server: SidecarServer;
 let svc: DecisionService;
 beforeAll(async () => {
-  const org = await loadOrganisation("examples/contoso", "examples/contoso/mailboxes.csv");
-  server = new SidecarServer({
-    state: new SettableStateSource({ topology: org.topology, health: ALL_HEALTHY, version: org.topology.version }),
-    directory: org.directory!,
-    affinityKey: Buffer.alloc(32, 3),
-    logger: pino({ level: "silent" }),
-  });
+  server = await contosoSidecar(3);
   svc = await server.decisionService();
 });
 afterAll(async () => {
   await server.stop();
 });
 
-const NEGOTIATE = "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
 const USERS = ["alice", "frank", "jun", "kenji", "dave", "nobody"];
 const auth = fc.oneof(
   fc.constant(NEGOTIATE),
-  fc.constantFrom(...USERS).map((u) => `NTLM ${buildNtlmAuthenticate(u, "CONTOSO").toString("base64")}`),
+  fc.constantFrom(...USERS).map((u) => ntlmAuthenticate(u)),
   fc.constantFrom(...USERS).map((u) => `Basic ${Buffer.from(`${u}@contoso.com:x`).toString("base64")}`),
   fc.constant(undefined),
 );

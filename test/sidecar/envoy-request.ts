@@ -91,3 +91,6 @@ export function authzClient(port: number): { check(req: unknown): Promise<CheckR
 
 export const headerMap = (hs: { header: { key: string; value: string } }[] | undefined) =>
   Object.fromEntries((hs ?? []).map((h) => [h.header.key, h.header.value]));
+
+/** The headers of a Check answer, allowed or denied. */
+export const checkResponseHeaders = (r: CheckResponseIn) => headerMap(r.ok_response ? r.ok_response.headers : r.denied_response?.headers);

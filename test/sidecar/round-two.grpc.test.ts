@@ -13,22 +13,17 @@ import { API_VERSION } from "../../crds/index.js";
 import { CsvDirectory } from "../../model/directory/csv-directory.js";
 import { decodeGatewayState, gatewayStateResource } from "../../model/gateway-state.js";
 import { SidecarServer } from "../../sidecar/authz/server.js";
-import { authzClient, envoyCheckRequest, headerMap, type CheckResponseIn, type EnvoyRequestInit } from "./envoy-request.js";
+import { NTLM_NEGOTIATE } from "../../sidecar/decision/test-org.js";
+import { contosoSidecar } from "./contoso-sidecar.js";
+import { authzClient, checkResponseHeaders as hdrs, envoyCheckRequest, type EnvoyRequestInit } from "./envoy-request.js";
 
 const basic = (user: string) => ({ authorization: `Basic ${Buffer.from(`${user}:P@ssw0rd`).toString("base64")}` });
 let server: SidecarServer;
 let client: ReturnType<typeof authzClient>;
 const check = (init: EnvoyRequestInit) => client.check(envoyCheckRequest(init));
-const hdrs = (r: CheckResponseIn) => headerMap(r.ok_response ? r.ok_response.headers : r.denied_response?.headers);
 
 beforeAll(async () => {
-  const org = await loadOrganisation("examples/contoso", "examples/contoso/mailboxes.csv");
-  server = new SidecarServer({
-    state: new SettableStateSource({ topology: org.topology, health: ALL_HEALTHY, version: org.topology.version }),
-    directory: org.directory!,
-    affinityKey: Buffer.alloc(32, 7),
-    logger: pino({ level: "silent" }),
-  });
+  server = await contosoSidecar(7);
   client = authzClient(await server.start(0));
 });
 afterAll(async () => {
@@ -66,7 +61,7 @@ describe("Exchange 2003's paths through the gRPC Check API (contoso)", () => {
 
 describe("Outlook Anywhere through the gRPC Check API (contoso)", () => {
   it("R-OUT-2, R-OUT-3: RPC_IN_DATA naming europe's mailbox server, NTLM negotiate only, goes to europe", async () => {
-    const r = await check({ host: "usa.contoso.com", method: "RPC_IN_DATA", path: "/rpc/rpcproxy.dll?mbx01.europe.contoso.com:6001", headers: { authorization: "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==" } });
+    const r = await check({ host: "usa.contoso.com", method: "RPC_IN_DATA", path: "/rpc/rpcproxy.dll?mbx01.europe.contoso.com:6001", headers: { authorization: NTLM_NEGOTIATE } });
     expect(r.ok_response).toBeTruthy();
     expect(hdrs(r)).toMatchObject({ "x-cas-decision": "proxy", "x-cas-target-site": "europe" });
     expect(hdrs(r)["x-cas-rules"]).toContain("R-OUT-2");
