@@ -41,6 +41,7 @@ import { dovecotAvailable } from "../test/mail/dovecot.js";
 import { CLIENT_PY, PYTHON, USERS, makeMessage, sha256, startMailWorld, type PyResult } from "../test/mail/fixture.js";
 import type { BenchRow } from "./types.js";
 import { percentile } from "./types.js";
+import { EVERY_PORT_FREE } from "../test/standalone-ports.js";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 150);
 const WINDOW_S = 10;
@@ -80,7 +81,7 @@ export default async function soak(): Promise<BenchRow[]> {
   const flags = StandaloneFlags.parse({
     manifests: org,
     directory: csv,
-    ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0" },
+    ...EVERY_PORT_FREE,
     healthChecks: false,
     envoy: "off",
     bootstrap: join(root, "envoy.yaml"),

@@ -15,6 +15,7 @@ import { DEFAULT_MAX_DIRECTORY_BYTES } from "../operator/provider/file-provider.
 import { authzClient, envoyCheckRequest, headerMap } from "../test/sidecar/envoy-request.js";
 import { writeMailboxCsv } from "./directory.bench.js";
 import type { BenchRow } from "./types.js";
+import { EVERY_PORT_FREE } from "../test/standalone-ports.js";
 
 const ROWS = Number(process.env.STANDALONE_DIRECTORY_ROWS ?? 1_000_000);
 
@@ -41,7 +42,7 @@ export default async function bench(): Promise<BenchRow[]> {
     const flags = StandaloneFlags.parse({
       manifests: org,
       directory: csv,
-      ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0" },
+      ...EVERY_PORT_FREE,
       healthChecks: false,
       envoy: "off",
       bootstrap: join(root, "envoy.yaml"),

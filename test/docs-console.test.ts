@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StandaloneFlags, startStandalone } from "../cli/commands/standalone.js";
+import { EVERY_PORT_FREE } from "./standalone-ports.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const BIN = join(ROOT, "bin", "cas-gateway.js");
@@ -134,7 +135,7 @@ beforeAll(async () => {
         manifests: join(ROOT, "examples", "contoso"),
         directory: join(ROOT, "examples", "contoso", "mailboxes.csv"),
         site: "usa",
-        ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0", envoyReadyPort: "0" },
+        ...EVERY_PORT_FREE,
         healthChecks: false,
         envoy: "off",
         bootstrap: join(tmp, "envoy.yaml"),

@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runExplain } from "../cli/commands/explain.js";
 import { StandaloneFlags, startStandalone } from "../cli/commands/standalone.js";
+import { EVERY_PORT_FREE } from "./standalone-ports.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const FRANK_EAS = "https://usa.contoso.com/Microsoft-Server-ActiveSync?Cmd=Sync&User=frank&DeviceId=1&DeviceType=x";
@@ -41,7 +42,7 @@ beforeAll(async () => {
     manifests: org,
     directory: join(org, "mailboxes.csv"),
     site: "usa",
-    ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0" },
+    ...EVERY_PORT_FREE,
     healthChecks: false,
     envoy: "off",
     bootstrap: join(tmp, "envoy.yaml"),

@@ -12,6 +12,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StandaloneFlags, startStandalone } from "../cli/commands/standalone.js";
 import { authzClient, envoyCheckRequest } from "./sidecar/envoy-request.js";
+import { EVERY_PORT_FREE } from "./standalone-ports.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const CHROMIUM = "/usr/bin/chromium";
@@ -52,7 +53,7 @@ beforeAll(async () => {
       manifests: org,
       directory: join(org, "mailboxes.csv"),
       site: "usa",
-      ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0", envoyReadyPort: "0" },
+      ...EVERY_PORT_FREE,
       // The example's servers are fictional: probing them would send traffic off this machine.
       healthChecks: false,
       envoy: "off",

@@ -11,6 +11,7 @@ import { AdsServer } from "../../operator/xds/server/server.js";
 import { Snapshot } from "../../operator/xds/server/snapshot.js";
 import { dovecotAvailable, freePort } from "./dovecot.js";
 import { USERS, mailObjects, pyClient, sha256, startMailWorld, writeMailOrgFiles, type MailWorld } from "./fixture.js";
+import { EVERY_PORT_FREE } from "../standalone-ports.js";
 
 describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
   let w: MailWorld;
@@ -129,7 +130,7 @@ describe.skipIf(!dovecotAvailable())("cas-gateway mail-proxy command", () => {
       StandaloneFlags.parse({
         manifests: files.manifests,
         directory: files.csv,
-        ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0" },
+        ...EVERY_PORT_FREE,
         healthChecks: false,
         envoy: "off",
         bootstrap: join(w.dir, "standalone", "envoy.yaml"),

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { StandaloneFlags, startStandalone, type RunningStandalone } from "../../cli/commands/standalone.js";
+import { EVERY_PORT_FREE } from "../standalone-ports.js";
 
 const root = mkdtempSync(join(tmpdir(), "cas-readyz-"));
 let running: RunningStandalone | undefined;
@@ -30,7 +31,7 @@ async function start(manifests: string, csv: string, extra: Record<string, unkno
   const flags = StandaloneFlags.parse({
     manifests,
     directory: csv,
-    ...{ xdsPort: "0", authzPort: "0", adminPort: "0", pop3Port: "0", imap4Port: "0", httpPort: "0", httpsPort: "0", envoyAdminPort: "0" },
+    ...EVERY_PORT_FREE,
     healthChecks: false,
     envoy: "off",
     bootstrap: join(root, `envoy-${Math.random()}.yaml`),
