@@ -9,6 +9,7 @@ import { loadOrganisation, type Organisation } from "../../operator/provider/org
 import type { Topology } from "../../model/topology/types.js";
 import { relationshipForAddress } from "../../model/topology/organization-relationship.js";
 import type { CsvDirectory } from "../../model/directory/csv-directory.js";
+import type { MailboxRecord } from "../../model/directory/types.js";
 
 const ValidateFlags = z.object({
   manifests: z.string().min(1, "--manifests needs a directory"),
@@ -26,9 +27,11 @@ export interface ValidateResult {
   readonly report: readonly string[];
 }
 
-/** Mailboxes whose database is not in the topology: routing for them would fail. */
+/** Mailboxes whose database is not in the topology, or remote ones no relationship covers: routing for them would fail. */
 export function directoryWarnings(topology: Topology, directory: CsvDirectory, file: string): ManifestError[] {
   const out: ManifestError[] = [];
+  const warn = (r: MailboxRecord, field: string, message: string) =>
+    out.push({ file, line: directory.lineOf(r) ?? 0, column: 1, kind: "Mailbox", name: r.primarySmtpAddress, field, message });
   // By database first: only the rows of unknown databases are parsed again (cheap on a 1M-row export).
   for (const db of directory.databases().keys()) {
     // "" is a remote (Exchange Online) mailbox's: no on-premises database; an organisation
@@ -37,29 +40,13 @@ export function directoryWarnings(topology: Topology, directory: CsvDirectory, f
       for (const r of directory.recordsInDatabase(db)) {
         if (!r.remote || relationshipForAddress(topology, r.remote.targetAddress)) continue;
         const domain = r.remote.targetAddress.slice(r.remote.targetAddress.lastIndexOf("@") + 1);
-        out.push({
-          file,
-          line: directory.lineOf(r) ?? 0,
-          column: 1,
-          kind: "Mailbox",
-          name: r.primarySmtpAddress,
-          field: "RemoteRoutingAddress",
-          message: `R-HYB-1: ${r.remote.recipientTypeDetails} with target address ${r.remote.targetAddress}: no enabled OrganizationRelationship lists ${domain}; requests for this mailbox will be refused`,
-        });
+        warn(r, "RemoteRoutingAddress", `R-HYB-1: ${r.remote.recipientTypeDetails} with target address ${r.remote.targetAddress}: no enabled OrganizationRelationship lists ${domain}; requests for this mailbox will be refused`);
       }
       continue;
     }
     if (topology.findDatabase(db)) continue;
     for (const r of directory.recordsInDatabase(db)) {
-      out.push({
-        file,
-        line: directory.lineOf(r) ?? 0,
-        column: 1,
-        kind: "Mailbox",
-        name: r.primarySmtpAddress,
-        field: "Database",
-        message: `database "${r.database}" is not a MailboxDatabase of the organisation; requests for this mailbox will be refused`,
-      });
+      warn(r, "Database", `database "${r.database}" is not a MailboxDatabase of the organisation; requests for this mailbox will be refused`);
     }
   }
   out.sort((a, b) => a.line - b.line);
